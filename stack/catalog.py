@@ -1,0 +1,89 @@
+"""Models, prices, label sets and budget, loaded from stack/catalog.yaml (the only place they are written)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+
+import yaml
+
+from stack.paths import STACK_DIR
+
+CATALOG_FILE = STACK_DIR / "catalog.yaml"
+TOKENS_PER_PRICE_UNIT = 1_000_000
+
+
+@dataclass(frozen=True)
+class LatencyProfile:
+    base_seconds: float
+    seconds_per_output_token: float
+    jitter: float
+
+
+@dataclass(frozen=True)
+class Model:
+    name: str
+    tier: str
+    input_price_per_million: float
+    output_price_per_million: float
+    latency: LatencyProfile
+    min_output_tokens: int
+    max_output_tokens: int
+
+    def cost_usd(self, input_tokens: int, output_tokens: int) -> float:
+        return (
+            input_tokens * self.input_price_per_million + output_tokens * self.output_price_per_million
+        ) / TOKENS_PER_PRICE_UNIT
+
+
+@dataclass(frozen=True)
+class Catalog:
+    models: dict[str, Model]
+    departments: tuple[str, ...]
+    applications: tuple[str, ...]
+    max_values_per_label: int
+    daily_budget_usd: float
+    max_prompt_chars: int
+    max_output_tokens: int
+
+    @property
+    def model_names(self) -> list[str]:
+        return sorted(self.models)
+
+
+class UnknownModelError(KeyError):
+    """A model name that is not in the catalog."""
+
+
+def _model(name: str, spec: dict) -> Model:
+    return Model(
+        name=name,
+        tier=spec["tier"],
+        input_price_per_million=float(spec["price_per_million"]["input"]),
+        output_price_per_million=float(spec["price_per_million"]["output"]),
+        latency=LatencyProfile(**spec["latency"]),
+        min_output_tokens=int(spec["output_tokens"]["min"]),
+        max_output_tokens=int(spec["output_tokens"]["max"]),
+    )
+
+
+@cache
+def load() -> Catalog:
+    raw = yaml.safe_load(CATALOG_FILE.read_text())
+    return Catalog(
+        models={name: _model(name, spec) for name, spec in raw["models"].items()},
+        departments=tuple(raw["labels"]["department"]),
+        applications=tuple(raw["labels"]["application"]),
+        max_values_per_label=int(raw["labels"]["max_values_per_label"]),
+        daily_budget_usd=float(raw["budget"]["daily_usd"]),
+        max_prompt_chars=int(raw["limits"]["max_prompt_chars"]),
+        max_output_tokens=int(raw["limits"]["max_output_tokens"]),
+    )
+
+
+def cost_usd(model: str, input_tokens: int, output_tokens: int) -> float:
+    """Cost of one call from the shared pricing table; unknown models raise instead of costing 0."""
+    catalog = load()
+    if model not in catalog.models:
+        raise UnknownModelError(f"unknown model {model!r}; known models: {', '.join(catalog.model_names)}")
+    return catalog.models[model].cost_usd(input_tokens, output_tokens)

@@ -1,0 +1,1 @@
+"""The instrumented LLM gateway: the service students monitor."""

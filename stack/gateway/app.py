@@ -1,0 +1,144 @@
+"""HTTP surface of the gateway: chat completions, the three-step agent workflow, health, readiness, metrics."""
+
+from __future__ import annotations
+
+import uuid
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from prometheus_client import disable_created_metrics
+
+from stack import catalog as catalog_module
+from stack.gateway import logs
+from stack.gateway.calls import Caller, CallRecorder
+from stack.gateway.checks import Rejection, require_attribution, require_max_tokens, require_model, require_prompt_size
+from stack.gateway.metrics import GatewayMetrics
+from stack.gateway.provider import ProviderClient, ProviderError
+from stack.gateway.schemas import Attribution, ChatRequest, Message, WorkflowRequest
+from stack.gateway.settings import Settings
+from stack.gateway.store import AttributionStore
+from stack.gateway.workflow import run_workflow
+from stack.web import add_metrics_route, error_body, install_error_handlers
+
+
+@dataclass
+class Gateway:
+    settings: Settings
+    metrics: GatewayMetrics
+    provider: ProviderClient
+    store: AttributionStore
+    recorder: CallRecorder
+
+
+def _new_request_id() -> str:
+    return uuid.uuid4().hex
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings.from_env()
+    catalog = catalog_module.load()
+    logs.configure()
+    log = logs.get_logger()
+    disable_created_metrics()
+    metrics = GatewayMetrics(catalog, enabled=settings.instrumentation)
+    state: dict[str, Gateway] = {}
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI):
+        provider = ProviderClient(settings.provider_url, settings.provider_timeout_seconds)
+        store = AttributionStore(settings.data_dir / "attribution.db")
+        recorder = CallRecorder(provider, metrics, store, settings.user_hash_salt)
+        state["gateway"] = Gateway(settings, metrics, provider, store, recorder)
+        log.info("gateway_started", provider_url=settings.provider_url, store=str(store.path),
+                 instrumentation=settings.instrumentation)
+        yield
+        await provider.aclose()
+        store.close()
+
+    def reject(message: str, reason: str, request_id: str | None = None, **fields: object) -> None:
+        metrics.record_rejection(reason)
+        log.warning("request_rejected", reason=reason, message=message, request_id=request_id, **fields)
+
+    def on_invalid_body(message: str, fields: list[str]) -> None:
+        reject(message, "invalid_body", invalid_fields=fields)
+
+    app = FastAPI(title="LLM gateway", version="1.0", lifespan=lifespan)
+    install_error_handlers(app, on_invalid_body=on_invalid_body)
+    add_metrics_route(app, metrics.registry)
+
+    @app.exception_handler(Rejection)
+    async def _rejected(request: Request, exc: Rejection) -> JSONResponse:
+        reject(exc.detail["message"], exc.reason, path=request.url.path)
+        return JSONResponse(status_code=exc.status_code, content={"error": exc.detail})
+
+    def caller_for(attribution: Attribution | None, synthetic: bool) -> Caller:
+        values = require_attribution(attribution)
+        return Caller(request_id=_new_request_id(), synthetic=synthetic, **values)
+
+    def provider_failure(error: ProviderError, caller: Caller, step: str) -> JSONResponse:
+        headers = {"X-Request-ID": caller.request_id}
+        if error.retry_after:
+            headers["Retry-After"] = error.retry_after
+        body = error_body(error.http_status, f"provider call failed at step '{step}': {error}",
+                          error_type=error.error_type, request_id=caller.request_id, step=step)
+        return JSONResponse(status_code=error.http_status, content=body, headers=headers)
+
+    @app.get("/")
+    async def index() -> dict:
+        return {
+            "service": "llm-gateway",
+            "endpoints": ["POST /v1/chat/completions", "POST /v1/agent/workflow", "GET /health", "GET /ready",
+                          "GET /metrics"],
+            "models": catalog.model_names,
+        }
+
+    @app.get("/health")
+    async def health() -> dict:
+        return {"status": "ok"}
+
+    @app.get("/ready")
+    async def ready() -> JSONResponse:
+        gateway = state["gateway"]
+        reasons = []
+        provider_problem = await gateway.provider.reachable()
+        if provider_problem:
+            reasons.append(provider_problem)
+        if not gateway.store.writable():
+            reasons.append(f"attribution store {gateway.store.path} is not writable")
+        if reasons:
+            return JSONResponse(status_code=503, content={"ready": False, "reasons": reasons})
+        return JSONResponse({"ready": True, "reasons": []})
+
+    @app.post("/v1/chat/completions")
+    async def chat(body: ChatRequest) -> JSONResponse:
+        caller = caller_for(body.attribution, body.synthetic)
+        require_model(body.model, catalog)
+        require_prompt_size(body.messages, catalog)
+        require_max_tokens(body.max_tokens, catalog)
+        payload = body.model_dump(include={"model", "messages", "max_tokens", "seed"}, exclude_none=True)
+        try:
+            result = await state["gateway"].recorder.call(caller, "chat", payload)
+        except ProviderError as error:
+            return provider_failure(error, caller, "chat")
+        reply = dict(result.reply.body)
+        reply["gateway"] = {"request_id": caller.request_id, "cost_usd": result.cost_usd,
+                            "duration_seconds": round(result.duration_seconds, 4)}
+        return JSONResponse(reply, headers={"X-Request-ID": caller.request_id})
+
+    @app.post("/v1/agent/workflow")
+    async def workflow(body: WorkflowRequest) -> JSONResponse:
+        caller = caller_for(body.attribution, body.synthetic)
+        require_model(body.model, catalog)
+        require_prompt_size([Message(role="user", content=body.question)], catalog)
+        try:
+            outcome = await run_workflow(state["gateway"].recorder, caller, body.question, body.model)
+        except ProviderError as error:
+            return provider_failure(error, caller, error.step or "workflow")
+        return JSONResponse(outcome, headers={"X-Request-ID": caller.request_id})
+
+    return app
+
+
+app = create_app()

@@ -1,0 +1,81 @@
+"""The attribution store: one SQLite row per provider call, for chargeback and cost analysis."""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import astuple, dataclass, fields
+from pathlib import Path
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS llm_calls (
+    request_id       TEXT    NOT NULL,
+    step             TEXT    NOT NULL,
+    ts               REAL    NOT NULL,
+    user_id          TEXT    NOT NULL,
+    department       TEXT    NOT NULL,
+    application      TEXT    NOT NULL,
+    model            TEXT    NOT NULL,
+    input_tokens     INTEGER NOT NULL,
+    output_tokens    INTEGER NOT NULL,
+    cost_usd         REAL    NOT NULL,
+    duration_seconds REAL    NOT NULL,
+    status           TEXT    NOT NULL,
+    error_type       TEXT,
+    synthetic        INTEGER NOT NULL,
+    PRIMARY KEY (request_id, step)
+);
+CREATE INDEX IF NOT EXISTS llm_calls_by_time ON llm_calls (ts);
+CREATE INDEX IF NOT EXISTS llm_calls_by_department ON llm_calls (department, ts);
+CREATE INDEX IF NOT EXISTS llm_calls_by_application ON llm_calls (application, ts);
+CREATE INDEX IF NOT EXISTS llm_calls_by_user ON llm_calls (user_id, ts);
+"""
+
+
+@dataclass(frozen=True)
+class CallRecord:
+    request_id: str
+    step: str
+    ts: float
+    user_id: str
+    department: str
+    application: str
+    model: str
+    input_tokens: int
+    output_tokens: int
+    cost_usd: float
+    duration_seconds: float
+    status: str
+    error_type: str | None
+    synthetic: bool
+
+
+_COLUMNS = [f.name for f in fields(CallRecord)]
+_INSERT = f"INSERT INTO llm_calls ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' for _ in _COLUMNS)})"
+
+
+class AttributionStore:
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute("PRAGMA busy_timeout=5000")
+        self._db.executescript(SCHEMA)
+
+    def add(self, record: CallRecord) -> None:
+        self._db.execute(_INSERT, astuple(record))
+
+    def count(self) -> int:
+        return int(self._db.execute("SELECT COUNT(*) FROM llm_calls").fetchone()[0])
+
+    def writable(self) -> bool:
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+            self._db.execute("ROLLBACK")
+            return True
+        except sqlite3.Error:
+            return False
+
+    def close(self) -> None:
+        self._db.close()

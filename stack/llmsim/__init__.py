@@ -1,0 +1,1 @@
+"""A simulated, OpenAI-compatible LLM provider: offline, seeded, with fault knobs for teaching."""

@@ -1,0 +1,148 @@
+"""HTTP surface of the simulated provider: /v1/chat/completions, /v1/models, /faults, /health, /metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from typing import Literal
+
+from fastapi import FastAPI, HTTPException
+from fastapi.responses import JSONResponse
+from prometheus_client import CollectorRegistry, Counter, Gauge
+from pydantic import BaseModel, Field
+
+from stack import catalog
+from stack.llmsim.faults import FaultRequest, FaultState, Outcome
+from stack.llmsim.generation import simulate
+from stack.llmsim.settings import Settings
+from stack.web import add_metrics_route, install_error_handlers, problem
+
+
+class Message(BaseModel):
+    role: Literal["system", "user", "assistant", "tool"]
+    content: str
+
+
+class ChatCompletionRequest(BaseModel):
+    model: str
+    messages: list[Message] = Field(min_length=1)
+    max_tokens: int | None = Field(None, ge=1)
+    seed: int | None = None
+
+
+def _openai_error(status: int, message: str, kind: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(status_code=status, content={"error": {"message": message, "type": kind}}, headers=headers)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings.from_env()
+    models = catalog.load().models
+    faults = FaultState()
+    faults.rng.seed(settings.seed)
+
+    registry = CollectorRegistry()
+    requests_total = Counter(
+        "llmsim_requests", "Chat completions served by the simulated provider.", ["model", "outcome"],
+        registry=registry,
+    )
+    fault_active = Gauge("llmsim_fault_active", "Current value of each fault knob (0 = healthy).", ["fault"],
+                         registry=registry)
+    for model in models:
+        for outcome in Outcome:
+            requests_total.labels(model, outcome.value)
+
+    def refresh_fault_gauge() -> None:
+        active = faults.active()
+        for knob in ("error_rate", "rate_limit_rate", "added_latency_seconds", "token_multiplier", "outage"):
+            fault_active.labels(knob).set(active.get(knob, 0.0))
+
+    app = FastAPI(title="Simulated LLM provider", version="1.0")
+    install_error_handlers(app)
+    add_metrics_route(app, registry, before_scrape=refresh_fault_gauge)
+
+    @app.get("/health")
+    async def health() -> JSONResponse:
+        if faults.current().outage:
+            return JSONResponse(status_code=503, content={"status": "outage", "faults": faults.describe()})
+        return JSONResponse({"status": "ok"})
+
+    @app.get("/v1/models")
+    async def list_models() -> dict:
+        return {"object": "list", "data": [{"id": name, "object": "model", "owned_by": "llmsim"} for name in models]}
+
+    @app.get("/faults")
+    async def get_faults() -> dict:
+        refresh_fault_gauge()
+        return faults.describe()
+
+    @app.post("/faults")
+    async def set_faults(request: FaultRequest) -> dict:
+        unknown = sorted(set(request.models or ()) - set(models))
+        if unknown:
+            raise HTTPException(422, problem(422, f"unknown model(s) {unknown}; known: {sorted(models)}"))
+        faults.apply(request)
+        refresh_fault_gauge()
+        return faults.describe()
+
+    @app.delete("/faults")
+    async def heal() -> dict:
+        faults.heal()
+        refresh_fault_gauge()
+        return faults.describe()
+
+    @app.post("/v1/chat/completions")
+    async def chat_completions(request: ChatCompletionRequest) -> JSONResponse:
+        model = models.get(request.model)
+        if model is None:
+            return _openai_error(404, f"The model '{request.model}' does not exist; known: {sorted(models)}",
+                                 "invalid_request_error")
+        outcome = faults.draw_outcome(model.name)
+        knobs = faults.current()
+        in_scope = faults.applies_to(model.name)
+        requests_total.labels(model.name, outcome.value).inc()
+        refresh_fault_gauge()
+        if outcome is Outcome.OUTAGE:
+            return _openai_error(503, "The provider is unavailable (simulated outage).", "service_unavailable")
+        if outcome is Outcome.RATE_LIMITED:
+            retry_after = str(knobs.retry_after_seconds)
+            return _openai_error(429, "Rate limit reached (simulated).", "rate_limit_exceeded",
+                                 headers={"Retry-After": retry_after})
+        messages = [m.model_dump() for m in request.messages]
+        completion = simulate(
+            model,
+            messages,
+            request.max_tokens,
+            seed=settings.seed if request.seed is None else request.seed,
+            token_multiplier=knobs.token_multiplier if in_scope else 1.0,
+            latency_scale=settings.latency_scale,
+        )
+        delay = completion.latency_seconds + (knobs.added_latency_seconds if in_scope else 0.0)
+        await asyncio.sleep(delay)
+        if outcome is Outcome.ERROR:
+            return _openai_error(500, "The provider had an internal error (simulated).", "server_error")
+        return JSONResponse(
+            {
+                "id": f"chatcmpl-{uuid.uuid4().hex[:24]}",
+                "object": "chat.completion",
+                "created": int(time.time()),
+                "model": model.name,
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": {"role": "assistant", "content": completion.text},
+                        "finish_reason": completion.finish_reason,
+                    }
+                ],
+                "usage": {
+                    "prompt_tokens": completion.prompt_tokens,
+                    "completion_tokens": completion.completion_tokens,
+                    "total_tokens": completion.prompt_tokens + completion.completion_tokens,
+                },
+            }
+        )
+
+    return app
+
+
+app = create_app()

@@ -1,0 +1,116 @@
+"""Runtime fault knobs of the simulated provider. Every fault heals itself when its duration ends."""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass, field
+from enum import Enum
+
+from pydantic import BaseModel, Field
+
+DEFAULT_DURATION_SECONDS = 300.0
+MAX_DURATION_SECONDS = 3600.0
+
+
+class FaultRequest(BaseModel):
+    """What an instructor or a test asks for. Omitted knobs keep their current value."""
+
+    error_rate: float | None = Field(None, ge=0, le=1, description="share of calls answered with HTTP 500")
+    rate_limit_rate: float | None = Field(None, ge=0, le=1, description="share of calls answered with HTTP 429")
+    retry_after_seconds: int | None = Field(None, ge=1, le=600)
+    added_latency_seconds: float | None = Field(None, ge=0, le=120)
+    token_multiplier: float | None = Field(None, ge=1, le=100, description="output token blow-up factor")
+    outage: bool | None = Field(None, description="answer every call (and /health) with 503")
+    models: list[str] | None = Field(None, description="limit the faults to these models; empty or null = all")
+    duration_seconds: float = Field(DEFAULT_DURATION_SECONDS, gt=0, le=MAX_DURATION_SECONDS)
+
+
+class Outcome(str, Enum):
+    OK = "ok"
+    ERROR = "error"
+    RATE_LIMITED = "rate_limited"
+    OUTAGE = "outage"
+
+
+@dataclass
+class Knobs:
+    error_rate: float = 0.0
+    rate_limit_rate: float = 0.0
+    retry_after_seconds: int = 2
+    added_latency_seconds: float = 0.0
+    token_multiplier: float = 1.0
+    outage: bool = False
+    models: frozenset[str] = frozenset()
+
+
+KNOB_NAMES = ("error_rate", "rate_limit_rate", "retry_after_seconds", "added_latency_seconds", "token_multiplier",
+              "outage")
+
+
+@dataclass
+class FaultState:
+    knobs: Knobs = field(default_factory=Knobs)
+    expires_at: float | None = None
+    rng: random.Random = field(default_factory=lambda: random.Random(0))
+
+    def current(self) -> Knobs:
+        if self.expires_at is not None and time.monotonic() >= self.expires_at:
+            self.heal()
+        return self.knobs
+
+    def heal(self) -> None:
+        self.knobs = Knobs()
+        self.expires_at = None
+
+    def apply(self, request: FaultRequest) -> None:
+        knobs = self.current()
+        for name in KNOB_NAMES:
+            value = getattr(request, name)
+            if value is not None:
+                setattr(knobs, name, value)
+        if request.models is not None:
+            knobs.models = frozenset(request.models)
+        self.expires_at = time.monotonic() + request.duration_seconds
+        if not self.active():
+            self.heal()
+
+    def active(self) -> dict[str, float]:
+        """The knobs that currently differ from a healthy provider."""
+        knobs = self.current()
+        values = {
+            "error_rate": knobs.error_rate,
+            "rate_limit_rate": knobs.rate_limit_rate,
+            "added_latency_seconds": knobs.added_latency_seconds,
+            "token_multiplier": knobs.token_multiplier if knobs.token_multiplier != 1.0 else 0.0,
+            "outage": 1.0 if knobs.outage else 0.0,
+        }
+        return {name: value for name, value in values.items() if value}
+
+    def applies_to(self, model: str) -> bool:
+        models = self.current().models
+        return not models or model in models
+
+    def draw_outcome(self, model: str) -> Outcome:
+        knobs = self.current()
+        if not self.applies_to(model):
+            return Outcome.OK
+        if knobs.outage:
+            return Outcome.OUTAGE
+        roll = self.rng.random()
+        if roll < knobs.rate_limit_rate:
+            return Outcome.RATE_LIMITED
+        if roll < knobs.rate_limit_rate + knobs.error_rate:
+            return Outcome.ERROR
+        return Outcome.OK
+
+    def describe(self) -> dict:
+        active = self.active()
+        remaining = None if self.expires_at is None else max(0.0, round(self.expires_at - time.monotonic(), 1))
+        return {
+            "active": active,
+            "healthy": not active,
+            "models": sorted(self.knobs.models) or "all",
+            "retry_after_seconds": self.knobs.retry_after_seconds,
+            "heals_in_seconds": remaining if active else None,
+        }

@@ -1,0 +1,242 @@
+"""The alerting rules (names and severities from docs/contract.md), written once for every profile."""
+
+from __future__ import annotations
+
+from stack.profiles import Profile
+from stack.prometheus.rules import GATEWAY, AlertRule, RuleGroup
+
+# Thresholds do not depend on the profile; only windows and `for` durations do.
+ERROR_RATIO_WARNING = 0.05
+ERROR_RATIO_CRITICAL = 0.20
+LATENCY_P95_SECONDS = 4
+RATE_LIMITED_RATIO = 0.10
+COST_ANOMALY_FACTOR = 3
+COST_FLOOR_USD_PER_HOUR = 1
+BUDGET_WARNING = 0.8
+BUDGET_CRITICAL = 1.0
+CARDINALITY_GROWTH_SAMPLES = 500
+NOTIFICATION_FAILURE_RATIO = 0.01
+SECONDS_PER_DAY = 86400
+
+LLM_GROUP = "llm-alerts"
+STACK_GROUP = "stack-alerts"
+
+
+def _percent(ratio: float) -> str:
+    return f"{ratio * 100:g}%"
+
+
+def _error_ratio(p: Profile, severity: str, threshold: float) -> AlertRule:
+    return AlertRule(
+        alert="LLMHighErrorRatio",
+        expr=f"model:llm_request_error_ratio:rate > {threshold:g}\nand\nmodel:llm_requests:rate >= {p.min_request_rate:g}",
+        severity=severity,
+        summary="{{ $labels.model }}: {{ $value | humanizePercentage }} of requests fail",
+        description=(
+            f"Over the last {p.rate_window}, {{{{ $value | humanizePercentage }}}} of requests for "
+            f"{{{{ $labels.model }}}} ended with status=error (warning above {_percent(ERROR_RATIO_WARNING)}, "
+            f"critical above {_percent(ERROR_RATIO_CRITICAL)}; models with fewer than {p.min_request_rate:g} "
+            f"requests/s are ignored)."
+        ),
+        for_=p.for_("LLMHighErrorRatio"),
+    )
+
+
+def _latency(p: Profile) -> AlertRule:
+    return AlertRule(
+        alert="LLMLatencyP95High",
+        expr=f"model:llm_request_duration_seconds:p95 > {LATENCY_P95_SECONDS:g}",
+        severity="warning",
+        summary="{{ $labels.model }}: p95 latency {{ $value | humanizeDuration }}",
+        description=(
+            f"95% of {{{{ $labels.model }}}} requests over the last {p.rate_window} took up to "
+            f"{{{{ $value | humanizeDuration }}}}, above the {LATENCY_P95_SECONDS:g}s objective: callers are waiting."
+        ),
+        for_=p.for_("LLMLatencyP95High"),
+    )
+
+
+def _rate_limited(p: Profile) -> AlertRule:
+    limited = f'llm_provider_errors_total{{{GATEWAY},error_type="rate_limited"}}'
+    return AlertRule(
+        alert="LLMProviderRateLimited",
+        expr=(
+            f"sum by (model) (rate({limited}[{p.rate_window}]))\n/ model:llm_requests:rate\n"
+            f"> {RATE_LIMITED_RATIO:g}\nand\nmodel:llm_requests:rate >= {p.min_request_rate:g}"
+        ),
+        severity="warning",
+        summary="{{ $labels.model }}: provider rate-limits {{ $value | humanizePercentage }} of requests",
+        description=(
+            f"The provider answered HTTP 429 to {{{{ $value | humanizePercentage }}}} of {{{{ $labels.model }}}} "
+            f"requests over the last {p.rate_window} (threshold {_percent(RATE_LIMITED_RATIO)}): throughput is "
+            f"capped and calls are retried or fail."
+        ),
+        for_=p.for_("LLMProviderRateLimited"),
+    )
+
+
+def _cost_anomaly(p: Profile) -> AlertRule:
+    return AlertRule(
+        alert="LLMCostAnomaly",
+        expr=(
+            f"job:llm_cost_usd:rate * 3600 > {COST_FLOOR_USD_PER_HOUR:g}\nand\n"
+            f"job:llm_cost_usd:rate > {COST_ANOMALY_FACTOR:g} * job:llm_cost_usd:rate_baseline"
+        ),
+        severity="warning",
+        summary="LLM spend {{ $value | humanize }} USD/hour, over "
+        f"{COST_ANOMALY_FACTOR:g}x its {p.baseline_window} average",
+        description=(
+            f"The gateway spent {{{{ $value | humanize }}}} USD/hour over the last {p.rate_window}, more than "
+            f"{COST_ANOMALY_FACTOR:g} times its average over the last {p.baseline_window} (and above the "
+            f"{COST_FLOOR_USD_PER_HOUR:g} USD/hour floor). Look for a model, department or output size that changed."
+        ),
+        for_=p.for_("LLMCostAnomaly"),
+    )
+
+
+def budget_share_expr(p: Profile) -> str:
+    """The pro-rated daily budget for the budget window (the whole budget when the window is a day)."""
+    budget = f"max(llm_daily_budget_usd{{{GATEWAY}}})"
+    if p.budget_window.seconds == SECONDS_PER_DAY:
+        return budget
+    return f"({budget} * {p.budget_window.seconds} / {SECONDS_PER_DAY})"
+
+
+def _budget(p: Profile, severity: str, threshold: float) -> AlertRule:
+    window = p.budget_window
+    share = "the daily budget" if window.seconds == SECONDS_PER_DAY else f"the {window} share of the daily budget"
+    return AlertRule(
+        alert="LLMDailyBudgetBurn",
+        expr=(
+            f"sum(increase(llm_cost_usd_total{{{GATEWAY}}}[{window}]))\n/ {budget_share_expr(p)}\n"
+            f"> {threshold:g}"
+        ),
+        severity=severity,
+        summary=f"LLM spend over the last {window} is {{{{ $value | humanizePercentage }}}} of {share}",
+        description=(
+            f"The gateway spent {{{{ $value | humanizePercentage }}}} of {share} (llm_daily_budget_usd x {window} / 1d) "
+            f"over the last {window}. Warning at {_percent(BUDGET_WARNING)}, critical at {_percent(BUDGET_CRITICAL)}: "
+            f"at this pace the daily budget runs out early."
+        ),
+        for_=p.for_("LLMDailyBudgetBurn"),
+    )
+
+
+def _target_down(p: Profile) -> AlertRule:
+    for_ = p.for_("TargetDown")
+    return AlertRule(
+        alert="TargetDown",
+        expr="up == 0",
+        severity="critical",
+        summary="{{ $labels.job }} at {{ $labels.instance }} is down",
+        description=(
+            f"Prometheus has failed to scrape {{{{ $labels.job }}}} ({{{{ $labels.instance }}}}) for {for_}: the "
+            f"process stopped, is not listening, or its /metrics failed (a scrape over sample_limit also fails)."
+        ),
+        for_=for_,
+    )
+
+
+def _metrics_absent(p: Profile) -> AlertRule:
+    return AlertRule(
+        alert="LLMMetricsAbsent",
+        expr=f"absent(llm_requests_total{{{GATEWAY}}})",
+        severity="warning",
+        summary="No llm_requests_total series from the gateway",
+        description=(
+            'Prometheus holds no llm_requests_total series with job="gateway": the gateway is down, its scrape '
+            "fails, or the metric was renamed. Every LLM alert is blind until it is back."
+        ),
+        for_=p.for_("LLMMetricsAbsent"),
+    )
+
+
+def _cardinality_growth(p: Profile) -> AlertRule:
+    return AlertRule(
+        alert="CardinalityGrowth",
+        expr=f"delta(scrape_samples_scraped[{p.baseline_window}]) > {CARDINALITY_GROWTH_SAMPLES}",
+        severity="warning",
+        summary=f"{{{{ $labels.job }}}}: {{{{ $value | humanize }}}} more samples per scrape than {p.baseline_window} ago",
+        description=(
+            f"The samples scraped from {{{{ $labels.job }}}} ({{{{ $labels.instance }}}}) grew by "
+            f"{{{{ $value | humanize }}}} over the last {p.baseline_window} (threshold {CARDINALITY_GROWTH_SAMPLES}). "
+            f"A label with unbounded values (user id, request id, prompt text) is the usual cause."
+        ),
+        for_=p.for_("CardinalityGrowth"),
+        extra_labels={"reason": "growth"},
+    )
+
+
+def _sample_limit(p: Profile) -> AlertRule:
+    limit = p.gateway_sample_limit
+    return AlertRule(
+        alert="CardinalityGrowth",
+        expr=f"scrape_samples_scraped{{{GATEWAY}}} > {limit}",
+        severity="warning",
+        summary=f"{{{{ $labels.job }}}} exposes {{{{ $value | humanize }}}} samples, over its sample_limit {limit}",
+        description=(
+            f"{{{{ $labels.job }}}} ({{{{ $labels.instance }}}}) exposes {{{{ $value | humanize }}}} samples, over "
+            f"its sample_limit of {limit}: every scrape of it fails, so its metrics are stale and TargetDown fires."
+        ),
+        for_=p.for_("CardinalityGrowth"),
+        extra_labels={"reason": "sample_limit"},
+    )
+
+
+def _notifications_failing(p: Profile) -> AlertRule:
+    by = "sum by (job, instance, integration)"
+    am = 'job="alertmanager"'
+    return AlertRule(
+        alert="AlertmanagerNotificationsFailing",
+        expr=(
+            f"{by} (rate(alertmanager_notifications_failed_total{{{am}}}[{p.rate_window}]))\n/\n"
+            f"{by} (rate(alertmanager_notifications_total{{{am}}}[{p.rate_window}]))\n"
+            f"> {NOTIFICATION_FAILURE_RATIO:g}"
+        ),
+        severity="warning",
+        summary="Alertmanager: {{ $value | humanizePercentage }} of {{ $labels.integration }} notifications fail",
+        description=(
+            f"Over the last {p.rate_window}, {{{{ $value | humanizePercentage }}}} of Alertmanager's "
+            f"{{{{ $labels.integration }}}} notification attempts failed: alerts are not reaching the receiver."
+        ),
+        for_=p.for_("AlertmanagerNotificationsFailing"),
+    )
+
+
+def _watchdog(p: Profile) -> AlertRule:
+    return AlertRule(
+        alert="Watchdog",
+        expr="vector(1)",
+        severity="none",
+        summary="Alerting pipeline is alive",
+        description=(
+            "Always firing, on purpose. If the watchdog receiver stops getting it (about every "
+            f"{p.alertmanager.watchdog_repeat_interval}), Prometheus, Alertmanager or the path between them is broken."
+        ),
+        for_=None,
+    )
+
+
+def alert_groups(p: Profile) -> tuple[RuleGroup, RuleGroup]:
+    llm = RuleGroup(LLM_GROUP, (
+        _error_ratio(p, "warning", ERROR_RATIO_WARNING),
+        _error_ratio(p, "critical", ERROR_RATIO_CRITICAL),
+        _latency(p),
+        _rate_limited(p),
+        _cost_anomaly(p),
+        _budget(p, "warning", BUDGET_WARNING),
+        _budget(p, "critical", BUDGET_CRITICAL),
+    ))
+    stack = RuleGroup(STACK_GROUP, (
+        _target_down(p),
+        _metrics_absent(p),
+        _cardinality_growth(p),
+        _sample_limit(p),
+        _notifications_failing(p),
+        _watchdog(p),
+    ))
+    return llm, stack
+
+
+def alert_rules(p: Profile) -> list[AlertRule]:
+    return [rule for group in alert_groups(p) for rule in group.rules]

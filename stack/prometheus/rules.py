@@ -1,0 +1,75 @@
+"""Rule types and the recording rules. Record names never mention a window; the profile sets the window."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Mapping
+
+from stack import topology
+from stack.profiles import Duration, Profile
+
+GATEWAY = 'job="gateway"'
+RECORDING_GROUP = "llm-recording"
+
+
+@dataclass(frozen=True)
+class RecordingRule:
+    record: str
+    expr: str
+
+
+@dataclass(frozen=True)
+class AlertRule:
+    alert: str
+    expr: str
+    severity: str
+    summary: str
+    description: str
+    for_: Duration | None
+    extra_labels: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def labels(self) -> dict[str, str]:
+        """The static labels the rule adds to every alert it fires."""
+        return {"severity": self.severity, **self.extra_labels}
+
+    @property
+    def annotations(self) -> dict[str, str]:
+        return {"summary": self.summary, "description": self.description, "runbook_url": runbook_url(self.alert)}
+
+
+def runbook_url(alertname: str) -> str:
+    """The receiver serves docs/runbooks/<AlertName>.md at this address."""
+    return f"{topology.load()['receiver'].url}/runbooks/{alertname}"
+
+
+@dataclass(frozen=True)
+class RuleGroup:
+    name: str
+    rules: tuple[RecordingRule, ...] | tuple[AlertRule, ...]
+
+
+def recording_rules(profile: Profile) -> RuleGroup:
+    """Per-model request, error, latency and cost rates the alerts and dashboards share."""
+    w = profile.rate_window
+    requests = f"llm_requests_total{{{GATEWAY}}}"
+    errors = f'llm_requests_total{{{GATEWAY},status="error"}}'
+    return RuleGroup(RECORDING_GROUP, (
+        RecordingRule("model:llm_requests:rate", f"sum by (model) (rate({requests}[{w}]))"),
+        RecordingRule("model:llm_request_errors:rate", f"sum by (model) (rate({errors}[{w}]))"),
+        # Sum numerator and denominator per model first, then divide: dividing per series compares each
+        # series with itself (or with nothing) instead of errors with all requests.
+        RecordingRule(
+            "model:llm_request_error_ratio:rate",
+            f"sum by (model) (rate({errors}[{w}]))\n/\nsum by (model) (rate({requests}[{w}]))",
+        ),
+        RecordingRule(
+            "model:llm_request_duration_seconds:p95",
+            f"histogram_quantile(0.95, sum by (le, model) (rate(llm_request_duration_seconds_bucket{{{GATEWAY}}}[{w}])))",
+        ),
+        RecordingRule("job:llm_cost_usd:rate", f"sum by (job) (rate(llm_cost_usd_total{{{GATEWAY}}}[{w}]))"),
+        # The average of the short rate, so a freshly started Prometheus does not see a tiny baseline.
+        RecordingRule(
+            "job:llm_cost_usd:rate_baseline", f"avg_over_time(job:llm_cost_usd:rate[{profile.baseline_window}])"
+        ),
+    ))

@@ -1,0 +1,1 @@
+"""Webhook receiver standing in for Slack and PagerDuty: stores and shows every Alertmanager notification."""

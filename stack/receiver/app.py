@@ -1,0 +1,90 @@
+"""HTTP surface of the alert receiver: /hook/<channel> for Alertmanager, /api/notifications, the page, runbooks."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+
+from fastapi import FastAPI, HTTPException, Query
+from fastapi.responses import HTMLResponse
+from prometheus_client import CollectorRegistry, Counter
+
+from stack.paths import DOCS_DIR, run_dir
+from stack.receiver.payload import Notification
+from stack.receiver.runbooks import Runbooks
+from stack.receiver.store import NotificationStore
+from stack.web import add_metrics_route, install_error_handlers, problem
+
+CHANNEL_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
+CHANNEL_HINTS = {
+    "pager": "stands in for PagerDuty: critical alerts that wake someone up",
+    "chat": "stands in for a Slack channel: warnings to look at in working hours",
+    "watchdog": "dead man's switch: a steady heartbeat proves the alerting pipeline works",
+}
+PAGE = (Path(__file__).parent / "page.html").read_text()
+
+
+def create_app(data_dir: Path | None = None, runbooks_dir: Path | None = None) -> FastAPI:
+    data_dir = data_dir or Path(os.environ.get("RECEIVER_DATA_DIR", run_dir() / "receiver"))
+    runbooks = Runbooks(runbooks_dir or Path(os.environ.get("RECEIVER_RUNBOOKS_DIR", DOCS_DIR / "runbooks")))
+    store = NotificationStore(data_dir / "notifications.db")
+    registry = CollectorRegistry()
+    received = Counter("alert_receiver_notifications", "Notifications received from Alertmanager.",
+                       ["channel", "status"], registry=registry)
+    for channel in CHANNEL_HINTS:
+        for status in ("firing", "resolved"):
+            received.labels(channel, status)
+
+    app = FastAPI(title="Alert receiver", version="1.0")
+    install_error_handlers(app)
+    add_metrics_route(app, registry)
+
+    @app.get("/health")
+    async def health() -> dict:
+        return {"status": "ok"}
+
+    @app.post("/hook/{channel}")
+    async def hook(channel: str, notification: Notification) -> dict:
+        if not CHANNEL_NAME.match(channel):
+            raise HTTPException(404, problem(404, f"channel {channel!r} is not a valid name: use lower-case "
+                                                     "letters, digits, '-' or '_' (at most 40), e.g. /hook/pager"))
+        notification_id = store.add(channel, notification)
+        received.labels(channel, notification.status).inc()
+        return {"stored": notification_id, "channel": channel, "alerts": len(notification.alerts)}
+
+    @app.get("/api/notifications")
+    async def notifications(
+        channel: str | None = None,
+        status: str | None = Query(None, pattern="^(firing|resolved)$"),
+        alertname: str | None = None,
+        limit: int = Query(200, ge=1, le=5000),
+    ) -> dict:
+        items = store.list(channel=channel, status=status, alertname=alertname, limit=limit)
+        return {"count": len(items), "notifications": items}
+
+    @app.delete("/api/notifications")
+    async def clear() -> dict:
+        return {"deleted": store.clear()}
+
+    @app.get("/", response_class=HTMLResponse)
+    async def page() -> str:
+        return PAGE.replace("__CHANNEL_HINTS__", json.dumps(CHANNEL_HINTS))
+
+    @app.get("/runbooks", response_class=HTMLResponse)
+    async def runbook_index() -> str:
+        return runbooks.index()
+
+    @app.get("/runbooks/{name}", response_class=HTMLResponse)
+    async def runbook(name: str) -> str:
+        page_html = runbooks.page(name)
+        if page_html is None:
+            known = ", ".join(runbooks.names()) or "none"
+            raise HTTPException(404, problem(404, f"no runbook named {name!r}; available: {known}"))
+        return page_html
+
+    return app
+
+
+app = create_app()

@@ -1,0 +1,70 @@
+"""Every notification the receiver got, in SQLite, newest first when listed."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from pathlib import Path
+
+from stack.receiver.payload import Notification
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS notifications (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    received_at REAL NOT NULL,
+    channel     TEXT NOT NULL,
+    receiver    TEXT NOT NULL,
+    status      TEXT NOT NULL,
+    alertnames  TEXT NOT NULL,
+    alert_count INTEGER NOT NULL,
+    payload     TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS notifications_by_channel ON notifications (channel, id);
+"""
+
+
+class NotificationStore:
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.executescript(SCHEMA)
+
+    def add(self, channel: str, notification: Notification) -> int:
+        alertnames = sorted({a.labels.get("alertname", "") for a in notification.alerts})
+        cursor = self._db.execute(
+            "INSERT INTO notifications (received_at, channel, receiver, status, alertnames, alert_count, payload)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (time.time(), channel, notification.receiver, notification.status, ",".join(alertnames),
+             len(notification.alerts), notification.model_dump_json()),
+        )
+        return int(cursor.lastrowid or 0)
+
+    def list(self, channel: str | None = None, status: str | None = None, alertname: str | None = None,
+             limit: int = 200) -> list[dict]:
+        query = "SELECT id, received_at, channel, receiver, status, alertnames, alert_count, payload FROM notifications"
+        clauses, params = [], []
+        for column, value in (("channel", channel), ("status", status)):
+            if value:
+                clauses.append(f"{column} = ?")
+                params.append(value)
+        if alertname:
+            clauses.append("(',' || alertnames || ',') LIKE ?")
+            params.append(f"%,{alertname},%")
+        if clauses:
+            query += " WHERE " + " AND ".join(clauses)
+        query += " ORDER BY id DESC LIMIT ?"
+        params.append(limit)
+        rows = self._db.execute(query, params).fetchall()
+        return [
+            {"id": r[0], "received_at": r[1], "channel": r[2], "receiver": r[3], "status": r[4],
+             "alertnames": r[5].split(",") if r[5] else [], "alert_count": r[6], "payload": json.loads(r[7])}
+            for r in rows
+        ]
+
+    def channels(self) -> list[str]:
+        return [r[0] for r in self._db.execute("SELECT DISTINCT channel FROM notifications ORDER BY channel")]
+
+    def clear(self) -> int:
+        return int(self._db.execute("DELETE FROM notifications").rowcount)

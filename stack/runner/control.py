@@ -1,0 +1,111 @@
+"""up / down / status of the embedded stack, used by the CLI, the tests and the graders."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from stack import topology
+from stack.runner import health, processes
+from stack.runner.services import ServiceSpec, specs
+
+STATE_FILE = "stack.json"
+SERVICE_START_TIMEOUT = 30.0
+TARGETS_UP_TIMEOUT = 45.0
+
+
+class StackError(RuntimeError):
+    """Something the user can act on; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class ServiceStatus:
+    name: str
+    url: str
+    description: str
+    pid: int | None
+    healthy: bool
+
+
+def _log_tail(run: Path, name: str, lines: int = 15) -> str:
+    path = processes.log_file(run, name)
+    if not path.exists():
+        return "(no log)"
+    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+
+def running_profile(run: Path) -> str | None:
+    try:
+        return json.loads((run / STATE_FILE).read_text())["profile"]
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def up(profile: str, run: Path, on_progress: Callable[[str], None] = lambda _: None) -> list[ServiceStatus]:
+    run.mkdir(parents=True, exist_ok=True)
+    current = running_profile(run)
+    wanted = specs(profile, run)
+    if current and current != profile and any(processes.running_pid(run, s.name) for s in wanted):
+        raise StackError(f"the stack is running with the {current!r} profile; run `make down` first, "
+                         f"then `make up PROFILE={profile}`")
+    services = topology.load().services
+    for spec in wanted:
+        if processes.running_pid(run, spec.name):
+            on_progress(f"{spec.name} already running")
+            continue
+        service = services[spec.name]
+        if processes.port_in_use(service.host, service.port):
+            raise StackError(
+                f"port {service.port} ({spec.name}) is in use by a process this run folder ({run}) did not start. "
+                f"Stop it (e.g. `make down` in the checkout that started it, or `ss -ltnp | grep {service.port}`) "
+                "or change the port in stack/topology.yaml and run `make generate`."
+            )
+        processes.start(spec, run)
+        on_progress(f"started {spec.name}")
+    (run / STATE_FILE).write_text(json.dumps({"profile": profile, "started_at": time.time()}))
+    for spec in wanted:
+        _wait_healthy(spec, run)
+        on_progress(f"{spec.name} healthy")
+    on_progress("waiting for Prometheus to scrape every target (its first scrape takes ~5 s)")
+    if not health.wait_until(health.all_targets_up, TARGETS_UP_TIMEOUT, interval=0.2):
+        down_targets = [t for t in health.scrape_targets() if t.health != "up"]
+        details = "; ".join(f"{t.job} ({t.instance}): {t.health} {t.last_error}" for t in down_targets)
+        raise StackError(f"Prometheus does not see every target up after {TARGETS_UP_TIMEOUT:.0f}s: {details}. "
+                         f"Logs are in {run / 'logs'}.")
+    on_progress("every Prometheus target is up")
+    return status(profile, run)
+
+
+def _wait_healthy(spec: ServiceSpec, run: Path) -> None:
+    def ready() -> bool:
+        if processes.running_pid(run, spec.name) is None:
+            raise StackError(f"{spec.name} exited during start-up. Last lines of "
+                             f"{processes.log_file(run, spec.name)}:\n{_log_tail(run, spec.name)}")
+        return health.healthy(spec.health_url)
+
+    if not health.wait_until(ready, SERVICE_START_TIMEOUT):
+        raise StackError(f"{spec.name} did not become healthy at {spec.health_url} within "
+                         f"{SERVICE_START_TIMEOUT:.0f}s. Last lines of its log:\n{_log_tail(run, spec.name)}")
+
+
+def down(run: Path, on_progress: Callable[[str], None] = lambda _: None) -> list[str]:
+    profile = running_profile(run) or "classroom"
+    stopped = []
+    for spec in reversed(specs(profile, run)):
+        if processes.stop(run, spec.name):
+            stopped.append(spec.name)
+            on_progress(f"stopped {spec.name}")
+    (run / STATE_FILE).unlink(missing_ok=True)
+    return stopped
+
+
+def status(profile: str | None, run: Path) -> list[ServiceStatus]:
+    profile = profile or running_profile(run) or "classroom"
+    return [
+        ServiceStatus(spec.name, spec.url, spec.description, processes.running_pid(run, spec.name),
+                      health.healthy(spec.health_url, timeout=0.5))
+        for spec in specs(profile, run)
+    ]

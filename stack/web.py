@@ -1,0 +1,78 @@
+"""Error responses shared by the stack's HTTP services: every user mistake gets a status and a sentence."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CollectorRegistry
+from prometheus_client.exposition import choose_encoder
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = logging.getLogger(__name__)
+
+
+def describe_validation_error(error: dict) -> str:
+    if error.get("type") == "json_invalid":
+        return f"body is not valid JSON ({error.get('ctx', {}).get('error', 'parse error')}); send a JSON object"
+    location = ".".join(str(part) for part in error.get("loc", ()) if part != "body") or "body"
+    return f"{location}: {error.get('msg', 'invalid value')}"
+
+
+def problem(status: int, message: str, **extra: object) -> dict:
+    """The inside of an error response: status, a sentence for people, and fields for programs."""
+    return {"status": status, "message": message, **extra}
+
+
+def error_body(status: int, message: str, **extra: object) -> dict:
+    return {"error": problem(status, message, **extra)}
+
+
+def install_error_handlers(app: FastAPI, on_invalid_body: Callable[[str, list[str]], None] | None = None) -> None:
+    @app.exception_handler(RequestValidationError)
+    async def _invalid_body(_: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = [describe_validation_error(dict(e)) for e in exc.errors()]
+        message = "invalid request body: " + "; ".join(problems)
+        fields = [".".join(str(p) for p in e.get("loc", ()) if p != "body") for e in exc.errors()]
+        if on_invalid_body:
+            on_invalid_body(message, fields)
+        return JSONResponse(status_code=422, content=error_body(422, message, fields=fields))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if isinstance(exc.detail, dict):
+            return JSONResponse(status_code=exc.status_code, content={"error": exc.detail}, headers=exc.headers)
+        return JSONResponse(
+            status_code=exc.status_code, content=error_body(exc.status_code, str(exc.detail)), headers=exc.headers
+        )
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return JSONResponse(
+            status_code=500,
+            content=error_body(500, f"internal error ({type(exc).__name__}); see the service log for details"),
+        )
+
+
+def serve(app_path: str, port: int, host: str) -> None:
+    """Run a service with uvicorn on the loopback address; access logs off (services log one line each)."""
+    import uvicorn
+
+    uvicorn.run(app_path, host=host, port=port, access_log=False, log_level="warning", lifespan="on")
+
+
+def add_metrics_route(
+    app: FastAPI, registry: CollectorRegistry, before_scrape: Callable[[], None] | None = None
+) -> None:
+    """Serve /metrics, in OpenMetrics when the scraper asks for it (Prometheus does; exemplars need it)."""
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics(request: Request) -> Response:
+        if before_scrape:
+            before_scrape()
+        encoder, content_type = choose_encoder(request.headers.get("accept", ""))
+        return Response(content=encoder(registry), media_type=content_type)
