@@ -14,13 +14,16 @@ from stack.runner import binaries, control, processes
 from stack import topology
 from stack.runner.services import PROFILES
 
-console = Console()
+console = Console(width=None if sys.stdout.isatty() else 140)
 
 
 def _table(statuses: list[control.ServiceStatus], profile: str | None) -> Table:
     table = Table(title=f"LLM observability stack ({profile or 'not running'} profile)")
-    for column in ("service", "url", "pid", "health", "what it is"):
-        table.add_column(column)
+    table.add_column("service", no_wrap=True)
+    table.add_column("url", no_wrap=True)
+    table.add_column("pid", no_wrap=True)
+    table.add_column("health", no_wrap=True)
+    table.add_column("what it is")
     for s in statuses:
         state = "[green]healthy[/]" if s.healthy else ("[yellow]starting/unhealthy[/]" if s.pid else "[red]down[/]")
         table.add_row(s.name, s.url, str(s.pid or "-"), state, s.description)
@@ -54,12 +57,17 @@ def cmd_status(_: argparse.Namespace) -> int:
 
 
 def cmd_logs(args: argparse.Namespace) -> int:
-    path = processes.log_file(run_dir(), args.service)
-    if not path.exists():
-        console.print(f"no log for {args.service} yet at {path}")
-        return 1
-    print("\n".join(path.read_text(errors="replace").splitlines()[-args.lines:]))
-    return 0
+    names = [args.service] if args.service else sorted(topology.load().services)
+    found = 0
+    for name in names:
+        path = processes.log_file(run_dir(), name)
+        if not path.exists():
+            console.print(f"[yellow]no log for {name} yet[/] (expected at {path}; has `make up` run?)")
+            continue
+        found += 1
+        console.rule(f"{name}: last {args.lines} lines of {path}")
+        print("\n".join(path.read_text(errors="replace").splitlines()[-args.lines:]))
+    return 0 if found else 1
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -72,7 +80,8 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("down", help="stop everything this run folder started").set_defaults(run=cmd_down)
     sub.add_parser("status", help="each service with its URL and health").set_defaults(run=cmd_status)
     logs = sub.add_parser("logs", help="the last lines of one service's log")
-    logs.add_argument("service", choices=sorted(topology.load().services))
+    logs.add_argument("service", nargs="?", choices=sorted(topology.load().services),
+                      help="one service (default: all of them)")
     logs.add_argument("-n", "--lines", type=int, default=40)
     logs.set_defaults(run=cmd_logs)
     args = parser.parse_args(argv)

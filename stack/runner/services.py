@@ -41,6 +41,9 @@ def prometheus_flags(profile: str, config_root: Path, data_dir: str) -> list[str
         f"--web.listen-address={address}",
         "--web.enable-lifecycle",
         "--enable-feature=exemplar-storage",
+        # Prometheus drops alerts evaluated before it has discovered Alertmanager and by default resends only
+        # after 1m, which would delay the first notification of a fresh stack by a minute.
+        "--rules.alert.resend-delay=5s",
     ]
 
 

@@ -1,0 +1,56 @@
+# LLM Observability Labs. Every target installs what it needs first (OS packages, the .venv).
+#   make up      start the embedded stack (PROFILE=classroom|production) and print its URLs
+#   make test    run the whole test suite (what CI runs)
+#   make down / status / logs / generate / bench / help
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON_BASE ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+PROFILE ?= classroom
+OS_PACKAGES := stack/runner/os-packages.sh
+TEST_OS_PACKAGES := docker-compose:docker-compose
+
+.PHONY: help up down status logs test generate check-generated bench os-deps venv
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	@command -v $(PYTHON_BASE) >/dev/null || { echo "error: $(PYTHON_BASE) not found; install Python 3.11 or run make PYTHON_BASE=/path/to/python3.11" >&2; exit 1; }
+	@test -x $(PY) || $(PYTHON_BASE) -m venv $(VENV)
+	@echo "Installing Python dependencies into $(VENV) (pinned in pyproject.toml)..."
+	@$(PY) -m pip install -q --disable-pip-version-check -e '.[dev]'
+	@rm -f $(VENV)/.installed-* && touch $@
+
+venv: $(STAMP) ## create/refresh the Python virtualenv
+
+os-deps: ## install Prometheus, Alertmanager, promtool, amtool from OS packages if missing
+	@bash $(OS_PACKAGES)
+
+up: os-deps $(STAMP) ## start the stack (PROFILE=classroom|production), wait for every target, print URLs
+	@$(PY) -m stack.runner up --profile $(PROFILE)
+
+down: ## stop everything `make up` started
+	@if [ -x $(PY) ]; then $(PY) -m stack.runner down; else echo "nothing to stop (no .venv yet)"; fi
+
+status: $(STAMP) ## each component, its URL, and whether it is healthy
+	@$(PY) -m stack.runner status
+
+logs: $(STAMP) ## show the last lines of every component's log (SERVICE=name for one)
+	@$(PY) -m stack.runner logs $(SERVICE)
+
+generate: $(STAMP) ## re-render Prometheus/Alertmanager configs and promtool tests from their sources
+	@$(PY) -m stack.generate
+
+check-generated: $(STAMP)
+	@$(PY) -m stack.generate --check
+
+test: $(STAMP) ## run every test (installs what is missing first)
+	@bash $(OS_PACKAGES) $(TEST_OS_PACKAGES)
+	@$(PY) -m pytest $(PYTEST_ARGS)
+
+bench: os-deps $(STAMP) ## run the benchmarks and rewrite docs/performance.md
+	@$(PY) -m bench

@@ -1,0 +1,52 @@
+"""The live stack fixture: `make up` into a private run folder once per session, `make down` afterwards."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from stack.paths import REPO_ROOT
+from tests import live
+
+MAKE_TIMEOUT_SECONDS = 120
+
+
+def _make(target: str, run: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "LLMOBS_RUN_DIR": str(run), "COLUMNS": "160"}
+    return subprocess.run(["make", "--no-print-directory", target], cwd=REPO_ROOT, env=env, text=True,
+                          capture_output=True, timeout=MAKE_TIMEOUT_SECONDS)
+
+
+@dataclass(frozen=True)
+class LiveStack:
+    run: Path
+    up_output: str
+
+
+@pytest.fixture(scope="session")
+def live_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveStack]:
+    """Starts the classroom stack exactly as a student does (`make up`), with its data in a temp folder."""
+    run = tmp_path_factory.mktemp("run")
+    started = _make("up", run)
+    if started.returncode != 0:
+        _make("down", run)
+        pytest.fail(f"`make up` failed (exit {started.returncode}). If a stack of yours is running, stop it with "
+                    f"`make down` first.\n{started.stdout}\n{started.stderr}", pytrace=False)
+    os.environ["LLMOBS_RUN_DIR"] = str(run)
+    yield LiveStack(run, started.stdout)
+    stopped = _make("down", run)
+    assert stopped.returncode == 0, stopped.stdout + stopped.stderr
+
+
+@pytest.fixture
+def stack(live_stack: LiveStack) -> Iterator[LiveStack]:
+    """The live stack with no faults and an empty receiver; faults are healed again afterwards."""
+    live.heal_faults()
+    live.clear_notifications()
+    yield live_stack
+    live.heal_faults()

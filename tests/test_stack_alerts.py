@@ -1,0 +1,60 @@
+"""Real alerts end to end: a fault in the provider → Prometheus rule → Alertmanager route → receiver channel."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from stack import promapi
+from stack.runner import control, processes
+from stack.traffic import SteadyTraffic
+from tests import live
+from tests.conftest import LiveStack
+
+pytestmark = pytest.mark.stack
+# Classroom profile: 20 s rate window, 10 s `for`, 2 s group_wait, 5 s group_interval; generous bounds.
+FIRE_TIMEOUT = 60
+RESOLVE_TIMEOUT = 75
+
+
+def _firing_in(channel: str, alertname: str) -> list[dict]:
+    return live.notifications(channel=channel, alertname=alertname, status="firing")
+
+
+def _alert_labels(notification: dict) -> list[dict]:
+    return [alert["labels"] for alert in notification["payload"]["alerts"]]
+
+
+def test_provider_errors_page_on_the_critical_route_then_resolve(stack: LiveStack) -> None:
+    live.set_faults(error_rate=0.6, models=["sim-fast"], duration_seconds=120)
+    with SteadyTraffic("sim-fast", rate=4, max_requests=600, max_seconds=180) as traffic:
+        paged = live.eventually(lambda: _firing_in("pager", "LLMHighErrorRatio"), FIRE_TIMEOUT,
+                                "LLMHighErrorRatio to reach the pager channel")
+        labels = _alert_labels(paged[0])[0]
+        assert labels["severity"] == "critical" and labels["model"] == "sim-fast"
+        annotations = paged[0]["payload"]["alerts"][0]["annotations"]
+        assert annotations["runbook_url"].endswith("/runbooks/LLMHighErrorRatio")
+        assert not _firing_in("chat", "LLMHighErrorRatio"), "the critical alert should inhibit the warning"
+        assert traffic.result.by_status[502] > 0, f"gateway never answered 502: {traffic.result}"
+
+        live.heal_faults()
+        resolved = live.eventually(
+            lambda: live.notifications(channel="pager", alertname="LLMHighErrorRatio", status="resolved"),
+            RESOLVE_TIMEOUT, "the resolved notification on the pager channel")
+        assert _alert_labels(resolved[0])[0]["model"] == "sim-fast"
+    assert traffic.result.transport_errors == 0
+
+
+def test_a_stopped_gateway_fires_target_down_and_metrics_absent(stack: LiveStack) -> None:
+    assert processes.stop(stack.run, "gateway")
+    try:
+        down = live.eventually(lambda: _firing_in("pager", "TargetDown"), FIRE_TIMEOUT,
+                               "TargetDown to reach the pager channel")
+        assert any(labels["job"] == "gateway" for labels in _alert_labels(down[0]))
+        absent = live.eventually(lambda: _firing_in("chat", "LLMMetricsAbsent"), FIRE_TIMEOUT,
+                                 "LLMMetricsAbsent to reach the chat channel")
+        assert _alert_labels(absent[0])[0]["severity"] == "warning"
+    finally:
+        control.up("classroom", stack.run)
+    assert httpx.get(f"{live.url('gateway')}/health", timeout=5).status_code == 200
+    live.eventually(lambda: promapi.scalar('up{job="gateway"}') == 1, 30, "the gateway target to be up again")

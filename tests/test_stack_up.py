@@ -1,0 +1,63 @@
+"""`make up` brings up the whole stack: every target scraped, gateway metrics in Prometheus, status healthy."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import httpx
+import pytest
+
+from stack import promapi, topology
+from stack.runner import control
+from tests import live
+from tests.conftest import LiveStack
+from stack.traffic import chat_body
+
+pytestmark = pytest.mark.stack
+SCRAPED_JOBS = {"gateway", "llmsim", "receiver", "prometheus", "alertmanager"}
+
+
+def test_make_up_prints_every_service_url(live_stack: LiveStack) -> None:
+    for service in topology.load().services.values():
+        assert service.url in live_stack.up_output, f"`make up` output lacks {service.name} at {service.url}"
+    assert "Stack up in" in live_stack.up_output
+
+
+def test_every_component_binds_loopback_and_every_target_is_up(stack: LiveStack) -> None:
+    targets = {t["labels"]["job"]: t for t in
+               httpx.get(f"{live.url('prometheus')}/api/v1/targets", timeout=5).json()["data"]["activeTargets"]}
+    assert set(targets) == SCRAPED_JOBS
+    assert {job: t["health"] for job, t in targets.items()} == {job: "up" for job in SCRAPED_JOBS}
+    assert all(t["scrapeUrl"].startswith("http://127.0.0.1:") for t in targets.values())
+    up = {s.labels["job"]: s.value for s in promapi.query("up")}
+    assert up == {job: 1.0 for job in SCRAPED_JOBS}
+
+
+def test_a_gateway_request_becomes_queryable_in_prometheus(stack: LiveStack) -> None:
+    expr = 'sum(llm_requests_total{job="gateway",model="sim-fast",status="success"})'
+    before = promapi.scalar(expr)
+    assert before is not None, "llm_requests_total is not in Prometheus at all"
+    response = httpx.post(f"{live.url('gateway')}/v1/chat/completions", json=chat_body("sim-fast", "u-up"),
+                          timeout=30)
+    assert response.status_code == 200, response.text
+    live.eventually(lambda: (promapi.scalar(expr) or 0) >= before + 1, 15, "the request to show in Prometheus")
+    tokens = promapi.query('llm_tokens_total{job="gateway",model="sim-fast"}')
+    assert {s.labels["token_type"] for s in tokens} == {"input", "output"}
+    cost = promapi.scalar('sum(llm_cost_usd_total{job="gateway",model="sim-fast",department="engineering"})')
+    assert cost and cost > 0
+
+
+def test_make_up_twice_is_harmless_and_status_is_healthy(stack: LiveStack) -> None:
+    pids = {s.name: s.pid for s in control.status(None, stack.run)}
+    again = subprocess.run(["make", "--no-print-directory", "up"], capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0, again.stdout + again.stderr
+    after = {s.name: s.pid for s in control.status(None, stack.run)}
+    assert after == pids, "a second `make up` restarted services"
+    status = subprocess.run([sys.executable, "-m", "stack.runner", "status"], capture_output=True, text=True,
+                            timeout=30, env={**os.environ, "COLUMNS": "200"})
+    assert status.returncode == 0, status.stdout
+    for service in topology.load().services.values():
+        assert service.name in status.stdout and service.url in status.stdout
+    assert status.stdout.count("healthy") >= len(SCRAPED_JOBS)
