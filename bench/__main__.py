@@ -1,0 +1,94 @@
+"""`make bench`: measure, then rewrite docs/performance.md with the numbers, the machine and the date."""
+
+from __future__ import annotations
+
+import datetime
+import os
+import platform
+import subprocess
+
+from rich.console import Console
+
+from bench import stackbench, throughput
+from stack.paths import DOCS_DIR
+
+console = Console()
+REPORT = DOCS_DIR / "performance.md"
+
+
+def _machine() -> str:
+    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
+               platform.processor())
+    memory_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    prometheus = subprocess.run(["prometheus", "--version"], capture_output=True, text=True).stdout.split("\n")[0]
+    return (f"{os.cpu_count()} cores ({cpu}), {memory_gib:.0f} GiB RAM, {platform.system()} {platform.release()}, "
+            f"Python {platform.python_version()}, {prometheus}")
+
+
+def _verdict(ok: bool) -> str:
+    return "met" if ok else "**not met**"
+
+
+def render(tp: throughput.Throughput, sn: stackbench.StackNumbers, when: str, machine: str) -> str:
+    med = stackbench.median
+    alert_goal = sn.alert_for_seconds + 8
+    rows = [
+        ("gateway req/s, instrumentation on / off", f"{med(tp.instrumented):.0f} / {med(tp.uninstrumented):.0f} "
+         f"(ratio {tp.on_off_ratio:.2f})", "ratio ≥ 0.95", _verdict(tp.on_off_ratio >= 0.95)),
+        ("gateway vs bare FastAPI hello-world", f"{med(tp.instrumented):.0f} / {med(tp.hello):.0f} req/s "
+         f"(ratio {tp.gateway_hello_ratio:.2f})", "ratio ≥ 0.5", _verdict(tp.gateway_hello_ratio >= 0.5)),
+        ("`make up` to every target up", f"{med(sn.start_seconds):.1f} s (runs: "
+         f"{', '.join(f'{s:.1f}' for s in sn.start_seconds)})", "≤ 8 s", _verdict(med(sn.start_seconds) <= 8)),
+        ("classroom alert latency, fault → pager", f"{med(sn.alert_seconds):.1f} s (runs: "
+         f"{', '.join(f'{s:.1f}' for s in sn.alert_seconds)})", f"≤ for + 8 s = {alert_goal} s",
+         _verdict(max(sn.alert_seconds) <= alert_goal)),
+        ("resident memory of the embedded stack", f"{sn.rss_total_mib:.0f} MiB ("
+         + ", ".join(f"{k} {v:.0f}" for k, v in sn.rss_mib.items()) + ")", "≤ 300 MB",
+         _verdict(sn.rss_total_mib * 1.048576 <= 300)),
+    ]
+    table = "\n".join(f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows)
+    return f"""# Performance
+
+Measured by `make bench` (bench/) on {when}, on: {machine}.
+Re-run it after a change that could matter and commit the new numbers. Nothing here is asserted in tests.
+
+| what | measured | goal | |
+| --- | --- | --- | --- |
+{table}
+
+## How each number is measured
+
+- **Throughput**: `wrk` ({throughput.CONNECTIONS} connections, {throughput.ROUND_SECONDS} s rounds, {throughput.ROUNDS}
+  interleaved rounds per server, median) posts a `sim-fast` chat request to three servers started side by side on
+  free loopback ports: the gateway with instrumentation on, the same gateway with `GATEWAY_INSTRUMENTATION=off`,
+  and a bare FastAPI app answering a constant (`bench/hello.py`). Both gateways call one llmsim with
+  `LLMSIM_LATENCY_SCALE=0` and write their SQLite attribution rows, so the difference between them is the
+  Prometheus instrumentation alone. The hello-world does no upstream call and no write: the gap to it is the
+  price of a real proxy hop (an HTTP call to the provider, a database row, a log line), not of monitoring.
+  wrk, the servers and llmsim share the machine's cores.
+- **Start-up**: wall time of `make up` (classroom profile, dependencies already installed) until Prometheus
+  reports every target `up`, {stackbench.STARTS} starts with `make down` in between. Prometheus 2.42 scrapes a new
+  target only 5–6 s after it starts, which dominates.
+- **Alert latency**: with 4 requests/s to `sim-fast` flowing, `error_rate=0.6` is injected into llmsim and the
+  clock stops when the receiver's pager channel holds the `LLMHighErrorRatio` notification. The floor is the
+  classroom `for` ({sn.alert_for_seconds} s) plus the rate window filling, evaluation (1 s) and Alertmanager's
+  `group_wait` (2 s).
+- **Memory**: VmRSS of the five processes after the alert runs (Prometheus holding a few minutes of
+  1 s scrapes). The trace UI (Phoenix) is compose-only and not included.
+"""
+
+
+def main() -> None:
+    when = datetime.date.today().isoformat()
+    with console.status("benchmarking throughput…") as status:
+        tp = throughput.measure(progress=lambda m: status.update(m))
+    console.print(f"throughput on/off ratio {tp.on_off_ratio:.2f}, vs hello-world {tp.gateway_hello_ratio:.2f}")
+    with console.status("benchmarking the embedded stack…") as status:
+        sn = stackbench.measure(progress=lambda m: status.update(m))
+    REPORT.write_text(render(tp, sn, when, _machine()))
+    console.print(f"wrote {REPORT}")
+    console.print(REPORT.read_text())
+
+
+if __name__ == "__main__":
+    main()

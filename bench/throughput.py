@@ -1,0 +1,73 @@
+"""Gateway requests/s with instrumentation on vs off (same run, interleaved rounds) and a bare FastAPI app."""
+
+from __future__ import annotations
+
+import json
+import re
+import statistics
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.servers import uvicorn_app
+from stack.traffic import chat_body
+
+ROUND_SECONDS = 8
+ROUNDS = 3
+CONNECTIONS = 16
+_REQUESTS_PER_SEC = re.compile(r"Requests/sec:\s+([\d.]+)")
+_NON_2XX = re.compile(r"Non-2xx or 3xx responses: (\d+)")
+
+
+@dataclass(frozen=True)
+class Throughput:
+    instrumented: list[float]
+    uninstrumented: list[float]
+    hello: list[float]
+
+    @property
+    def on_off_ratio(self) -> float:
+        return statistics.median(self.instrumented) / statistics.median(self.uninstrumented)
+
+    @property
+    def gateway_hello_ratio(self) -> float:
+        return statistics.median(self.instrumented) / statistics.median(self.hello)
+
+
+def _wrk_script(folder: Path) -> Path:
+    body = json.dumps(chat_body("sim-fast", "bench-user"))
+    script = folder / "post.lua"
+    script.write_text(f'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
+                      f"wrk.body = {json.dumps(body)}\n")
+    return script
+
+
+def requests_per_second(url: str, script: Path, seconds: int = ROUND_SECONDS) -> float:
+    result = subprocess.run(["wrk", "-t", "2", "-c", str(CONNECTIONS), "-d", f"{seconds}s", "-s", str(script),
+                             f"{url}/v1/chat/completions"], capture_output=True, text=True, check=True)
+    errors = _NON_2XX.search(result.stdout)
+    if errors:
+        raise RuntimeError(f"{errors.group(1)} requests failed during the benchmark of {url}:\n{result.stdout}")
+    return float(_REQUESTS_PER_SEC.search(result.stdout).group(1))  # type: ignore[union-attr]
+
+
+def measure(progress=print) -> Throughput:
+    with tempfile.TemporaryDirectory(prefix="llmobs-bench-") as tmp:
+        folder = Path(tmp)
+        script = _wrk_script(folder)
+        llmsim_env = {"LLMSIM_LATENCY_SCALE": "0"}
+        with uvicorn_app("stack.llmsim.app:app", llmsim_env, folder / "llmsim.log") as llmsim, \
+             uvicorn_app("stack.gateway.app:app", {"GATEWAY_PROVIDER_URL": llmsim, "GATEWAY_INSTRUMENTATION": "on",
+                                                   "GATEWAY_DATA_DIR": str(folder / "on")}, folder / "on.log") as on, \
+             uvicorn_app("stack.gateway.app:app", {"GATEWAY_PROVIDER_URL": llmsim, "GATEWAY_INSTRUMENTATION": "off",
+                                                   "GATEWAY_DATA_DIR": str(folder / "off")}, folder / "off.log") as off, \
+             uvicorn_app("bench.hello:app", {}, folder / "hello.log") as hello:
+            requests_per_second(on, script, 2)  # warm-up: first SQLite pages, connection pools
+            requests_per_second(off, script, 2)
+            results: dict[str, list[float]] = {"on": [], "off": [], "hello": []}
+            for round_number in range(1, ROUNDS + 1):
+                for name, url in (("on", on), ("off", off), ("hello", hello)):
+                    results[name].append(requests_per_second(url, script))
+                    progress(f"throughput round {round_number}/{ROUNDS}: {name} {results[name][-1]:.0f} req/s")
+    return Throughput(results["on"], results["off"], results["hello"])
