@@ -152,14 +152,20 @@ def _metrics_absent(p: Profile) -> AlertRule:
 
 
 def _cardinality_growth(p: Profile) -> AlertRule:
+    window = p.baseline_window
     return AlertRule(
         alert="CardinalityGrowth",
-        expr=f"delta(scrape_samples_scraped[{p.baseline_window}]) > {CARDINALITY_GROWTH_SAMPLES}",
+        # A failed scrape records 0 samples, so a target coming back after an outage would look like growth:
+        # targets with a failed scrape in the window are left to TargetDown (and to the sample_limit rule).
+        expr=(
+            f"delta(scrape_samples_scraped[{window}]) > {CARDINALITY_GROWTH_SAMPLES}\n"
+            f"unless on (job, instance)\nmin_over_time(up[{window}]) == 0"
+        ),
         severity="warning",
-        summary=f"{{{{ $labels.job }}}}: {{{{ $value | humanize }}}} more samples per scrape than {p.baseline_window} ago",
+        summary=f"{{{{ $labels.job }}}}: {{{{ $value | humanize }}}} more samples per scrape than {window} ago",
         description=(
             f"The samples scraped from {{{{ $labels.job }}}} ({{{{ $labels.instance }}}}) grew by "
-            f"{{{{ $value | humanize }}}} over the last {p.baseline_window} (threshold {CARDINALITY_GROWTH_SAMPLES}). "
+            f"{{{{ $value | humanize }}}} over the last {window} (threshold {CARDINALITY_GROWTH_SAMPLES}). "
             f"A label with unbounded values (user id, request id, prompt text) is the usual cause."
         ),
         for_=p.for_("CardinalityGrowth"),
