@@ -13,7 +13,7 @@ PROFILE ?= classroom
 OS_PACKAGES := stack/runner/os-packages.sh
 TEST_OS_PACKAGES := docker-compose:docker-compose
 
-.PHONY: help up down status logs test generate check-generated bench os-deps venv
+.PHONY: help up down status logs test generate check-generated bench os-deps venv grade release
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -55,3 +55,10 @@ test: $(STAMP) ## run every test (installs what is missing first)
 bench: $(STAMP) ## run the benchmarks (~4 min, stack must be down) and rewrite docs/performance.md
 	@bash $(OS_PACKAGES) wrk:wrk
 	@$(PY) -m bench
+
+grade: $(STAMP) ## grade the labs: LAB=v1 NOTEBOOKS=labs|solutions|DIR SUBMISSIONS=DIR STRICT=1
+	@$(PY) -m graders $(if $(LAB),--lab $(LAB)) $(if $(NOTEBOOKS),--notebooks $(NOTEBOOKS)) \
+		$(if $(SUBMISSIONS),--submissions $(SUBMISSIONS)) $(if $(STRICT),--strict)
+
+release: $(STAMP) ## regenerate labs/ from solutions/ (nbgrader generate_assignment)
+	@$(PY) -m graders.release

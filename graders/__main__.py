@@ -1,0 +1,123 @@
+"""`make grade`: grade the labs' notebooks (nbgrader) and their stack checks (pytest), print one table.
+
+    python -m graders                         # your notebooks in labs/
+    python -m graders --lab v1                # one lab
+    python -m graders --notebooks solutions   # the instructor's sources (should score 100 %)
+    python -m graders --submissions DIR       # a class: DIR/<student>/<lab>/ (or DIR/submitted/<student>/<lab>/)
+    python -m graders --strict                # exit 1 when any point is lost
+
+Exit status: 0 graded (points lost or not), 1 --strict and points lost, 2 bad arguments or grading broken.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import logging
+import sys
+import warnings
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
+
+from graders import notebooks, report, stackchecks
+from graders.course import BUILD_DIR, GRADES_JSON, LABS_DIR, REPO_ROOT, SOLUTIONS_DIR, Lab, UnknownLab, select
+from graders.results import LabResult
+
+console = Console(stderr=False)
+
+
+class UsageProblem(ValueError):
+    pass
+
+
+def _class_folders(root: Path) -> dict[str, Path]:
+    base = root / "submitted" if (root / "submitted").is_dir() else root
+    students = {p.name: p for p in sorted(base.iterdir()) if p.is_dir() and not p.name.startswith(".")}
+    if not students:
+        raise UsageProblem(f"{root} holds no student folders; expected {root}/<student>/<lab>/<notebook>.ipynb")
+    return students
+
+
+def plan(args: argparse.Namespace, labs: list[Lab]) -> dict[str, dict[Lab, Path]]:
+    """student → lab → the folder holding that student's notebooks."""
+    if args.submissions:
+        root = Path(args.submissions).resolve()
+        if not root.is_dir():
+            raise UsageProblem(f"--submissions {args.submissions}: no such folder")
+        return {student: {lab: folder / lab.id for lab in labs} for student, folder in _class_folders(root).items()}
+    source = {"labs": LABS_DIR, "solutions": SOLUTIONS_DIR}.get(args.notebooks, Path(args.notebooks))
+    source = source if source.is_absolute() else (REPO_ROOT / source)
+    if not source.is_dir():
+        raise UsageProblem(f"NOTEBOOKS={args.notebooks}: no such folder; use labs, solutions or a path")
+    student = "solutions" if source == SOLUTIONS_DIR else args.student
+    return {student: {lab: source / lab.id for lab in labs}}
+
+
+def grade_one(api, lab: Lab, student: str, folder: Path) -> LabResult:
+    if not folder.is_dir():
+        result = LabResult(lab.short, student)
+        result.problem = f"no folder {folder}: nothing submitted for {lab.id}"
+        return result
+    missing = notebooks.missing_notebooks(lab, folder)
+    if missing:
+        result = LabResult(lab.short, student)
+        result.problem = f"{folder} lacks {', '.join(missing)} (restore it from labs/{lab.id}/ or git)"
+        return result
+    notebooks.submit(lab, student, folder)
+    result = notebooks.autograde(api, lab, student)
+    if result.problem is None:
+        autograded = BUILD_DIR / "grading" / "autograded" / student / lab.id
+        with contextlib.redirect_stdout(io.StringIO()):
+            result.exercises.extend(stackchecks.run(lab, autograded))
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="make grade", description=__doc__.splitlines()[0])
+    parser.add_argument("--lab", help="v1, v2, ... (default: every lab)")
+    parser.add_argument("--notebooks", default="labs", help="labs (default), solutions, or a folder of lab folders")
+    parser.add_argument("--submissions", help="grade a class: a folder with one sub-folder per student")
+    parser.add_argument("--student", default="you", help="the name your own grades are filed under")
+    parser.add_argument("--strict", action="store_true", help="exit 1 when any point is lost")
+    args = parser.parse_args(argv)
+    warnings.filterwarnings("ignore")
+    logging.getLogger("traitlets").setLevel(logging.ERROR)
+    try:
+        labs = select(args.lab)
+        if not labs:
+            raise UsageProblem("no labs found under solutions/")
+        work = plan(args, labs)
+    except (UnknownLab, UsageProblem) as error:
+        console.print(f"[red]error:[/] {error}")
+        return 2
+    results: list[LabResult] = []
+    total = sum(len(per_lab) for per_lab in work.values())
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  console=console, transient=True) as progress:
+        task = progress.add_task("reading solutions/ into the gradebook", total=total)
+        try:
+            api = notebooks.prepare(labs)
+        except notebooks.GradingError as error:
+            console.print(f"[red]error:[/] {error}")
+            return 2
+        for student, per_lab in work.items():
+            for lab, folder in per_lab.items():
+                progress.update(task, description=f"grading {lab.id} ({student})")
+                results.append(grade_one(api, lab, student, folder))
+                progress.advance(task)
+    report.print_results(console, results, show_student=len(work) > 1)
+    report.write_json(results, GRADES_JSON)
+    console.print(f"grades: {GRADES_JSON.relative_to(REPO_ROOT)}")
+    if args.submissions:
+        csv_path = BUILD_DIR / "grades.csv"
+        report.write_csv(results, csv_path)
+        console.print(f"class grades: {csv_path.relative_to(REPO_ROOT)}; feedback HTML in build/grading/feedback/")
+    lost = any(r.problem or r.score < r.max_score for r in results)
+    return 1 if args.strict and lost else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

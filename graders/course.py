@@ -1,0 +1,52 @@
+"""The labs, and where grading reads and writes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from stack.paths import REPO_ROOT
+
+SOLUTIONS_DIR = REPO_ROOT / "solutions"
+LABS_DIR = REPO_ROOT / "labs"
+BUILD_DIR = REPO_ROOT / "build"
+GRADING_DIR = BUILD_DIR / "grading"
+GRADES_JSON = BUILD_DIR / "grades.json"
+NBGRADER_CONFIG = Path(__file__).with_name("nbgrader_config.py")
+
+
+@dataclass(frozen=True)
+class Lab:
+    id: str          # folder name under solutions/ and labs/, and nbgrader's assignment id
+    short: str       # what `make grade LAB=...` accepts
+    title: str
+
+    @property
+    def source(self) -> Path:
+        return SOLUTIONS_DIR / self.id
+
+
+LABS = (
+    Lab("v1_logging_cost", "v1", "V1 - structured logging and cost tracking"),
+    Lab("v2_prometheus", "v2", "V2 - Prometheus metrics, PromQL and dashboards"),
+)
+
+
+def existing_labs() -> list[Lab]:
+    """The labs whose source notebooks exist (labs are added issue by issue)."""
+    return [lab for lab in LABS if lab.source.is_dir()]
+
+
+class UnknownLab(ValueError):
+    pass
+
+
+def select(name: str | None) -> list[Lab]:
+    labs = existing_labs()
+    if not name:
+        return labs
+    for lab in labs:
+        if name in (lab.short, lab.id):
+            return [lab]
+    known = ", ".join(f"{lab.short} ({lab.id})" for lab in labs)
+    raise UnknownLab(f"no lab called {name!r}; choose one of: {known}")

@@ -1,0 +1,50 @@
+"""Checks used inside the labs' check cells. A failure is an AssertionError whose first line says what was
+checked, what was expected, what was seen, and a hint; `make grade` shows that line in its table."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+
+class LabCheckFailed(AssertionError):
+    pass
+
+
+def _short(value: Any, limit: int = 120) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def fail(what: str, expected: Any, seen: Any, hint: str = "") -> None:
+    message = f"{what}: expected {_short(expected)}, got {_short(seen)}"
+    raise LabCheckFailed(message + (f". Hint: {hint}" if hint else ""))
+
+
+def expect(condition: bool, what: str, hint: str = "") -> None:
+    """For checks that are not a comparison ("the log line has no raw user id")."""
+    if not condition:
+        raise LabCheckFailed(what + (f". Hint: {hint}" if hint else ""))
+
+
+def expect_equal(seen: Any, expected: Any, what: str, hint: str = "") -> None:
+    if seen != expected:
+        fail(what, expected, seen, hint)
+
+
+def expect_close(seen: Any, expected: float, what: str, rel: float = 1e-6, abs_: float = 1e-12,
+                 hint: str = "") -> None:
+    try:
+        close = math.isclose(float(seen), float(expected), rel_tol=rel, abs_tol=abs_)
+    except (TypeError, ValueError):
+        fail(what, expected, seen, hint or "return a number")
+    else:
+        if not close:
+            fail(what, expected, seen, hint)
+
+
+def expect_type(seen: Any, expected_type: type | tuple[type, ...], what: str, hint: str = "") -> None:
+    if not isinstance(seen, expected_type):
+        names = expected_type.__name__ if isinstance(expected_type, type) else " or ".join(
+            t.__name__ for t in expected_type)
+        fail(what, f"a {names}", f"{type(seen).__name__} {_short(seen, 60)}", hint)

@@ -1,0 +1,49 @@
+"""nbgrader's API with this course's config loaded explicitly, rooted at the repository."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+
+from nbgrader.apps import NbGraderAPI
+from nbgrader.coursedir import CourseDirectory
+from traitlets.config import Config
+from traitlets.config.loader import PyFileConfigLoader
+
+from graders.course import GRADING_DIR, NBGRADER_CONFIG
+from stack.paths import REPO_ROOT
+
+
+def load_config(**overrides: str) -> Config:
+    config = PyFileConfigLoader(NBGRADER_CONFIG.name, path=str(NBGRADER_CONFIG.parent)).load_config()
+    config.CourseDirectory.root = str(REPO_ROOT)
+    exchange = GRADING_DIR / "exchange"  # unused (no JupyterHub), but nbgrader insists on a writable one
+    exchange.mkdir(parents=True, exist_ok=True)
+    config.Exchange.root = str(exchange)
+    config.CourseDirectory.db_url = f"sqlite:///{GRADING_DIR / 'gradebook.db'}"
+    for key, value in overrides.items():
+        setattr(config.CourseDirectory, key, value)
+    return config
+
+
+def _venv_on_path() -> None:
+    """nbgrader runs the `alembic` command to create its gradebook; make it find the venv's copy."""
+    bin_dir = str(Path(sys.executable).parent)
+    if bin_dir not in os.environ.get("PATH", "").split(os.pathsep):
+        os.environ["PATH"] = bin_dir + os.pathsep + os.environ.get("PATH", "")
+
+
+def api(release_directory: str | None = None, quiet: bool = True) -> NbGraderAPI:
+    _venv_on_path()
+    overrides = {"release_directory": release_directory} if release_directory else {}
+    config = load_config(**overrides)
+    log = logging.getLogger("nbgrader")
+    log.setLevel(logging.ERROR if quiet else logging.INFO)
+    coursedir = CourseDirectory(config=config)
+    return NbGraderAPI(coursedir=coursedir, config=config, log=log)
+
+
+def relative(path: Path) -> str:
+    return str(path.relative_to(REPO_ROOT))

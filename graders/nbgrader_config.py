@@ -1,0 +1,44 @@
+"""nbgrader settings for this course. Loaded explicitly by graders/ (NbGraderAPI() alone would ignore it).
+
+Paths are relative to the repository root: exercises are authored in solutions/<lab>/, released to labs/<lab>/,
+and graded in build/grading/ (git-ignored).
+"""
+
+c = get_config()  # noqa: F821  (provided by traitlets when this file is loaded)
+
+c.CourseDirectory.course_id = "llm-observability-labs"
+c.CourseDirectory.source_directory = "solutions"
+c.CourseDirectory.release_directory = "labs"
+c.CourseDirectory.submitted_directory = "build/grading/submitted"
+c.CourseDirectory.autograded_directory = "build/grading/autograded"
+c.CourseDirectory.feedback_directory = "build/grading/feedback"
+c.CourseDirectory.ignore = [".ipynb_checkpoints", "__pycache__", "*.pyc", ".run", "build", "*.csv", "*.jsonl",
+                            "*.db", "student_*"]
+
+c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
+c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
+
+# An infinite loop costs its own cell: the kernel is interrupted and grading goes on.
+c.Execute.timeout = 30
+c.Execute.interrupt_on_timeout = True
+c.Execute.raise_on_iopub_timeout = False
+c.Execute.startup_timeout = 60
+
+# A warning printed to stderr must not zero a correct answer (nbgrader treats any stderr in a test cell as 0).
+c.IgnorePattern.enabled = True
+c.IgnorePattern.pattern = r"Warning|WARNING|warn\("
+
+# A huge print costs nothing but its own output.
+c.LimitOutput.max_lines = 200
+c.LimitOutput.max_length = 20000
+
+# A deleted test cell is put back (and scored); edited locked cells are overwritten from the gradebook.
+c.OverwriteCells.add_missing_cells = True
+
+# Students see why they lost points, never the hidden tests themselves.
+c.GenerateFeedback.preprocessors = [
+    "nbgrader.preprocessors.GetGrades",
+    "nbgrader.preprocessors.ClearHiddenTests",
+    "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor",
+]
+
