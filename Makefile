@@ -30,8 +30,8 @@ venv: $(STAMP) ## create/refresh the Python virtualenv
 os-deps: ## install Prometheus, Alertmanager, promtool, amtool from OS packages if missing
 	@bash $(OS_PACKAGES)
 
-up: os-deps $(STAMP) ## start the stack (PROFILE=classroom|production), wait for every target, print URLs
-	@$(PY) -m stack.runner up --profile $(PROFILE)
+up: os-deps $(STAMP) ## start the stack and JupyterLab (PROFILE=classroom|production, JUPYTER=0 for no notebooks)
+	@$(PY) -m stack.runner up --profile $(PROFILE) $(if $(filter 0 no false,$(JUPYTER)),--no-notebooks)
 
 down: ## stop everything `make up` started
 	@if [ -x $(PY) ]; then $(PY) -m stack.runner down; else echo "nothing to stop (no .venv yet)"; fi

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import yaml
 
-from stack import profiles
+from stack import profiles, topology
 from stack.alertmanager.config import alertmanager_config
 from stack.alertmanager.route_cases import as_yaml_data as route_cases
 from stack.paths import REPO_ROOT, STACK_DIR
@@ -70,7 +70,12 @@ def rule_files(profile: profiles.Profile) -> dict[str, dict]:
 
 
 def rendered() -> dict[Path, str]:
-    """Every generated file's path and text."""
+    """Every generated file's path and text (always with the base ports of topology.yaml)."""
+    with topology.base_ports():
+        return _rendered()
+
+
+def _rendered() -> dict[Path, str]:
     from stack.prometheus.scenarios import promtool_tests  # the largest module; imported only when rendering
 
     files: dict[Path, str] = {}

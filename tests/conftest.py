@@ -1,4 +1,9 @@
-"""The live stack fixture: `make up` into a private run folder once per session, `make down` afterwards."""
+"""The live stack fixture: `make up` into a private run folder once per session, `make down` afterwards.
+
+The test stack runs with its ports shifted by LLMOBS_PORT_OFFSET (1000 unless set), so `make test` works while a
+student's own `make up` stack is running. Tests that are not about the live stack see the base ports, the ones
+written into the generated configs.
+"""
 
 from __future__ import annotations
 
@@ -10,10 +15,22 @@ from pathlib import Path
 
 import pytest
 
+from stack import topology
 from stack.paths import REPO_ROOT
 from tests import live
 
 MAKE_TIMEOUT_SECONDS = 120
+TEST_PORT_OFFSET = "1000"
+os.environ.setdefault("LLMOBS_PORT_OFFSET", TEST_PORT_OFFSET)
+
+
+@pytest.fixture(autouse=True)
+def _base_ports_unless_live(request: pytest.FixtureRequest) -> Iterator[None]:
+    if request.node.get_closest_marker("stack"):
+        yield
+        return
+    with topology.base_ports():
+        yield
 
 
 def _make(target: str, run: Path) -> subprocess.CompletedProcess[str]:

@@ -61,3 +61,13 @@ def test_make_up_twice_is_harmless_and_status_is_healthy(stack: LiveStack) -> No
     for service in topology.load().services.values():
         assert service.name in status.stdout and service.url in status.stdout
     assert status.stdout.count("healthy") >= len(SCRAPED_JOBS)
+
+
+def test_make_up_starts_jupyterlab_on_the_labs_behind_a_token(stack: LiveStack) -> None:
+    jupyter = topology.load()["jupyter"]
+    login = next(line for line in stack.up_output.splitlines() if "Open the labs:" in line)
+    token = login.rsplit("token=", 1)[1].strip()
+    listing = httpx.get(f"{jupyter.url}/api/contents/labs", params={"token": token}, timeout=10)
+    assert listing.status_code == 200, listing.text
+    assert {item["name"] for item in listing.json()["content"]} >= {"v1_logging_cost"}
+    assert httpx.get(f"{jupyter.url}/api/contents/labs", timeout=10).status_code == 403, "no token, no notebooks"

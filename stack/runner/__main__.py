@@ -34,11 +34,15 @@ def cmd_up(args: argparse.Namespace) -> int:
     run = run_dir()
     started = time.monotonic()
     with console.status("starting the stack…") as spinner:
-        statuses = control.up(args.profile, run, on_progress=lambda m: spinner.update(m))
+        statuses = control.up(args.profile, run, on_progress=lambda m: spinner.update(m),
+                              notebooks=not args.no_notebooks)
     console.print(_table(statuses, args.profile))
     console.print(f"Stack up in {time.monotonic() - started:.1f}s. Alerts show up at "
                   f"[bold]{next(s.url for s in statuses if s.name == 'receiver')}[/]; logs in {run / 'logs'}; "
                   "stop with [bold]make down[/].")
+    jupyter = next((s for s in statuses if s.name == "jupyter"), None)
+    if jupyter:
+        console.print(f"Open the labs: [bold]{jupyter.url}[/]")
     return 0
 
 
@@ -57,7 +61,7 @@ def cmd_status(_: argparse.Namespace) -> int:
 
 
 def cmd_logs(args: argparse.Namespace) -> int:
-    names = [args.service] if args.service else sorted(topology.load().services)
+    names = [args.service] if args.service else sorted([*topology.load().services, *topology.load().workbench])
     found = 0
     for name in names:
         path = processes.log_file(run_dir(), name)
@@ -76,11 +80,12 @@ def main(argv: list[str] | None = None) -> int:
     up = sub.add_parser("up", help="start every service and wait until Prometheus scrapes them all")
     up.add_argument("--profile", choices=PROFILES, default="classroom",
                     help="classroom: alerts fire within seconds; production: real-world timings")
+    up.add_argument("--no-notebooks", action="store_true", help="do not start JupyterLab")
     up.set_defaults(run=cmd_up)
     sub.add_parser("down", help="stop everything this run folder started").set_defaults(run=cmd_down)
     sub.add_parser("status", help="each service with its URL and health").set_defaults(run=cmd_status)
     logs = sub.add_parser("logs", help="the last lines of one service's log")
-    logs.add_argument("service", nargs="?", choices=sorted(topology.load().services),
+    logs.add_argument("service", nargs="?", choices=sorted([*topology.load().services, *topology.load().workbench]),
                       help="one service (default: all of them)")
     logs.add_argument("-n", "--lines", type=int, default=40)
     logs.set_defaults(run=cmd_logs)

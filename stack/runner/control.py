@@ -37,26 +37,36 @@ def _log_tail(run: Path, name: str, lines: int = 15) -> str:
     return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
 
 
-def running_profile(run: Path) -> str | None:
+def _state(run: Path) -> dict:
     try:
-        return json.loads((run / STATE_FILE).read_text())["profile"]
-    except (OSError, ValueError, KeyError):
-        return None
+        return json.loads((run / STATE_FILE).read_text())
+    except (OSError, ValueError):
+        return {}
 
 
-def up(profile: str, run: Path, on_progress: Callable[[str], None] = lambda _: None) -> list[ServiceStatus]:
+def running_profile(run: Path) -> str | None:
+    return _state(run).get("profile")
+
+
+def _with_notebooks(run: Path) -> bool:
+    return bool(_state(run).get("notebooks", True))
+
+
+def up(profile: str, run: Path, on_progress: Callable[[str], None] = lambda _: None,
+       notebooks: bool = True) -> list[ServiceStatus]:
+    """Start what is not running yet (JupyterLab too unless notebooks=False), wait until all is healthy."""
     run.mkdir(parents=True, exist_ok=True)
     current = running_profile(run)
-    wanted = specs(profile, run)
+    notebooks = notebooks or (current is not None and _with_notebooks(run))
+    wanted = specs(profile, run, notebooks)
     if current and current != profile and any(processes.running_pid(run, s.name) for s in wanted):
         raise StackError(f"the stack is running with the {current!r} profile; run `make down` first, "
                          f"then `make up PROFILE={profile}`")
-    services = topology.load().services
     for spec in wanted:
         if processes.running_pid(run, spec.name):
             on_progress(f"{spec.name} already running")
             continue
-        service = services[spec.name]
+        service = topology.load()[spec.name]
         if processes.port_in_use(service.host, service.port):
             raise StackError(
                 f"port {service.port} ({spec.name}) is in use by a process this run folder ({run}) did not start. "
@@ -65,7 +75,8 @@ def up(profile: str, run: Path, on_progress: Callable[[str], None] = lambda _: N
             )
         processes.start(spec, run)
         on_progress(f"started {spec.name}")
-    (run / STATE_FILE).write_text(json.dumps({"profile": profile, "started_at": time.time()}))
+    (run / STATE_FILE).write_text(json.dumps({"profile": profile, "notebooks": notebooks,
+                                              "started_at": time.time()}))
     for spec in wanted:
         _wait_healthy(spec, run)
         on_progress(f"{spec.name} healthy")
@@ -76,7 +87,7 @@ def up(profile: str, run: Path, on_progress: Callable[[str], None] = lambda _: N
         raise StackError(f"Prometheus does not see every target up after {TARGETS_UP_TIMEOUT:.0f}s: {details}. "
                          f"Logs are in {run / 'logs'}.")
     on_progress("every Prometheus target is up")
-    return status(profile, run)
+    return status(profile, run, notebooks)
 
 
 def _wait_healthy(spec: ServiceSpec, run: Path) -> None:
@@ -94,7 +105,7 @@ def _wait_healthy(spec: ServiceSpec, run: Path) -> None:
 def down(run: Path, on_progress: Callable[[str], None] = lambda _: None) -> list[str]:
     profile = running_profile(run) or "classroom"
     stopped = []
-    for spec in reversed(specs(profile, run)):
+    for spec in reversed(specs(profile, run, notebooks=True)):
         if processes.stop(run, spec.name):
             stopped.append(spec.name)
             on_progress(f"stopped {spec.name}")
@@ -102,10 +113,11 @@ def down(run: Path, on_progress: Callable[[str], None] = lambda _: None) -> list
     return stopped
 
 
-def status(profile: str | None, run: Path) -> list[ServiceStatus]:
+def status(profile: str | None, run: Path, notebooks: bool | None = None) -> list[ServiceStatus]:
     profile = profile or running_profile(run) or "classroom"
+    notebooks = _with_notebooks(run) if notebooks is None else notebooks
     return [
         ServiceStatus(spec.name, spec.url, spec.description, processes.running_pid(run, spec.name),
                       health.healthy(spec.health_url, timeout=0.5))
-        for spec in specs(profile, run)
+        for spec in specs(profile, run, notebooks)
     ]

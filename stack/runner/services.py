@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
+import secrets
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from stack import topology
-from stack.paths import STACK_DIR
+from stack.paths import REPO_ROOT, STACK_DIR
 from stack.runner import binaries
 
 PROFILES = ("classroom", "production")
@@ -57,7 +58,57 @@ def alertmanager_flags(profile: str, config_root: Path, data_dir: str) -> list[s
     ]
 
 
-def specs(profile: str, run: Path) -> list[ServiceSpec]:
+def jupyter_token(run: Path) -> str:
+    """One token per run folder, so `make status` can print the same login URL `make up` did."""
+    path = run / "jupyter-token"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_hex(16))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def jupyter_spec(run: Path) -> ServiceSpec:
+    service = topology.load().workbench["jupyter"]
+    token = jupyter_token(run)
+    argv = [sys.executable, "-m", "jupyter", "lab", "--no-browser", f"--ServerApp.ip={service.host}",
+            f"--ServerApp.port={service.port}", "--ServerApp.port_retries=0", f"--ServerApp.root_dir={REPO_ROOT}",
+            f"--IdentityProvider.token={token}", "--LabApp.news_url=", "--LabApp.check_for_updates_class="
+            "jupyterlab.NeverCheckForUpdate"]
+    if os.geteuid() == 0:  # containers and CI machines often run as root; Jupyter refuses without this
+        argv.append("--allow-root")
+    env = {"JUPYTER_RUNTIME_DIR": str(run / "jupyter" / "runtime"), "PYTHONUNBUFFERED": "1"}
+    return ServiceSpec("jupyter", argv, service.url + service.health,
+                       f"{service.url}/lab/tree/labs?token={token}", service.description, env=env)
+
+
+def _shifted_copy(source: Path, target: Path, offset: int) -> Path:
+    """Copy generated configs, moving every stack address by `offset` (for a stack beside the default one)."""
+    with topology.base_ports():
+        base = topology.load()
+    groups = (base.services, base.workbench, base.compose_only)
+    moves = {s.address: f"{s.host}:{s.port + offset}" for group in groups for s in group.values()}
+    for path in source.rglob("*.y*ml"):
+        text = path.read_text()
+        for old, new in moves.items():
+            text = text.replace(old, new)
+        destination = target / path.relative_to(source)
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        destination.write_text(text)
+    return target
+
+
+def config_root(component: str, profile: str, run: Path) -> Path:
+    """Where prometheus/alertmanager read their generated config: the committed files, or a shifted copy."""
+    source = STACK_DIR / component
+    offset = topology.port_offset()
+    if offset == 0:
+        return source
+    _shifted_copy(source / profile, run / "config" / component / profile, offset)
+    return run / "config" / component
+
+
+def specs(profile: str, run: Path, notebooks: bool = True) -> list[ServiceSpec]:
     if profile not in PROFILES:
         raise ValueError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
     services = topology.load().services
@@ -70,17 +121,19 @@ def specs(profile: str, run: Path) -> list[ServiceSpec]:
     result.append(ServiceSpec(
         "alertmanager",
         [binaries.find("alertmanager"),
-         *alertmanager_flags(profile, STACK_DIR / "alertmanager", str(run / "data" / "alertmanager"))],
+         *alertmanager_flags(profile, config_root("alertmanager", profile, run), str(run / "data" / "alertmanager"))],
         services["alertmanager"].url + services["alertmanager"].health, services["alertmanager"].url,
         services["alertmanager"].description,
     ))
     result.append(ServiceSpec(
         "prometheus",
         [binaries.find("prometheus"),
-         *prometheus_flags(profile, STACK_DIR / "prometheus", str(run / "data" / "prometheus"))],
+         *prometheus_flags(profile, config_root("prometheus", profile, run), str(run / "data" / "prometheus"))],
         services["prometheus"].url + services["prometheus"].health, services["prometheus"].url + "/classic/graph",
         services["prometheus"].description,
     ))
+    if notebooks:
+        result.append(jupyter_spec(run))
     return result
 
 
