@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass, field
 from enum import Enum
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 DEFAULT_DURATION_SECONDS = 300.0
 MAX_DURATION_SECONDS = 3600.0
@@ -15,6 +15,8 @@ MAX_DURATION_SECONDS = 3600.0
 
 class FaultRequest(BaseModel):
     """What an instructor or a test asks for. Omitted knobs keep their current value."""
+
+    model_config = ConfigDict(extra="forbid")  # a misspelt knob is an error, not a silent no-op
 
     error_rate: float | None = Field(None, ge=0, le=1, description="share of calls answered with HTTP 500")
     rate_limit_rate: float | None = Field(None, ge=0, le=1, description="share of calls answered with HTTP 429")

@@ -78,7 +78,7 @@ def create_app(data_dir: Path | None = None, runbooks_dir: Path | None = None) -
 
     @app.get("/runbooks/{name}", response_class=HTMLResponse)
     async def runbook(name: str) -> str:
-        page_html = runbooks.page(name)
+        page_html = runbooks.page(name.removesuffix(".md"))  # links between the markdown pages end in .md
         if page_html is None:
             known = ", ".join(runbooks.names()) or "none"
             raise HTTPException(404, problem(404, f"no runbook named {name!r}; available: {known}"))
