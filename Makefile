@@ -61,4 +61,21 @@ grade: $(STAMP) ## grade the labs: LAB=v1 NOTEBOOKS=labs|solutions|DIR SUBMISSIO
 		$(if $(SUBMISSIONS),--submissions $(SUBMISSIONS)) $(if $(STRICT),--strict)
 
 release: $(STAMP) ## regenerate labs/ from solutions/ (nbgrader generate_assignment)
-	@$(PY) -m graders.release
+	@$(PY) -m graders.release $(if $(LAB),--lab $(LAB))
+
+.PHONY: load
+load: $(STAMP) ## synthetic load on the gateway (stack up): USERS=10 DURATION=60 (or 5m, max 1h) RATE=req/s SEED=n UI=1
+	@$(PY) -m stack.loadgen $(if $(USERS),--users $(USERS)) $(if $(DURATION),--duration $(DURATION)) \
+		$(if $(RATE),--rate $(RATE)) $(if $(SEED),--seed $(SEED)) $(if $(filter-out 0 no false,$(UI)),--ui)
+
+.PHONY: dashboards dashboards-check snapshot
+
+dashboards: $(STAMP) ## regenerate the Grafana dashboards JSON (stack/grafana/dashboards/) from stack/grafana/dashboards.py
+	@$(PY) -m stack.grafana.build
+
+dashboards-check: $(STAMP) ## prove the dashboards: up to date, structure, datasource uid, every query on the live stack (make up first)
+	@$(PY) -m stack.grafana.build --check
+	@$(PY) -m stack.grafana.check
+
+snapshot: $(STAMP) ## render each dashboard to docs/img/dashboards/<uid>.png from the live Prometheus (DEMO=240: scripted traffic first)
+	@$(PY) -m stack.grafana.snapshot $(if $(DEMO),--demo $(DEMO))

@@ -23,7 +23,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
 
 from graders import notebooks, report, stackchecks
-from graders.course import BUILD_DIR, GRADES_JSON, LABS_DIR, REPO_ROOT, SOLUTIONS_DIR, Lab, UnknownLab, select
+from graders.course import BUILD_DIR, GRADES_JSON, GRADING_DIR, LABS_DIR, REPO_ROOT, SOLUTIONS_DIR, Lab, UnknownLab, select
 from graders.results import LabResult
 
 console = Console(stderr=False)
@@ -56,6 +56,10 @@ def plan(args: argparse.Namespace, labs: list[Lab]) -> dict[str, dict[Lab, Path]
     return {student: {lab: source / lab.id for lab in labs}}
 
 
+def _shown(path: Path) -> str:
+    return str(path.relative_to(REPO_ROOT)) if path.is_relative_to(REPO_ROOT) else str(path)
+
+
 def grade_one(api, lab: Lab, student: str, folder: Path) -> LabResult:
     if not folder.is_dir():
         result = LabResult(lab.short, student)
@@ -69,7 +73,7 @@ def grade_one(api, lab: Lab, student: str, folder: Path) -> LabResult:
     notebooks.submit(lab, student, folder)
     result = notebooks.autograde(api, lab, student)
     if result.problem is None:
-        autograded = BUILD_DIR / "grading" / "autograded" / student / lab.id
+        autograded = GRADING_DIR / "autograded" / student / lab.id
         with contextlib.redirect_stdout(io.StringIO()):
             result.exercises.extend(stackchecks.run(lab, autograded))
     return result
@@ -110,11 +114,11 @@ def main(argv: list[str] | None = None) -> int:
                 progress.advance(task)
     report.print_results(console, results, show_student=len(work) > 1)
     report.write_json(results, GRADES_JSON)
-    console.print(f"grades: {GRADES_JSON.relative_to(REPO_ROOT)}")
+    console.print(f"grades: {_shown(GRADES_JSON)}")
     if args.submissions:
         csv_path = BUILD_DIR / "grades.csv"
         report.write_csv(results, csv_path)
-        console.print(f"class grades: {csv_path.relative_to(REPO_ROOT)}; feedback HTML in build/grading/feedback/")
+        console.print(f"class grades: {_shown(csv_path)}; feedback HTML in {_shown(GRADING_DIR / 'feedback')}/")
     lost = any(r.problem or r.score < r.max_score for r in results)
     return 1 if args.strict and lost else 0
 

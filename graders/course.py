@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -9,7 +10,8 @@ from stack.paths import REPO_ROOT
 
 SOLUTIONS_DIR = REPO_ROOT / "solutions"
 LABS_DIR = REPO_ROOT / "labs"
-BUILD_DIR = REPO_ROOT / "build"
+# LLMOBS_BUILD_DIR moves grading output (tests grade into temp folders so runs never clobber each other).
+BUILD_DIR = Path(os.environ.get("LLMOBS_BUILD_DIR", REPO_ROOT / "build")).resolve()
 GRADING_DIR = BUILD_DIR / "grading"
 GRADES_JSON = BUILD_DIR / "grades.json"
 NBGRADER_CONFIG = Path(__file__).with_name("nbgrader_config.py")

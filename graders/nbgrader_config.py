@@ -28,9 +28,9 @@ c.Execute.startup_timeout = 60
 c.IgnorePattern.enabled = True
 c.IgnorePattern.pattern = r"Warning|WARNING|warn\("
 
-# A huge print costs nothing but its own output.
+# A huge print costs nothing but its own output (nbgrader 0.9 limits lines, not characters).
 c.LimitOutput.max_lines = 200
-c.LimitOutput.max_length = 20000
+c.LimitOutput.max_traceback = 50
 
 # A deleted test cell is put back (and scored); edited locked cells are overwritten from the gradebook.
 c.OverwriteCells.add_missing_cells = True

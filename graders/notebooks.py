@@ -14,7 +14,7 @@ from graders import nbconfig
 from graders.course import GRADING_DIR, Lab
 from graders.results import ExerciseResult, LabResult
 
-RELEASE_FOR_GRADING = "build/grading/release"
+RELEASE_FOR_GRADING = str(GRADING_DIR / "release")
 SKIPPED_FILES = shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__", "*.pyc")
 
 
@@ -54,12 +54,14 @@ def explain(outputs: list) -> str:
     for output in outputs:
         if output.get("output_type") == "error":
             name, value = output.get("ename", ""), _first_line(output.get("evalue", ""))
-            if name == "AssertionError":
+            if name in ("AssertionError", "LabCheckFailed"):
                 return value or "a check failed (the assertion has no message)"
             if name == "NotImplementedError":
                 return "not attempted yet: the exercise cell still raises NotImplementedError"
             if name in ("KeyboardInterrupt", "CellTimeoutError"):
                 return "interrupted after the per-cell time limit (an endless loop, or waiting on something?)"
+            if name == "SystemExit":
+                return "the code called sys.exit() (or exit()); a notebook must not stop its own kernel"
             if name == "NameError":
                 return f"{value}: run (and complete) the exercise cell above this check"
             return f"{name}: {value}" if value else name

@@ -16,7 +16,7 @@ from pathlib import Path
 import nbformat
 
 from graders import nbconfig
-from graders.course import LABS_DIR, REPO_ROOT, Lab, existing_labs
+from graders.course import LABS_DIR, REPO_ROOT, Lab, UnknownLab, select
 
 # The grading gradebook lives in build/grading; releasing uses its own so it never disturbs a grading run.
 RELEASE_DB = "build/release/gradebook.db"
@@ -25,6 +25,11 @@ RELEASE_DB = "build/release/gradebook.db"
 def _notebook_content(path: Path) -> list[tuple[str, str, dict]]:
     notebook = nbformat.read(path, as_version=4)
     return [(cell.cell_type, cell.source, dict(cell.metadata.get("nbgrader", {}))) for cell in notebook.cells]
+
+
+def _student_work(path: Path) -> bool:
+    """Files a student's runs create in labs/ (git-ignored too), which are not part of a release."""
+    return path.name.startswith("student_") or bool({".ipynb_checkpoints", "__pycache__"} & set(path.parts))
 
 
 def release(labs: list[Lab], target: Path) -> None:
@@ -47,7 +52,8 @@ def differences(labs: list[Lab], released: Path, current: Path) -> list[str]:
             problems.append(f"labs/{lab.id} is missing")
             continue
         new_files = {p.relative_to(new) for p in new.rglob("*") if p.is_file()}
-        old_files = {p.relative_to(old) for p in old.rglob("*") if p.is_file() and ".ipynb_checkpoints" not in p.parts}
+        old_files = {p.relative_to(old) for p in old.rglob("*")
+                     if p.is_file() and not _student_work(p.relative_to(old))}
         problems += [f"labs/{lab.id}/{p} is missing" for p in sorted(new_files - old_files)]
         problems += [f"labs/{lab.id}/{p} is not in solutions/{lab.id}" for p in sorted(old_files - new_files)]
         for name in sorted(new_files & old_files):
@@ -62,8 +68,13 @@ def differences(labs: list[Lab], released: Path, current: Path) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="make release", description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="compare only; exit 1 when labs/ is out of date")
+    parser.add_argument("--lab", help="one lab (v1, v2, ...); default: all")
     args = parser.parse_args(argv)
-    labs = existing_labs()
+    try:
+        labs = select(args.lab)
+    except UnknownLab as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     if not args.check:
         release(labs, LABS_DIR)
         print(f"released {', '.join(lab.id for lab in labs)} into labs/")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,8 @@ from tests import live
 MAKE_TIMEOUT_SECONDS = 120
 TEST_PORT_OFFSET = "1000"
 os.environ.setdefault("LLMOBS_PORT_OFFSET", TEST_PORT_OFFSET)
+# Grading output of the tests goes to a temp folder, never into the checkout's build/ (see graders/course.py).
+os.environ.setdefault("LLMOBS_BUILD_DIR", tempfile.mkdtemp(prefix="llmobs-test-build-"))
 
 
 @pytest.fixture(autouse=True)

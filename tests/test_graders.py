@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import html
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -24,7 +25,7 @@ HIDDEN = re.compile(r"### BEGIN HIDDEN TESTS\n(.*?)### END HIDDEN TESTS", re.S)
 
 def _grade(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "graders", *args], cwd=REPO_ROOT, capture_output=True, text=True,
-                          timeout=300, env={"COLUMNS": "200", "PATH": str(Path(sys.executable).parent) + ":/usr/bin:/bin"})
+                          timeout=300, env={**os.environ, "COLUMNS": "200"})
 
 
 def test_labs_folder_is_what_solutions_release(tmp_path: Path) -> None:
@@ -48,9 +49,11 @@ def test_unknown_lab_and_missing_folder_are_clear_errors() -> None:
 
 
 def _hidden_test_lines(notebook: Path) -> list[str]:
+    """Lines that only occur inside hidden-test blocks (so finding one in feedback means a leak)."""
     source = "\n".join(cell.source for cell in nbformat.read(notebook, as_version=4).cells)
+    visible = {line.strip() for line in HIDDEN.sub("", source).splitlines()}
     return [line.strip() for block in HIDDEN.findall(source) for line in block.splitlines()
-            if len(line.strip()) > 12]
+            if len(line.strip()) > 12 and line.strip() not in visible]
 
 
 def test_grading_a_class_writes_csv_feedback_and_hides_hidden_tests(tmp_path: Path) -> None:

@@ -1,0 +1,306 @@
+"""Lab V1 (structured JSON logging and per-request cost): the solutions score 100 %, the released stubs score 0,
+plausible mistakes lose their exercise's points with a message that helps, and hostile notebooks (endless loop,
+sys.exit, a flood of output, deleted or emptied check cells) cost only the exercises they touch.
+
+Grading goes through graders.notebooks (nbgrader, into build/grading/) exactly as `make grade` does; the gradebook
+is prepared once for the module and each notebook is graded once. The cheaper in-process tests run the notebook's
+cells with exec() to try many more wrong answers against the check cells."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from graders import notebooks
+from graders.course import LABS_DIR, select
+from graders.results import ExerciseResult
+
+LAB = select("v1")[0]
+NOTEBOOK = f"{LAB.id}.ipynb"
+SOURCE = LAB.source / NOTEBOOK
+RELEASED = LABS_DIR / LAB.id / NOTEBOOK
+
+POINTS = {
+    "ex1_json_formatter": 3,
+    "ex2_request_cost": 2,
+    "ex3_logging_client": 3,
+    "ex4_cost_by": 2,
+    "ex5_top_and_error_rate": 2,
+    "ex6_request_story": 2,
+}
+
+# Plausible wrong answers: (exercise, text of the solution cell, its replacement, a phrase the message must contain).
+MUTATIONS = {
+    "raw user id logged": (
+        "ex1_json_formatter",
+        '        if "user_id" in entry:\n'
+        '            raw = str(entry.pop("user_id"))\n'
+        '            entry["user_hash"] = hash_user(raw, self.salt)\n'
+        '            if raw:\n'
+        '                entry["message"] = entry["message"].replace(raw, entry["user_hash"])\n',
+        "",
+        "the raw user id appears in the log line"),
+    "timestamp not UTC (naive utcnow)": (
+        "ex1_json_formatter",
+        'datetime.fromtimestamp(record.created, tz=timezone.utc).isoformat(timespec="milliseconds")',
+        "datetime.utcnow().isoformat()",
+        "UTC with an explicit offset"),
+    "timestamp of formatting, not of the event": (
+        "ex1_json_formatter",
+        'datetime.fromtimestamp(record.created, tz=timezone.utc).isoformat(timespec="milliseconds")',
+        "datetime.now(timezone.utc).isoformat()",
+        "when the event happened"),
+    "exception dropped": (
+        "ex1_json_formatter",
+        '        if record.exc_info:\n            entry["exception"] = self.formatException(record.exc_info)\n',
+        "",
+        "'exception' field"),
+    "raw user id left in the message text": (
+        "ex1_json_formatter",
+        '            if raw:\n                entry["message"] = entry["message"].replace(raw, entry["user_hash"])\n',
+        "",
+        "raw user id appears in the message text"),
+    "cost per thousand tokens": (
+        "ex2_request_cost", "/ 1_000_000", "/ 1_000", "per MILLION tokens"),
+    "unknown model costs 0.0": (
+        "ex2_request_cost",
+        "raise UnknownModelError(",
+        "return 0.0\n        print(",
+        "must raise UnknownModelError, not return 0.0"),
+    "unknown model is a bare KeyError": (
+        "ex2_request_cost",
+        "    if model not in prices:\n",
+        "    if False:\n",
+        "got KeyError"),
+    "prices from the catalog instead of the argument": (
+        "ex2_request_cost",
+        "    price = prices[model]\n",
+        "    price = PRICES[model]\n",
+        "use the prices argument"),
+    "failed calls not recorded in the CSV": (
+        "ex3_logging_client",
+        "        new_file = not self.csv_path.exists()",
+        "        if body is None:\n"
+        "            raise ProviderError('call failed', request_id=request_id, error_type=error_type,\n"
+        "                                http_status=http_status)\n"
+        "        new_file = not self.csv_path.exists()",
+        "failed calls are missing from the CSV"),
+    "failed calls not logged": (
+        "ex3_logging_client",
+        '            self.logger.warning("llm_call", extra=fields, exc_info=failure)',
+        "            pass",
+        "failed calls were not logged"),
+    "failures logged at INFO": (
+        "ex3_logging_client",
+        '            self.logger.warning("llm_call", extra=fields, exc_info=failure)',
+        '            self.logger.info("llm_call", extra=fields)',
+        "log level of a failed call"),
+    "failures swallowed": (
+        "ex3_logging_client",
+        "        if body is None:\n            raise ProviderError(",
+        "        if body is None:\n            return {}\n            raise ProviderError(",
+        "ProviderError raised for the"),
+    "transport errors escape": (
+        "ex3_logging_client",
+        "        except Exception as exc:\n",
+        "        except httpx.HTTPStatusError as exc:\n",
+        "must raise ProviderError, got ConnectError"),
+    "requests counted over successful calls only": (
+        "ex4_cost_by",
+        "records.assign(",
+        'records[records["status"] == "success"].assign(',
+        "failed calls count as requests too"),
+    "totals not sorted": (
+        "ex4_cost_by",
+        '    return table.sort_values("cost_usd", ascending=False, kind="stable")',
+        "    return table",
+        "most expensive first"),
+    "error rate over successful calls only": (
+        "ex5_top_and_error_rate",
+        "/ len(records))",
+        '/ records["status"].eq("success").sum())',
+        "divide by ALL calls"),
+    "top-N cheapest first": (
+        "ex5_top_and_error_rate",
+        'sort_values("cost_usd", ascending=False, kind="stable")',
+        'sort_values("cost_usd")',
+        "most expensive first"),
+    "error rate of no calls is NaN": (
+        "ex5_top_and_error_rate",
+        "    if len(records) == 0:\n        return 0.0\n",
+        "",
+        "error_rate of no calls must be 0.0"),
+    "request id matched as text": (
+        "ex6_request_story",
+        "        try:\n            event = json.loads(line)\n        except ValueError:\n            continue\n"
+        '        if isinstance(event, dict) and event.get("request_id") == request_id:\n',
+        "        if request_id in line:\n            event = json.loads(line)\n",
+        "holds events of other requests"),
+    "story not sorted": (
+        "ex6_request_story",
+        '    return sorted(events, key=lambda event: datetime.fromisoformat(event["timestamp"]))',
+        "    return events",
+        "in time order"),
+    "junk lines crash the parser": (
+        "ex6_request_story",
+        "        try:\n            event = json.loads(line)\n        except ValueError:\n            continue\n",
+        "        event = json.loads(line)\n",
+        "not JSON"),
+}
+
+HOSTILE_TIMEOUT_SECONDS = 8
+
+# One mutation per exercise for the nbgrader run; ex4 stays correct (its check cell is deleted) and keeps its points.
+GRADED_MUTATIONS = ["raw user id logged", "cost per thousand tokens", "failed calls not recorded in the CSV",
+                    "error rate over successful calls only", "request id matched as text"]
+
+
+def _source() -> nbformat.NotebookNode:
+    return nbformat.read(SOURCE, as_version=4)
+
+
+def _cell(notebook: nbformat.NotebookNode, grade_id: str) -> nbformat.NotebookNode:
+    return next(c for c in notebook.cells if c.metadata.get("nbgrader", {}).get("grade_id") == grade_id)
+
+
+def _replace(notebook: nbformat.NotebookNode, grade_id: str, old: str, new: str) -> None:
+    cell = _cell(notebook, grade_id)
+    assert old in cell.source, f"{old!r} is no longer in the cell {grade_id}: update this test"
+    cell.source = cell.source.replace(old, new)
+
+
+def _mutate(notebook: nbformat.NotebookNode, name: str) -> None:
+    exercise, old, new, _ = MUTATIONS[name]
+    _replace(notebook, f"{exercise}_answer", old, new)
+
+
+def _write(notebook: nbformat.NotebookNode, folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    nbformat.write(notebook, folder / NOTEBOOK)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def api():
+    """One gradebook for the whole module, built from solutions/ as `make grade` builds it."""
+    return notebooks.prepare([LAB])
+
+
+def _grade(api, student: str, folder: Path) -> dict[str, ExerciseResult]:
+    notebooks.submit(LAB, student, folder)
+    result = notebooks.autograde(api, LAB, student)
+    assert result.problem is None, result.problem
+    graded = {e.exercise: e for e in result.exercises}
+    assert {name: e.max_points for name, e in graded.items()} == POINTS
+    return graded
+
+
+def test_solutions_score_full_marks(api) -> None:
+    graded = _grade(api, "test-v1-solutions", LAB.source)
+    assert {name: e.points for name, e in graded.items()} == POINTS, {n: e.message for n, e in graded.items()}
+
+
+def test_released_stubs_score_zero_and_say_not_attempted(api) -> None:
+    released = nbformat.read(RELEASED, as_version=4)
+    grade_ids = [c.metadata["nbgrader"]["grade_id"] for c in released.cells if "nbgrader" in c.metadata]
+    assert grade_ids == [c.metadata["nbgrader"]["grade_id"] for c in _source().cells if "nbgrader" in c.metadata], \
+        "labs/ is stale: run `python -m graders.release`"
+    assert "BEGIN SOLUTION" not in RELEASED.read_text() and "HIDDEN TESTS" not in RELEASED.read_text()
+    graded = _grade(api, "test-v1-stubs", RELEASED.parent)
+    for name, exercise in graded.items():
+        assert exercise.points == 0, name
+        assert "not attempted" in exercise.message, (name, exercise.message)
+
+
+def test_plausible_mistakes_lose_their_points_with_a_useful_message(api, tmp_path: Path) -> None:
+    notebook = _source()
+    for name in GRADED_MUTATIONS:
+        _mutate(notebook, name)
+    notebook.cells.remove(_cell(notebook, "ex4_cost_by"))  # a deleted check of a right answer is restored: full marks
+    graded = _grade(api, "test-v1-mistakes", _write(notebook, tmp_path / "mistakes"))
+    mutated = {MUTATIONS[name][0]: name for name in GRADED_MUTATIONS}
+    assert len(mutated) >= 5
+    for exercise, result in graded.items():
+        if exercise in mutated:
+            phrase = MUTATIONS[mutated[exercise]][3]
+            assert result.points == 0, (exercise, mutated[exercise])
+            assert phrase in result.message, (exercise, mutated[exercise], result.message)
+        else:
+            assert result.points == result.max_points, (exercise, result.message)
+    autograded = nbformat.read(notebooks.GRADING_DIR / "autograded" / "test-v1-mistakes" / LAB.id / NOTEBOOK, 4)
+    assert "was missing from the submission" in _cell(autograded, "ex4_cost_by").source
+
+
+def test_hostile_notebook_costs_only_the_exercises_it_breaks(api, tmp_path: Path) -> None:
+    notebook = _source()
+    notebook.cells = [c for c in notebook.cells if not c.id.endswith("_try")]  # optional demos re-call the answers
+    _replace(notebook, "ex1_json_formatter_answer", "    return hashlib.sha256(",  # ex1: endless loop
+             "    while True:\n        pass\n    return hashlib.sha256(")
+    _replace(notebook, "ex2_request_cost_answer", "    if model not in prices:\n",  # ex2: exits the kernel
+             "    sys.exit()\n    if model not in prices:\n")
+    _replace(notebook, "ex3_logging_client_answer", "        self.http = http\n",  # ex3: 100k lines, then broken
+             "        print('\\n'.join(f'debug line {n}' for n in range(100_000)))\n        self.http = None\n")
+    _mutate(notebook, "requests counted over successful calls only")   # ex4: wrong answer, check cell deleted
+    notebook.cells.remove(_cell(notebook, "ex4_cost_by"))
+    _mutate(notebook, "error rate over successful calls only")         # ex5: wrong answer, check cell emptied
+    _cell(notebook, "ex5_top_and_error_rate").source = "pass"
+    # ex6 is left alone and must keep its points.
+    folder = _write(notebook, tmp_path / "hostile")
+
+    # The course config interrupts a cell after 30 s and goes on; a shorter limit tests the same path faster.
+    assert api.config.Execute.interrupt_on_timeout and 0 < api.config.Execute.timeout <= 30
+    course_timeout, api.config.Execute.timeout = api.config.Execute.timeout, HOSTILE_TIMEOUT_SECONDS
+    try:
+        graded = _grade(api, "test-v1-hostile", folder)
+    finally:
+        api.config.Execute.timeout = course_timeout
+
+    messages = {name: e.message for name, e in graded.items()}
+    assert graded["ex1_json_formatter"].points == 0 and "time limit" in messages["ex1_json_formatter"], messages
+    assert graded["ex2_request_cost"].points == 0 and "sys.exit()" in messages["ex2_request_cost"], messages
+    assert graded["ex3_logging_client"].points == 0 and "provider calls made" in messages["ex3_logging_client"]
+    assert graded["ex4_cost_by"].points == 0 and "failed calls count as requests too" in messages["ex4_cost_by"]
+    assert graded["ex5_top_and_error_rate"].points == 0 and "divide by ALL calls" in messages["ex5_top_and_error_rate"]
+    assert graded["ex6_request_story"].points == POINTS["ex6_request_story"], messages
+
+    autograded = nbformat.read(notebooks.GRADING_DIR / "autograded" / "test-v1-hostile" / LAB.id / NOTEBOOK, 4)
+    restored = _cell(autograded, "ex4_cost_by").source
+    assert "was missing from the submission" in restored and "_check_cost_by" in restored
+    assert _cell(autograded, "ex5_top_and_error_rate").source == _cell(_source(), "ex5_top_and_error_rate").source
+    flood = "".join(o.get("text", "") for o in _cell(autograded, "ex3_logging_client").outputs)
+    assert "debug line 0" in flood and "debug line 99999" not in flood and len(flood.splitlines()) <= 250
+
+
+# --- in-process: the check cells against many wrong answers, without nbgrader ------------------------------------
+
+def _run(notebook: nbformat.NotebookNode, exercise: str) -> None:
+    """Setup cell, then this exercise's answer and check cell only: each exercise stands on its own."""
+    namespace: dict = {"__name__": "__main__"}
+    for cell_id in ("setup", f"{exercise}_answer", exercise):
+        cell = next(c for c in notebook.cells if c.metadata.get("nbgrader", {}).get("grade_id") == cell_id)
+        exec(compile(cell.source, f"<{cell_id}>", "exec"), namespace)
+
+
+@pytest.fixture
+def in_lab_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+@pytest.mark.parametrize("exercise", list(POINTS))
+def test_each_exercise_passes_with_only_the_setup_and_its_own_answer(exercise: str, in_lab_folder: Path) -> None:
+    _run(_source(), exercise)
+    assert not [p for p in in_lab_folder.iterdir()], "check cells must write only to temporary folders"
+
+
+@pytest.mark.parametrize("name", list(MUTATIONS))
+def test_check_cells_catch_a_plausible_mistake(name: str, in_lab_folder: Path) -> None:
+    exercise, _, _, phrase = MUTATIONS[name]
+    notebook = _source()
+    _mutate(notebook, name)
+    with pytest.raises(AssertionError) as failure:
+        _run(notebook, exercise)
+    first_line = str(failure.value).strip().splitlines()[0]
+    assert phrase in first_line, first_line
