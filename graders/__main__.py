@@ -25,6 +25,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn
 from graders import notebooks, report, stackchecks
 from graders.course import BUILD_DIR, GRADES_JSON, GRADING_DIR, LABS_DIR, REPO_ROOT, SOLUTIONS_DIR, Lab, UnknownLab, select
 from graders.results import LabResult
+from stack import topology
+from stack.runner.processes import port_in_use
 
 console = Console(stderr=False)
 
@@ -54,6 +56,15 @@ def plan(args: argparse.Namespace, labs: list[Lab]) -> dict[str, dict[Lab, Path]
         raise UsageProblem(f"NOTEBOOKS={args.notebooks}: no such folder; use labs, solutions or a path")
     student = "solutions" if source == SOLUTIONS_DIR else args.student
     return {student: {lab: source / lab.id for lab in labs}}
+
+
+def _warn_about_busy_lab_ports(labs: list[Lab]) -> None:
+    """A notebook kernel still serving the lab exporter makes the grading kernel's exporter fail to start."""
+    lab_target = topology.load().lab_targets.get("lab")
+    if lab_target and any(lab.short == "v2" for lab in labs) and port_in_use(lab_target.host, lab_target.port):
+        console.print(f"[yellow]warning:[/] port {lab_target.port} (the V2 lab exporter) is in use, probably by "
+                      "your own notebook's kernel; shut that kernel down in JupyterLab (Kernel > Shut Down), "
+                      "or the exporter exercise will lose its points.")
 
 
 def _shown(path: Path) -> str:
@@ -97,6 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     except (UnknownLab, UsageProblem) as error:
         console.print(f"[red]error:[/] {error}")
         return 2
+    _warn_about_busy_lab_ports(labs)
     results: list[LabResult] = []
     total = sum(len(per_lab) for per_lab in work.values())
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),

@@ -3,6 +3,7 @@ hidden tests), autogrades each submission with per-cell timeouts, and writes fee
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -81,6 +82,7 @@ def _test_cells(notebook: nbformat.NotebookNode) -> dict[str, list]:
 
 def autograde(api: NbGraderAPI, lab: Lab, student: str) -> LabResult:
     result = LabResult(lab=lab.short, student=student)
+    os.environ["LLMOBS_GRADING"] = "1"  # inherited by the grading kernel: notebooks skip plots while graded
     outcome = api.autograde(lab.id, student, force=True, create=True)
     if not outcome["success"]:
         result.problem = f"nbgrader could not grade {lab.id} for {student}: {_first_line(_log_tail(outcome, 3))}"

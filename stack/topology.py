@@ -44,9 +44,10 @@ class Topology:
     services: dict[str, Service]
     compose_only: dict[str, Service]
     workbench: dict[str, Service]
+    lab_targets: dict[str, Service]
 
     def __getitem__(self, name: str) -> Service:
-        for group in (self.services, self.workbench, self.compose_only):
+        for group in (self.services, self.workbench, self.lab_targets, self.compose_only):
             if name in group:
                 return group[name]
         raise KeyError(f"no service {name!r} in {TOPOLOGY_FILE.name}")
@@ -105,4 +106,5 @@ def _load(offset: int) -> Topology:
         services=_shift(_services(raw["services"], host), offset),
         compose_only=_shift(_services(raw.get("compose_only"), host), offset),
         workbench=_shift(_services(raw.get("workbench"), host), offset),
+        lab_targets=_shift(_services(raw.get("lab_targets"), host), offset),
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from stack.profiles import Profile
 from stack.prometheus.rules import GATEWAY, AlertRule, RuleGroup
+from stack.prometheus.scrape import lab_jobs
 
 # Thresholds do not depend on the profile; only windows and `for` durations do.
 ERROR_RATIO_WARNING = 0.05
@@ -122,11 +123,22 @@ def _budget(p: Profile, severity: str, threshold: float) -> AlertRule:
     )
 
 
+def target_down_selector() -> str:
+    """`up` of every job `make up` starts: lab targets (topology.yaml lab_targets) run only while a lab notebook does,
+    so their being down is normal and must not page anyone."""
+    lab = lab_jobs()
+    if not lab:
+        return "up"
+    if len(lab) == 1:
+        return f'up{{job!="{lab[0]}"}}'
+    return f'up{{job!~"{"|".join(lab)}"}}'
+
+
 def _target_down(p: Profile) -> AlertRule:
     for_ = p.for_("TargetDown")
     return AlertRule(
         alert="TargetDown",
-        expr="up == 0",
+        expr=f"{target_down_selector()} == 0",
         severity="critical",
         summary="{{ $labels.job }} at {{ $labels.instance }} is down",
         description=(

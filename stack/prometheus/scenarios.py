@@ -21,7 +21,7 @@ from stack.profiles import Duration, Profile
 from stack.prometheus import alerts as A
 from stack.prometheus.alerts import alert_rules
 from stack.prometheus.rules import RECORDING_GROUP, AlertRule
-from stack.prometheus.scrape import SCRAPED_SERVICES
+from stack.prometheus.scrape import SCRAPED_SERVICES, lab_jobs
 from stack.prometheus.series import (
     InputSeries, Labels, Phase, ScenarioError, Timeline, Vector, above, bucket_quantile, counter, gauge, histogram,
     labels_of, ramp, ratio, sum_by,
@@ -163,7 +163,8 @@ def _target_of(s: InputSeries) -> Labels:
 
 
 def _target_down(m: Model, t: int) -> Vector:
-    return {_target_of(s): 0.0 for s in m.tl.select("up") if m.tl.value(s, t) == 0}
+    lab = set(lab_jobs())  # `up{job!="lab"} == 0`: a lab exporter runs only while its notebook does
+    return {_target_of(s): 0.0 for s in m.tl.select("up") if s.labels["job"] not in lab and m.tl.value(s, t) == 0}
 
 
 def _metrics_absent(m: Model, t: int) -> Vector:
@@ -424,8 +425,10 @@ def budget_scenarios(c: Ctx) -> list[Scenario]:
 
 
 def _up(c: Ctx, phases_by_service: Mapping[str, Sequence[Phase]], duration: Duration) -> tuple[InputSeries, ...]:
-    return tuple(gauge("up", target(service), c.step, phases_by_service.get(service, [Phase(duration, 1)]))
-                 for service in SCRAPED_SERVICES)
+    """`up` of every scraped job; lab targets are down (no notebook running) unless a phase says otherwise."""
+    default = {**{s: 1 for s in SCRAPED_SERVICES}, **{job: 0 for job in lab_jobs()}}
+    return tuple(gauge("up", target(job), c.step, phases_by_service.get(job, [Phase(duration, level)]))
+                 for job, level in default.items())
 
 
 def target_down_scenarios(c: Ctx) -> list[Scenario]:
@@ -433,13 +436,19 @@ def target_down_scenarios(c: Ctx) -> list[Scenario]:
     lead, run = c.lead, c.run(name)
     down = [Phase(lead, 1), Phase(run, 0)]
     blip = [Phase(lead, 1), Phase(for_, 0), Phase(run, 1)]
-    return [
-        Scenario("llmsim stops answering scrapes -> fires", name, ((name, "critical", None),),
-                 _up(c, {"llmsim": down}, lead + run)),
+    scenarios = [
+        Scenario("llmsim stops answering scrapes (no lab notebook running either) -> fires for llmsim only", name,
+                 ((name, "critical", None),), _up(c, {"llmsim": down}, lead + run)),
         Scenario(f"llmsim fails its scrapes for {for_} (a restart), one evaluation short of firing, and comes back "
                  "-> quiet", name, (),
                  _up(c, {"llmsim": blip}, lead + for_ + run)),
     ]
+    for job in lab_jobs():
+        stopped = [Phase(lead, 1), Phase(run, 0)]
+        scenarios.append(Scenario(f"the {job} exporter's notebook is closed: {job} is down for good -> quiet (lab "
+                                  "targets only run while a lab notebook does)", name, (),
+                                  _up(c, {job: stopped}, lead + run)))
+    return scenarios
 
 
 def metrics_absent_scenarios(c: Ctx) -> list[Scenario]:

@@ -86,7 +86,7 @@ def _shifted_copy(source: Path, target: Path, offset: int) -> Path:
     """Copy generated configs, moving every stack address by `offset` (for a stack beside the default one)."""
     with topology.base_ports():
         base = topology.load()
-    groups = (base.services, base.workbench, base.compose_only)
+    groups = (base.services, base.workbench, base.lab_targets, base.compose_only)
     moves = {s.address: f"{s.host}:{s.port + offset}" for group in groups for s in group.values()}
     for path in source.rglob("*.y*ml"):
         text = path.read_text()
