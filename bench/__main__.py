@@ -9,7 +9,7 @@ import subprocess
 
 from rich.console import Console
 
-from bench import stackbench, throughput
+from bench import grading, loadgen, stackbench, throughput
 from stack.paths import DOCS_DIR
 
 console = Console()
@@ -43,9 +43,19 @@ def render(tp: throughput.Throughput, sn: stackbench.StackNumbers, when: str, ma
          f"{', '.join(f'{s:.1f}' for s in sn.alert_seconds)})", f"≤ for + 8 s = {alert_goal} s",
          _verdict(max(sn.alert_seconds) <= alert_goal)),
         ("resident memory of the embedded stack", f"{sn.rss_total_mib:.0f} MiB ("
-         + ", ".join(f"{k} {v:.0f}" for k, v in sn.rss_mib.items()) + ")", "≤ 300 MB",
+         + ", ".join(f"{k} {v:.0f}" for k, v in sn.stack_rss_mib.items()) + ")", "≤ 300 MB",
          _verdict(sn.rss_total_mib * 1.048576 <= 300)),
+        ("JupyterLab beside it (not in the budget)", f"{sn.rss_mib.get('jupyter', 0):.0f} MiB", "-", "-"),
     ]
+    grade_times = sn.extras.get("grading")
+    if isinstance(grade_times, list) and grade_times:
+        rows.append(("`make grade` V1+V2 on solutions, warm", f"{med(grade_times):.1f} s (runs: "
+                     f"{', '.join(f'{t:.1f}' for t in grade_times)})", "≤ 15 s", _verdict(med(grade_times) <= 15)))
+    load = sn.extras.get("loadgen")
+    if isinstance(load, loadgen.LoadgenNumbers):
+        rows.append(("load generator, one locust process", f"{load.requests_per_second:.0f} req/s at "
+                     f"{load.best.users} users; gateway p95 {load.prometheus_p95_ms or 0:.0f} ms (Prometheus), "
+                     f"{load.locust_p95_ms or 0:.0f} ms (locust)", "-", "reported"))
     table = "\n".join(f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows)
     return f"""# Performance
 
@@ -73,6 +83,12 @@ Re-run it after a change that could matter and commit the new numbers. Nothing h
   clock stops when the receiver's pager channel holds the `LLMHighErrorRatio` notification. The floor is the
   classroom `for` ({sn.alert_for_seconds} s) plus the rate window filling, evaluation (1 s) and Alertmanager's
   `group_wait` (2 s).
+- **Grading**: `python -m graders --lab v1,v2 --notebooks solutions --strict` on the running stack, one warm-up
+  run then {grading.RUNS} timed runs (each builds a fresh gradebook, autogrades both notebooks in a new kernel,
+  writes feedback HTML and runs the V2 stack checks).
+- **Load generator**: `bench/loadgen.py` steps the users of one headless locust process up against the gateway
+  and keeps the step with the most requests/s and no failures; p95 from locust and from Prometheus'
+  `histogram_quantile` over the gateway histogram. See docs/load.md.
 - **Memory**: VmRSS of the five processes after the alert runs (Prometheus holding a few minutes of
   1 s scrapes). The trace UI (Phoenix) is compose-only and not included.
 """
@@ -84,7 +100,8 @@ def main() -> None:
         tp = throughput.measure(progress=lambda m: status.update(m))
     console.print(f"throughput on/off ratio {tp.on_off_ratio:.2f}, vs hello-world {tp.gateway_hello_ratio:.2f}")
     with console.status("benchmarking the embedded stack…") as status:
-        sn = stackbench.measure(progress=lambda m: status.update(m))
+        sn = stackbench.measure(progress=lambda m: status.update(m), on_running_stack={
+            "grading": grading.measure, "loadgen": lambda progress: loadgen.measure_running_stack(progress)})
     REPORT.write_text(render(tp, sn, when, _machine()))
     console.print(f"wrote {REPORT}")
     console.print(REPORT.read_text())

@@ -30,10 +30,16 @@ class StackNumbers:
     alert_seconds: list[float]
     alert_for_seconds: int
     rss_mib: dict[str, float]
+    extras: dict[str, object]
+
+    @property
+    def stack_rss_mib(self) -> dict[str, float]:
+        """The monitored system and its monitoring, without the JupyterLab workbench."""
+        return {name: mib for name, mib in self.rss_mib.items() if name != "jupyter"}
 
     @property
     def rss_total_mib(self) -> float:
-        return sum(self.rss_mib.values())
+        return sum(self.stack_rss_mib.values())
 
 
 def _make(target: str, run: Path) -> None:
@@ -100,7 +106,9 @@ def alert_latency(progress: Callable[[str], None]) -> float:
     return latency
 
 
-def measure(progress: Callable[[str], None] = print) -> StackNumbers:
+def measure(progress: Callable[[str], None] = print,
+            on_running_stack: dict[str, Callable[[Callable[[str], None]], object]] | None = None) -> StackNumbers:
+    """Start-up, alert latency and memory of a fresh stack; `on_running_stack` benchmarks run on it too."""
     _ports_free()
     with tempfile.TemporaryDirectory(prefix="llmobs-bench-run-") as tmp:
         run = Path(tmp)
@@ -112,12 +120,13 @@ def measure(progress: Callable[[str], None] = print) -> StackNumbers:
                     _make("down", run)
                 starts.append(_timed_start(run))
                 progress(f"make up {attempt}/{STARTS}: {starts[-1]:.1f}s")
+            extras = {name: bench(progress) for name, bench in (on_running_stack or {}).items()}
             alerts = [alert_latency(progress) for _ in range(ALERT_RUNS)]
             memory = rss_mib(run)
         finally:
             _make("down", run)
     for_seconds = profiles.load("classroom").for_("LLMHighErrorRatio").seconds
-    return StackNumbers(starts, alerts, for_seconds, memory)
+    return StackNumbers(starts, alerts, for_seconds, memory, extras)
 
 
 def median(values: list[float]) -> float:

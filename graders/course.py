@@ -43,12 +43,17 @@ class UnknownLab(ValueError):
     pass
 
 
-def select(name: str | None) -> list[Lab]:
+def select(names: str | None) -> list[Lab]:
+    """Labs by short name or folder name; several separated by commas (`v1,v2`); all when empty."""
     labs = existing_labs()
-    if not name:
+    if not names:
         return labs
-    for lab in labs:
-        if name in (lab.short, lab.id):
-            return [lab]
-    known = ", ".join(f"{lab.short} ({lab.id})" for lab in labs)
-    raise UnknownLab(f"no lab called {name!r}; choose one of: {known}")
+    chosen = []
+    for name in (part.strip() for part in names.split(",") if part.strip()):
+        match = next((lab for lab in labs if name in (lab.short, lab.id)), None)
+        if match is None:
+            known = ", ".join(f"{lab.short} ({lab.id})" for lab in labs)
+            raise UnknownLab(f"no lab called {name!r}; choose one of: {known}")
+        if match not in chosen:
+            chosen.append(match)
+    return chosen
