@@ -1,0 +1,610 @@
+"""The course dashboards, defined as code with grafana-foundation-sdk.
+
+`python -m stack.grafana.build` writes them as JSON under stack/grafana/dashboards/<folder>/<uid>.json (each
+folder becomes a Grafana folder through the provisioning in stack/grafana/provisioning/dashboards/), and
+`--check` fails when a committed file differs from what this module produces.
+
+Every query reads the metrics of docs/contract.md (or the recording rules in stack/prometheus/rules.py) and is
+proven against the live embedded Prometheus by `make dashboards-check` (stack/grafana/check.py). Thresholds come
+from the alert definitions (stack/prometheus/alerts.py) and the catalog budget, so a dashboard turns red where
+an alert fires.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from dataclasses import dataclass
+from typing import Callable
+
+# The SDK warns that the classic dashboard schema is superseded by dashboard v2; Grafana 11.3 (docker-compose.yml)
+# provisions the classic schema only, so that is what these dashboards use.
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", DeprecationWarning)
+    from grafana_foundation_sdk.builders import bargauge, gauge, stat, timeseries
+    from grafana_foundation_sdk.builders.common import (
+        GraphThresholdsStyleConfig,
+        ReduceDataOptions,
+        StackingConfig,
+        VizLegendOptions,
+        VizTooltipOptions,
+    )
+    from grafana_foundation_sdk.builders.dashboard import (
+        AnnotationQuery,
+        Dashboard,
+        QueryVariable,
+        Row,
+        ThresholdsConfig,
+    )
+    from grafana_foundation_sdk.builders.prometheus import Dataquery
+    from grafana_foundation_sdk.cog.encoder import JSONEncoder
+    from grafana_foundation_sdk.models.common import (
+        BarGaugeDisplayMode,
+        BigValueColorMode,
+        BigValueGraphMode,
+        DataSourceRef,
+        GraphThresholdsStyleMode,
+        LegendDisplayMode,
+        LegendPlacement,
+        SortOrder,
+        StackingMode,
+        TooltipDisplayMode,
+        VizOrientation,
+    )
+    from grafana_foundation_sdk.models.dashboard import (
+        DashboardCursorSync,
+        Threshold,
+        ThresholdsMode,
+        VariableOption,
+        VariableRefresh,
+        VariableSort,
+    )
+
+from prometheus_client.utils import floatToGoString
+
+from stack import catalog
+from stack.gateway.metrics import LATENCY_BUCKETS_SECONDS
+from stack.grafana.provisioning import datasource_uid
+from stack.prometheus import alerts
+from stack.prometheus.scrape import SCRAPED_SERVICES
+
+# Grafana 11.3 (docker-compose.yml) understands dashboards up to this schema version; the SDK's default is newer.
+SCHEMA_VERSION = 39
+REFRESH = "10s"
+TAGS = ("llmobs", "generated")
+
+# ---------------------------------------------------------------- service level objectives
+# Availability: the share of provider calls that succeed. 99 % leaves a 1 % error budget, so the
+# LLMHighErrorRatio warning (5 %) is a 5x burn and the critical one (20 %) a 20x burn.
+AVAILABILITY_OBJECTIVE = 0.99
+# Latency: the share of calls answered within the p95 objective of LLMLatencyP95High (4 s). "95 % within 4 s"
+# is the same promise as "p95 <= 4 s", measured from the histogram bucket instead of an interpolated quantile.
+LATENCY_OBJECTIVE = 0.95
+LATENCY_THRESHOLD_SECONDS = alerts.LATENCY_P95_SECONDS
+# Multi-window, multi-burn-rate alerting (Google SRE workbook, chapter 5): page when both the long and the short
+# window burn faster than the factor. 14.4x spends 2 % of a 30-day budget in 1 h; 6x spends 5 % in 6 h.
+FAST_BURN = ("1h", "5m", 14.4)
+SLOW_BURN = ("6h", "30m", 6.0)
+BURN_WINDOWS = ("5m", "30m", "1h", "6h")
+
+if LATENCY_THRESHOLD_SECONDS not in LATENCY_BUCKETS_SECONDS:  # pragma: no cover - guards a future edit
+    raise ValueError(f"the latency SLO threshold {LATENCY_THRESHOLD_SECONDS}s must be a histogram bucket boundary "
+                     f"({LATENCY_BUCKETS_SECONDS}) or the SLI cannot be read from the buckets")
+# prometheus_client writes bucket boundaries as Go floats: le="4.0", not le="4".
+LATENCY_LE = floatToGoString(LATENCY_THRESHOLD_SECONDS)
+
+GATEWAY = 'job="gateway"'
+MODEL = 'model=~"$model"'
+DEPARTMENT = 'department=~"$department"'
+RATE = "$__rate_interval"
+
+ALL = VariableOption(selected=True, text="All", value="$__all")
+GREEN, YELLOW, ORANGE, RED, BLUE = "green", "yellow", "orange", "red", "blue"
+
+
+@dataclass(frozen=True)
+class DashboardSpec:
+    folder: str          # sub-folder of stack/grafana/dashboards = Grafana folder
+    uid: str
+    build: Callable[[], dict]
+
+    @property
+    def path(self) -> str:
+        return f"{self.folder}/{self.uid}.json"
+
+
+# ---------------------------------------------------------------- helpers over the SDK builders
+
+
+def _ds() -> DataSourceRef:
+    return DataSourceRef(type_val="prometheus", uid=datasource_uid())
+
+
+def query(expr: str, legend: str = "__auto", ref: str = "A", instant: bool = False,
+          exemplar: bool = False) -> Dataquery:
+    target = Dataquery().expr(expr).legend_format(legend).ref_id(ref).datasource(_ds())
+    if instant:
+        target = target.instant()
+    else:
+        target = target.range()
+    if exemplar:
+        target = target.exemplar(True)
+    return target
+
+
+def thresholds(*steps: tuple[float | None, str]) -> ThresholdsConfig:
+    return ThresholdsConfig().mode(ThresholdsMode.ABSOLUTE).steps([Threshold(value=v, color=c) for v, c in steps])
+
+
+BASE = (None, GREEN)
+
+
+def series(title: str, unit: str, description: str, targets: list[Dataquery], *, span: int = 12, height: int = 8,
+           limits: ThresholdsConfig | None = None, stacked: bool = False, minimum: float | None = 0,
+           maximum: float | None = None, decimals: int | None = None) -> timeseries.Panel:
+    panel = (
+        timeseries.Panel().title(title).description(description).unit(unit).datasource(_ds())
+        .span(span).height(height).line_width(1).fill_opacity(10 if not stacked else 40).show_points("never")
+        .legend(VizLegendOptions().show_legend(True).display_mode(LegendDisplayMode.LIST)
+                .placement(LegendPlacement.BOTTOM).calcs([]))
+        .tooltip(VizTooltipOptions().mode(TooltipDisplayMode.MULTI).sort(SortOrder.DESCENDING))
+    )
+    for target in targets:
+        panel = panel.with_target(target)
+    if minimum is not None:
+        panel = panel.min(minimum)
+    if maximum is not None:
+        panel = panel.max(maximum)
+    if decimals is not None:
+        panel = panel.decimals(decimals)
+    if stacked:
+        panel = panel.stacking(StackingConfig().mode(StackingMode.NORMAL).group("A"))
+    if limits is not None:
+        panel = panel.thresholds(limits).thresholds_style(
+            GraphThresholdsStyleConfig().mode(GraphThresholdsStyleMode.DASHED))
+    else:
+        panel = panel.thresholds(thresholds(BASE))
+    return panel
+
+
+def single(title: str, unit: str, description: str, targets: list[Dataquery], limits: ThresholdsConfig, *,
+           span: int = 6, height: int = 5, decimals: int | None = None) -> stat.Panel:
+    panel = (
+        stat.Panel().title(title).description(description).unit(unit).datasource(_ds()).span(span).height(height)
+        .thresholds(limits).color_mode(BigValueColorMode.VALUE).graph_mode(BigValueGraphMode.NONE)
+        .reduce_options(ReduceDataOptions().calcs(["lastNotNull"]).values(False))
+    )
+    for target in targets:
+        panel = panel.with_target(target)
+    if decimals is not None:
+        panel = panel.decimals(decimals)
+    return panel
+
+
+def dial(title: str, unit: str, description: str, target: Dataquery, limits: ThresholdsConfig, *,
+         maximum: float, span: int = 6, height: int = 5) -> gauge.Panel:
+    return (
+        gauge.Panel().title(title).description(description).unit(unit).datasource(_ds()).span(span).height(height)
+        .min(0).max(maximum).thresholds(limits).show_threshold_markers(True)
+        .reduce_options(ReduceDataOptions().calcs(["lastNotNull"]).values(False)).with_target(target)
+    )
+
+
+def bars(title: str, unit: str, description: str, target: Dataquery, limits: ThresholdsConfig, *,
+         span: int = 12, height: int = 8) -> bargauge.Panel:
+    return (
+        bargauge.Panel().title(title).description(description).unit(unit).datasource(_ds()).span(span)
+        .height(height).thresholds(limits).display_mode(BarGaugeDisplayMode.GRADIENT)
+        .orientation(VizOrientation.HORIZONTAL).min(0)
+        .reduce_options(ReduceDataOptions().calcs(["lastNotNull"]).values(False)).with_target(target)
+    )
+
+
+def model_variable() -> QueryVariable:
+    return (
+        QueryVariable("model").label("Model").description("Catalog models (stack/catalog.yaml) seen by the gateway")
+        .datasource(_ds()).query(f"label_values(llm_requests_total{{{GATEWAY}}}, model)")
+        .refresh(VariableRefresh.ON_TIME_RANGE_CHANGED).sort(VariableSort.ALPHABETICAL_ASC)
+        .multi(True).include_all(True).all_value(".*").current(ALL)
+    )
+
+
+def department_variable() -> QueryVariable:
+    return (
+        QueryVariable("department").label("Department")
+        .description("Departments with spend (the gateway folds unknown ones into 'other')")
+        .datasource(_ds()).query(f"label_values(llm_cost_usd_total{{{GATEWAY},{MODEL}}}, department)")
+        .refresh(VariableRefresh.ON_TIME_RANGE_CHANGED).sort(VariableSort.ALPHABETICAL_ASC)
+        .multi(True).include_all(True).all_value(".*").current(ALL)
+    )
+
+
+def dashboard(uid: str, title: str, description: str, time_from: str) -> Dashboard:
+    annotations = (
+        AnnotationQuery().name("Annotations & Alerts")
+        .datasource(DataSourceRef(type_val="grafana", uid="-- Grafana --"))
+        .enable(True).hide(True).icon_color("rgba(0, 211, 255, 1)").type("dashboard").built_in(1)
+    )
+    return (
+        Dashboard(title).uid(uid).description(description).tags(list(TAGS)).refresh(REFRESH).time(time_from, "now")
+        .timezone("browser").tooltip(DashboardCursorSync.CROSSHAIR).annotation(annotations)
+    )
+
+
+def _finish(builder: Dashboard) -> dict:
+    """The dashboard as plain JSON data, with ids and row positions Grafana can rely on."""
+    model = builder.build()
+    model.schema_version = SCHEMA_VERSION
+    data = json.loads(json.dumps(model, cls=JSONEncoder))
+    panels = []
+    for number, panel in enumerate(data["panels"], start=1):
+        panel.pop("repeatDirection", None)
+        panel.pop("id", None)
+        panels.append({"id": number, **panel})
+    data["panels"] = panels
+    return data
+
+
+# ---------------------------------------------------------------- selectors shared by the dashboards
+
+
+def requests(extra: str = "") -> str:
+    return f"llm_requests_total{{{GATEWAY},{MODEL}{extra}}}"
+
+
+def errors() -> str:
+    return requests(',status="error"')
+
+
+def buckets(extra: str = "") -> str:
+    return f"llm_request_duration_seconds_bucket{{{GATEWAY},{MODEL}{extra}}}"
+
+
+def durations_count() -> str:
+    return f"llm_request_duration_seconds_count{{{GATEWAY},{MODEL}}}"
+
+
+def cost(with_department: bool = True) -> str:
+    return f"llm_cost_usd_total{{{GATEWAY},{MODEL}{',' + DEPARTMENT if with_department else ''}}}"
+
+
+def _sum(by: str) -> str:
+    return f"sum by ({by}) " if by else "sum"
+
+
+def error_ratio(window: str, by: str = "") -> str:
+    return f"{_sum(by)}(rate({errors()}[{window}]))\n/\n{_sum(by)}(rate({requests()}[{window}]))"
+
+
+def latency_sli(window: str, by: str = "") -> str:
+    """The share of calls answered within the latency threshold."""
+    fast = buckets(f',le="{LATENCY_LE}"')
+    return f"{_sum(by)}(rate({fast}[{window}]))\n/\n{_sum(by)}(rate({durations_count()}[{window}]))"
+
+
+def quantile(q: float, by: str | None = "model") -> str:
+    labels = f"le, {by}" if by else "le"
+    return f"histogram_quantile({q:g}, sum by ({labels}) (rate({buckets()}[{RATE}])))"
+
+
+def _pct(value: float) -> str:
+    return f"{value * 100:g} %"
+
+
+# ---------------------------------------------------------------- 1. LLM operations
+
+
+def operations() -> dict:
+    tokens = f"llm_tokens_total{{{GATEWAY},{MODEL}}}"
+    warn, crit = alerts.ERROR_RATIO_WARNING, alerts.ERROR_RATIO_CRITICAL
+    error_limits = thresholds(BASE, (warn, ORANGE), (crit, RED))
+    latency_limits = thresholds(BASE, (alerts.LATENCY_P95_SECONDS, RED))
+    board = (
+        dashboard("llmobs-operations", "LLM operations",
+                  "Is the LLM gateway healthy right now? Traffic, errors, latency, provider failures and tokens, "
+                  "per model.", "now-1h")
+        .with_variable(model_variable())
+        .with_row(Row("Right now"))
+        .with_panel(single("Requests per second", "reqps", "Provider calls per second through the gateway.",
+                           [query(f"sum(rate({requests()}[{RATE}]))", "requests/s", instant=True)],
+                           thresholds((None, BLUE))))
+        .with_panel(single("Error ratio", "percentunit",
+                           f"Share of provider calls that failed. LLMHighErrorRatio warns above {_pct(warn)} and "
+                           f"pages above {_pct(crit)}.",
+                           [query(error_ratio(RATE), "error ratio", instant=True)], error_limits, decimals=1))
+        .with_panel(single("p95 latency", "s",
+                           f"95 % of calls finished within this time. LLMLatencyP95High warns above "
+                           f"{alerts.LATENCY_P95_SECONDS:g} s.",
+                           [query(quantile(0.95, by=None), "p95", instant=True)], latency_limits, decimals=2))
+        .with_panel(single("In flight", "short",
+                           "Provider calls under way at the last scrape (the gateway gauge has no model label, so "
+                           "the model filter does not apply).",
+                           [query(f"sum(llm_requests_in_flight{{{GATEWAY}}})", "in flight", instant=True)],
+                           thresholds(BASE, (20, ORANGE), (50, RED)), decimals=0))
+        .with_row(Row("Traffic and errors"))
+        .with_panel(series("Requests by model and status", "reqps",
+                           "Provider calls per second, per model and outcome (success or error).",
+                           [query(f"sum by (model, status) (rate({requests()}[{RATE}]))", "{{model}} {{status}}")]))
+        .with_panel(series("Error ratio by model", "percentunit",
+                           "Failed calls over all calls, per model: both sides summed by model before dividing. "
+                           f"Dashed lines: the {_pct(warn)} warning and {_pct(crit)} critical thresholds.",
+                           [query(error_ratio(RATE, by="model"), "{{model}}")], limits=error_limits, maximum=1))
+        .with_row(Row("Latency"))
+        .with_panel(series("Latency p50 / p95 / p99 by model", "s",
+                           "Quantiles from the llm_request_duration_seconds histogram (sum by le and model, then "
+                           "histogram_quantile). Exemplars link to traces once the gateway records them. Dashed: "
+                           f"the {alerts.LATENCY_P95_SECONDS:g} s p95 objective.",
+                           [query(quantile(0.5), "{{model}} p50", "A", exemplar=True),
+                            query(quantile(0.95), "{{model}} p95", "B", exemplar=True),
+                            query(quantile(0.99), "{{model}} p99", "C", exemplar=True)],
+                           span=16, limits=latency_limits, decimals=2))
+        .with_panel(series("In-flight requests", "short", "Concurrent provider calls (gateway gauge).",
+                           [query(f"sum(llm_requests_in_flight{{{GATEWAY}}})", "in flight")], span=8, decimals=0))
+        .with_row(Row("Provider and tokens"))
+        .with_panel(series("Provider errors by type", "reqps",
+                           "Failed provider calls per second by kind: server_error (5xx), rate_limited (429), "
+                           "timeout, unavailable (outage), bad_response.",
+                           [query(f"sum by (error_type) (rate(llm_provider_errors_total{{{GATEWAY},{MODEL}}}[{RATE}]))",
+                                  "{{error_type}}")], stacked=True))
+        .with_panel(series("Tokens per minute by model", "suffix: tokens/min",
+                           "Tokens billed per minute, input and output, per model: what drives cost.",
+                           [query(f"sum by (model, token_type) (rate({tokens}[{RATE}])) * 60",
+                                  "{{model}} {{token_type}}")]))
+    )
+    return _finish(board)
+
+
+# ---------------------------------------------------------------- 2. Cost and attribution
+
+
+def cost_and_attribution() -> dict:
+    budget = catalog.load().daily_budget_usd
+    folded = f'llm_label_overflow_total{{{GATEWAY},label="department"}}'
+    budget_limits = thresholds(BASE, (alerts.BUDGET_WARNING, ORANGE), (alerts.BUDGET_CRITICAL, RED))
+    money = thresholds((None, BLUE))
+    board = (
+        dashboard("llmobs-cost", "Cost and attribution",
+                  "Where does the money go? Spend per hour by model and department, cost per request, and the "
+                  f"burn of the {budget:g} USD daily budget (stack/catalog.yaml).", "now-6h")
+        .with_variable(model_variable())
+        .with_variable(department_variable())
+        .with_row(Row("Spend"))
+        .with_panel(single("Spend per hour", "currencyUSD", "Current spend rate, in US dollars per hour.",
+                           [query(f"sum(rate({cost()}[{RATE}])) * 3600", "USD/hour", instant=True)], money,
+                           decimals=2))
+        .with_panel(single("Cost per request", "currencyUSD",
+                           "Average cost of one provider call over the time range (all departments: requests carry "
+                           "no department label).",
+                           [query(f"sum(increase({cost(with_department=False)}[$__range]))\n/\n"
+                                  f"sum(increase({requests()}[$__range]))", "USD/request", instant=True)],
+                           money, decimals=4))
+        .with_panel(dial("Budget burn (pace of the last hour)", "percentunit",
+                         "Spend of the last hour extrapolated to a day, as a share of the daily budget: 100 % "
+                         f"spends exactly {budget:g} USD a day. Orange from {_pct(alerts.BUDGET_WARNING)}, red from "
+                         f"{_pct(alerts.BUDGET_CRITICAL)} (the LLMDailyBudgetBurn thresholds).",
+                         query(f"sum(rate(llm_cost_usd_total{{{GATEWAY}}}[1h])) * 86400\n/\n"
+                               f"max(llm_daily_budget_usd{{{GATEWAY}}})", "budget pace", instant=True),
+                         budget_limits, maximum=2))
+        .with_panel(dial("Daily budget used (last 24 h)", "percentunit",
+                         f"Spend of the last 24 hours over the {budget:g} USD daily budget.",
+                         query(f"sum(increase(llm_cost_usd_total{{{GATEWAY}}}[1d]))\n/\n"
+                               f"max(llm_daily_budget_usd{{{GATEWAY}}})", "budget used", instant=True),
+                         budget_limits, maximum=1.5))
+        .with_panel(series("Cost per hour by model", "currencyUSD", "Spend rate per model, stacked.",
+                           [query(f"sum by (model) (rate({cost()}[{RATE}])) * 3600", "{{model}}")],
+                           stacked=True, decimals=2))
+        .with_panel(series("Cost per hour by department", "currencyUSD",
+                           "Spend rate per department (chargeback), stacked. 'other' collects departments outside "
+                           "the catalog list.",
+                           [query(f"sum by (department) (rate({cost()}[{RATE}])) * 3600", "{{department}}")],
+                           stacked=True, decimals=2))
+        .with_row(Row("Attribution"))
+        .with_panel(bars("Top departments by spend", "currencyUSD",
+                         "The five departments that spent most over the time range.",
+                         query(f"topk(5, sum by (department) (increase({cost()}[$__range])))", "{{department}}",
+                               instant=True),
+                         thresholds((None, BLUE)), span=8))
+        .with_panel(series("Cost per request by model", "currencyUSD",
+                           "Average cost of one call per model: a change here means longer answers or a price "
+                           "change, not more traffic.",
+                           [query(f"sum by (model) (rate({cost(with_department=False)}[{RATE}]))\n/\n"
+                                  f"sum by (model) (rate({requests()}[{RATE}]))", "{{model}}")],
+                           span=10, decimals=4))
+        .with_panel(single("Department labels folded", "short",
+                           "Requests whose department was not in the catalog and was recorded as 'other' by the "
+                           "cardinality guard over the time range. Non-zero: attribution by department is "
+                           "incomplete; the raw value is in the logs and the attribution store.",
+                           [query(f"sum(increase({folded}[$__range]))", "folded", instant=True)],
+                           thresholds(BASE, (1, ORANGE)), span=6, height=8, decimals=0))
+    )
+    return _finish(board)
+
+
+# ---------------------------------------------------------------- 3. SLO and error budget
+
+
+def _burn(sli_error: Callable[[str], str], budget: float, window: str) -> str:
+    return f"(\n{sli_error(window)}\n) / {budget:g}"
+
+
+def _availability_error(window: str) -> str:
+    return error_ratio(window)
+
+
+def _latency_error(window: str) -> str:
+    return f"1 - (\n{latency_sli(window)}\n)"
+
+
+def slo() -> dict:
+    availability_budget = round(1 - AVAILABILITY_OBJECTIVE, 6)
+    latency_budget = round(1 - LATENCY_OBJECTIVE, 6)
+    burn_limits = thresholds(BASE, (1, YELLOW), (SLOW_BURN[2], ORANGE), (FAST_BURN[2], RED))
+    remaining_limits = thresholds((None, RED), (0, ORANGE), (0.25, GREEN))
+
+    def sli_limits(objective: float) -> ThresholdsConfig:
+        return thresholds((None, RED), (objective, GREEN))
+
+    def burn_stat(title: str, sli_error: Callable[[str], str], budget: float,
+                  windows: tuple[str, str, float]) -> stat.Panel:
+        long, short, factor = windows
+        return single(title, "suffix:x",
+                      f"Burn rate over {long} and over {short}: the multi-window alert fires when both exceed "
+                      f"{factor:g}x (1x spends the budget exactly over the SLO period).",
+                      [query(_burn(sli_error, budget, long), long, "A", instant=True),
+                       query(_burn(sli_error, budget, short), short, "B", instant=True)],
+                      thresholds(BASE, (factor, RED)), span=6, height=5, decimals=1)
+
+    def burn_series(title: str, sli_error: Callable[[str], str], budget: float) -> timeseries.Panel:
+        return series(title, "suffix:x",
+                      "How fast the error budget burns over several windows (error ratio / budget). Dashed: 1x, the "
+                      f"slow-burn page ({SLOW_BURN[2]:g}x over {SLOW_BURN[0]} and {SLOW_BURN[1]}) and the fast-burn "
+                      f"page ({FAST_BURN[2]:g}x over {FAST_BURN[0]} and {FAST_BURN[1]}).",
+                      [query(_burn(sli_error, budget, w), w, chr(ord("A") + i)) for i, w in enumerate(BURN_WINDOWS)],
+                      limits=burn_limits, decimals=1)
+
+    board = (
+        dashboard("llmobs-slo", "SLO and error budget",
+                  f"Are we keeping our promises? Availability objective {_pct(AVAILABILITY_OBJECTIVE)} of calls "
+                  f"succeed; latency objective {_pct(LATENCY_OBJECTIVE)} of calls within "
+                  f"{LATENCY_THRESHOLD_SECONDS:g} s. Budgets are computed over the dashboard time range (pick 30 "
+                  "days for the monthly budget).", "now-6h")
+        .with_variable(model_variable())
+        .with_row(Row("Service level indicators over the time range"))
+        .with_panel(single("Availability", "percentunit",
+                           f"Share of successful calls over the time range. Objective: {_pct(AVAILABILITY_OBJECTIVE)}.",
+                           [query(f"1 - (\n{error_ratio('$__range')}\n)", "availability", instant=True)],
+                           sli_limits(AVAILABILITY_OBJECTIVE), decimals=2))
+        .with_panel(single("Availability budget remaining", "percentunit",
+                           f"Share of the {_pct(availability_budget)} error budget not yet spent over the time range "
+                           "(negative: overspent).",
+                           [query(f"1 - (\n{error_ratio('$__range')}\n) / {availability_budget:g}", "remaining",
+                                  instant=True)], remaining_limits, decimals=1))
+        .with_panel(single(f"Calls within {LATENCY_THRESHOLD_SECONDS:g} s", "percentunit",
+                           f"Share of calls answered within {LATENCY_THRESHOLD_SECONDS:g} s over the time range "
+                           f"(histogram bucket le={LATENCY_LE}). Objective: {_pct(LATENCY_OBJECTIVE)}.",
+                           [query(latency_sli("$__range"), "within threshold", instant=True)],
+                           sli_limits(LATENCY_OBJECTIVE), decimals=2))
+        .with_panel(single("Latency budget remaining", "percentunit",
+                           f"Share of the {_pct(latency_budget)} slow-call budget not yet spent over the time range.",
+                           [query(f"1 - (\n{_latency_error('$__range')}\n) / {latency_budget:g}", "remaining",
+                                  instant=True)], remaining_limits, decimals=1))
+        .with_panel(series("Availability SLI", "percentunit",
+                           "Share of successful calls per model. Dashed: the "
+                           f"{_pct(AVAILABILITY_OBJECTIVE)} objective.",
+                           [query(f"1 - (\n{error_ratio(RATE, by='model')}\n)", "{{model}}")],
+                           limits=sli_limits(AVAILABILITY_OBJECTIVE), minimum=None, maximum=1, decimals=2))
+        .with_panel(series(f"Latency SLI (calls within {LATENCY_THRESHOLD_SECONDS:g} s)", "percentunit",
+                           f"Share of calls within {LATENCY_THRESHOLD_SECONDS:g} s per model. Dashed: the "
+                           f"{_pct(LATENCY_OBJECTIVE)} objective.",
+                           [query(latency_sli(RATE, by="model"), "{{model}}")],
+                           limits=sli_limits(LATENCY_OBJECTIVE), minimum=None, maximum=1, decimals=2))
+        .with_row(Row("Burn rates (multi-window alerts)"))
+        .with_panel(burn_stat("Availability fast burn", _availability_error, availability_budget, FAST_BURN))
+        .with_panel(burn_stat("Availability slow burn", _availability_error, availability_budget, SLOW_BURN))
+        .with_panel(burn_stat("Latency fast burn", _latency_error, latency_budget, FAST_BURN))
+        .with_panel(burn_stat("Latency slow burn", _latency_error, latency_budget, SLOW_BURN))
+        .with_panel(burn_series("Availability burn rate", _availability_error, availability_budget))
+        .with_panel(burn_series("Latency burn rate", _latency_error, latency_budget))
+    )
+    return _finish(board)
+
+
+# ---------------------------------------------------------------- 4. Monitoring the monitoring
+
+
+def short_group(expr: str) -> str:
+    """Rule groups are labelled `<rule file path>;<group>`; keep the group name as label `group`."""
+    return f'label_replace({expr}, "group", "$1", "rule_group", ".*;(.*)")'
+
+
+def monitoring() -> dict:
+    stack_jobs = "|".join(SCRAPED_SERVICES)
+    job = (
+        QueryVariable("job").label("Job")
+        .description("Scrape jobs. All = the jobs `make up` starts (lab targets only run with a lab notebook).")
+        .datasource(_ds()).query("label_values(up, job)").refresh(VariableRefresh.ON_TIME_RANGE_CHANGED)
+        .sort(VariableSort.ALPHABETICAL_ASC).multi(True).include_all(True).all_value(stack_jobs)
+        .current(ALL)
+    )
+    targets = 'job=~"$job"'
+    prom = 'job="prometheus"'
+    am = 'job="alertmanager"'
+    over_limit = f"prometheus_target_scrapes_exceeded_sample_limit_total{{{prom}}}"
+    failures = f"prometheus_rule_evaluation_failures_total{{{prom}}}"
+    received = 'alert_receiver_notifications_total{job="receiver"}'
+    board = (
+        dashboard("llmobs-meta", "Monitoring the monitoring",
+                  "Can we trust the other dashboards and alerts? Scrapes, series, rule evaluation and "
+                  "notification delivery of the monitoring stack itself.", "now-1h")
+        .with_variable(job)
+        .with_row(Row("Is the pipeline alive?"))
+        .with_panel(single("Targets down", "short", "Scrape targets whose last scrape failed (up == 0).",
+                           [query(f"count(up{{{targets}}} == 0) or vector(0)", "down", instant=True)],
+                           thresholds(BASE, (1, RED)), decimals=0))
+        .with_panel(single("Watchdog", "short",
+                           "1 while the always-firing Watchdog alert is firing: rules are evaluated and alerts "
+                           "reach Alertmanager. 0 means the alerting pipeline itself is broken.",
+                           [query('count(ALERTS{alertname="Watchdog",alertstate="firing"}) or vector(0)', "watchdog",
+                                  instant=True)],
+                           thresholds((None, RED), (1, GREEN)), decimals=0))
+        .with_panel(single("Sample-limit rejections", "short",
+                           "Scrapes refused because the target exposed more samples than its sample_limit, over "
+                           "the time range: a cardinality explosion (the gateway's cardinality demo shows here).",
+                           [query(f"sum(increase({over_limit}[$__range]))", "rejections", instant=True)],
+                           thresholds(BASE, (1, RED)), decimals=0))
+        .with_panel(single("Failed notifications", "short",
+                           "Alertmanager notifications that could not be delivered over the time range.",
+                           [query(f"sum(increase(alertmanager_notifications_failed_total{{{am}}}[$__range]))",
+                                  "failed", instant=True)],
+                           thresholds(BASE, (1, RED)), decimals=0))
+        .with_row(Row("Scrapes and series"))
+        .with_panel(series("Scrape duration by target", "s",
+                           "How long each scrape took. Near the scrape timeout, scrapes start to fail.",
+                           [query(f"scrape_duration_seconds{{{targets}}}", "{{job}}")], decimals=3))
+        .with_panel(series("Samples per scrape by target", "short",
+                           "Samples each target exposes. A steep climb is a label with unbounded values; at the "
+                           "gateway's sample_limit every scrape fails.",
+                           [query(f"scrape_samples_scraped{{{targets}}}", "{{job}}")], decimals=0))
+        .with_panel(series("Head series", "short",
+                           "Series in Prometheus's in-memory head block: memory use follows it.",
+                           [query(f"prometheus_tsdb_head_series{{{prom}}}", "head series")], decimals=0))
+        .with_panel(series("Scrapes over sample_limit", "short",
+                           "Scrapes refused per interval because a target exceeded its sample_limit.",
+                           [query(f"sum(increase({over_limit}[{RATE}]))", "rejected scrapes")],
+                           limits=thresholds(BASE, (1, RED)), decimals=0))
+        .with_row(Row("Rules and notifications"))
+        .with_panel(series("Rule group evaluation time", "s",
+                           "Duration of the last evaluation of each rule group; it must stay well under the "
+                           "evaluation interval.",
+                           [query(short_group(f"prometheus_rule_group_last_duration_seconds{{{prom}}}"),
+                                  "{{group}}")],
+                           decimals=4))
+        .with_panel(series("Notifications sent and failed", "suffix: /min",
+                           "Alertmanager notification attempts per minute (all integrations; this stack uses "
+                           "webhooks), and the failed ones.",
+                           [query(f"sum(rate(alertmanager_notifications_total{{{am}}}[{RATE}])) * 60", "sent", "A"),
+                            query(f"sum(rate(alertmanager_notifications_failed_total{{{am}}}[{RATE}])) * 60",
+                                  "failed", "B")], decimals=1))
+        .with_panel(series("Notifications received by channel", "suffix: /min",
+                           "What the receiver (standing in for Slack and PagerDuty) got, per channel and status.",
+                           [query(f"sum by (channel, status) (rate({received}[{RATE}])) * 60",
+                                  "{{channel}} {{status}}")], decimals=1))
+        .with_panel(series("Rule evaluation failures", "short",
+                           "Failed rule evaluations per interval (a broken recording or alerting rule).",
+                           [query(short_group(f"sum by (rule_group) (increase({failures}[{RATE}]))"),
+                                  "{{group}}")], limits=thresholds(BASE, (1, RED)), decimals=0))
+    )
+    return _finish(board)
+
+
+DASHBOARDS: tuple[DashboardSpec, ...] = (
+    DashboardSpec("operations", "llmobs-operations", operations),
+    DashboardSpec("cost", "llmobs-cost", cost_and_attribution),
+    DashboardSpec("slo", "llmobs-slo", slo),
+    DashboardSpec("meta-monitoring", "llmobs-meta", monitoring),
+)
+
+
+def render_all() -> dict[str, str]:
+    """Relative path under stack/grafana/dashboards -> file text, for every dashboard."""
+    return {spec.path: json.dumps(spec.build(), indent=2, sort_keys=False) + "\n" for spec in DASHBOARDS}

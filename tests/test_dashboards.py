@@ -1,0 +1,166 @@
+"""Dashboards as code: the committed JSON is the generator's output, passes the checker offline and against the
+live stack under seeded load, the checker catches the classic mistakes (naming the panel), and the snapshots
+render."""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from matplotlib import image
+
+from stack.grafana import build, check, promql, snapshot
+from stack.grafana import variables as gv
+from stack.grafana.dashboards import DASHBOARDS
+from stack.grafana.provisioning import DASHBOARDS_DIR, datasource_uid
+from stack.paths import STACK_DIR
+from tests.conftest import LiveStack
+
+COMMITTED = sorted(DASHBOARDS_DIR.rglob("*.json"))
+OPERATIONS = DASHBOARDS_DIR / "operations" / "llmobs-operations.json"
+PROVIDER_FILE = STACK_DIR / "grafana" / "provisioning" / "dashboards" / "dashboards.yaml"
+
+
+def _operations() -> dict:
+    return json.loads(OPERATIONS.read_text())
+
+
+def _panel(dashboard: dict, title: str) -> dict:
+    return next(p for p in check.all_panels(dashboard["panels"]) if p.get("title") == title)
+
+
+def _about(problems: list[check.Problem], kind: str, panel: str) -> list[check.Problem]:
+    return [p for p in problems if p.kind == kind and p.panel == panel]
+
+
+# ---------------------------------------------------------------- generated, committed, provisioned
+
+
+def test_committed_dashboards_equal_the_generator_output() -> None:
+    assert build.stale() == [], "run `make dashboards` and commit stack/grafana/dashboards/"
+    assert {p.relative_to(DASHBOARDS_DIR).as_posix() for p in COMMITTED} >= {s.path for s in DASHBOARDS}
+
+
+def test_each_dashboard_sits_in_its_own_grafana_folder_with_a_unique_uid() -> None:
+    provider = yaml.safe_load(PROVIDER_FILE.read_text())["providers"][0]
+    assert provider["options"]["foldersFromFilesStructure"] is True
+    folders = [spec.folder for spec in DASHBOARDS]
+    uids = [json.loads(p.read_text())["uid"] for p in COMMITTED]
+    assert len(set(folders)) == len(folders) == 4 and len(set(uids)) == len(uids)
+
+
+@pytest.mark.parametrize("path", COMMITTED, ids=lambda p: p.stem)
+def test_committed_dashboard_passes_the_structural_check(path: Path) -> None:
+    problems = check.check_dashboard(path, live=False)
+    assert not problems, "\n".join(map(str, problems))
+    dashboard = json.loads(path.read_text())
+    names = {v["name"] for v in check.template_variables(dashboard)}
+    assert "model" in names or dashboard["uid"] == "llmobs-meta"
+
+
+# ---------------------------------------------------------------- the checker catches mistakes, naming the panel
+
+
+def test_checker_names_the_panel_with_an_unaggregated_ratio() -> None:
+    broken = _operations()
+    target = _panel(broken, "Error ratio by model")["targets"][0]
+    target["expr"] = ('rate(llm_requests_total{job="gateway",status="error"}[5m])\n/\n'
+                      'rate(llm_requests_total{job="gateway"}[5m])')
+    found = _about(check.check_dashboard(broken, live=False), check.RATIO, "Error ratio by model")
+    assert found and "sum by" in found[0].message and "'Error ratio by model'" in str(found[0])
+
+
+@pytest.mark.parametrize("datasource", [None, {"type": "prometheus", "uid": "P1809F7CD0C75ACF3"},
+                                        {"type": "prometheus", "uid": "${DS_PROMETHEUS}"}, "Prometheus"],
+                         ids=["missing", "wrong-uid", "export-placeholder", "by-name"])
+def test_checker_names_the_panel_with_a_missing_or_wrong_datasource(datasource: object) -> None:
+    broken = _operations()
+    panel = _panel(broken, "p95 latency")
+    for holder in (panel, panel["targets"][0]):
+        holder.pop("datasource")
+        if datasource is not None:
+            holder["datasource"] = copy.deepcopy(datasource)
+    found = _about(check.check_dashboard(broken, live=False), check.DATASOURCE, "p95 latency")
+    assert found, f"no datasource problem reported for {datasource!r}"
+
+
+def test_checker_reports_broken_structure() -> None:
+    broken = _operations()
+    del broken["uid"]
+    broken["panels"][2]["id"] = broken["panels"][1]["id"]
+    _panel(broken, "In flight")["fieldConfig"]["defaults"].pop("unit")
+    _panel(broken, "Tokens per minute by model")["targets"][0]["expr"] = "sum(rate(llm_tokens_total[$window]))"
+    kinds = {(p.kind, p.panel) for p in check.check_dashboard(broken, live=False)}
+    assert (check.STRUCTURE, None) in kinds
+    assert (check.STRUCTURE, broken["panels"][2]["title"]) in kinds
+    assert (check.UNIT, "In flight") in kinds
+    assert (check.VARIABLE, "Tokens per minute by model") in kinds
+
+
+@pytest.mark.parametrize(("expr", "flagged"), [
+    ('rate(x{status="error"}[5m]) / rate(x[5m])', True),
+    ("(increase(x[1h])) / (60 * rate(y[1h]))", True),
+    ('sum by (model) (rate(x{status="error"}[5m])) / sum by (model) (rate(x[5m]))', False),
+    ("rate(x_sum[5m]) / rate(x_count[5m])", True),   # reported only in a ratio panel (different metrics)
+    ("model:llm_requests:rate / 2", False),
+])
+def test_promql_finds_unaggregated_ratios(expr: str, flagged: bool) -> None:
+    assert bool(promql.unaggregated_ratios(expr)) is flagged
+    assert promql.metric_names('sum(rate(a_total{b="c"}[5m])) / on(x) group_left max(b:c:d)') == ["a_total", "b:c:d"]
+
+
+def test_grafana_variables_and_intervals_are_substituted_like_grafana() -> None:
+    timing = gv.panel_timing(0, 3600, {"gridPos": {"w": 12}}, scrape_interval=15)
+    assert (timing.interval, timing.rate_interval) == (15, 60)
+    selections = {"model": gv.Selection(("sim-fast", "sim-balanced"), multi=True), **gv.builtin_values(timing)}
+    text, unknown = gv.substitute('rate(x{model=~"$model"}[$__rate_interval]) + ${model:raw} [[nope]] "$1"',
+                                  selections)
+    assert text == 'rate(x{model=~"(sim-fast|sim-balanced)"}[1m]) + sim-fast,sim-balanced [[nope]] "$1"'
+    assert unknown == ["nope"]
+
+
+# ---------------------------------------------------------------- live stack
+
+
+@pytest.fixture(scope="module")
+def seeded(live_stack: LiveStack) -> Iterator[None]:
+    statuses = check.seed_load()
+    assert statuses.get(200), f"seeded traffic got no 200 answer: {statuses}"
+    yield
+
+
+@pytest.mark.stack
+def test_every_committed_dashboard_passes_the_live_check(stack: LiveStack, seeded: None) -> None:
+    assert datasource_uid() == "prometheus"
+    problems = check.check_dashboards()
+    assert not problems, "\n".join(map(str, problems))
+
+
+@pytest.mark.stack
+def test_checker_names_the_panel_with_a_typo_metric(stack: LiveStack, seeded: None) -> None:
+    broken = _operations()
+    target = _panel(broken, "Requests by model and status")["targets"][0]
+    target["expr"] = target["expr"].replace("llm_requests_total", "llm_request_total")
+    problems = check.check_dashboard(broken)
+    found = _about(problems, check.NO_DATA, "Requests by model and status")
+    assert found, "\n".join(map(str, problems))
+    assert "did you mean llm_requests_total" in found[0].message
+    assert [p.panel for p in problems] == ["Requests by model and status"], "\n".join(map(str, problems))
+
+
+@pytest.mark.stack
+def test_snapshots_render_every_panel_to_a_non_blank_png(stack: LiveStack, seeded: None, tmp_path: Path) -> None:
+    results = snapshot.render_all(COMMITTED, tmp_path)
+    assert len(results) == len(COMMITTED)
+    for result in results:
+        assert result.path.stat().st_size > 30_000, f"{result.path.name} is suspiciously small"
+        assert not result.empty_panels, f"{result.dashboard}: no data in {result.empty_panels}"
+        pixels = image.imread(result.path)[..., :3].reshape(-1, 3)
+        colours = np.unique((pixels * 255).astype(np.uint8), axis=0)
+        background = np.all(np.isclose(pixels, pixels[0], atol=0.02), axis=1).mean()
+        assert len(colours) > 200 and background < 0.9, f"{result.path.name} looks blank"
