@@ -79,3 +79,15 @@ dashboards-check: $(STAMP) ## prove the dashboards: up to date, structure, datas
 
 snapshot: $(STAMP) ## render each dashboard to docs/img/dashboards/<uid>.png from the live Prometheus (DEMO=240: scripted traffic first)
 	@$(PY) -m stack.grafana.snapshot $(if $(DEMO),--demo $(DEMO))
+
+.PHONY: scenarios break heal
+
+scenarios: $(STAMP) ## list the failure scenarios (what each breaks, which alert catches it)
+	@$(PY) -m stack.scenarios list
+
+break: $(STAMP) ## trigger a failure scenario and watch it live: SCENARIO=name [DURATION=seconds]
+	@test -n "$(SCENARIO)" || { echo "usage: make break SCENARIO=<name> [DURATION=seconds]; \`make scenarios\` lists the names" >&2; exit 2; }
+	@$(PY) -m stack.scenarios break $(SCENARIO) $(if $(DURATION),--duration $(DURATION))
+
+heal: $(STAMP) ## stop the running failure scenario now and reset every fault knob
+	@$(PY) -m stack.scenarios heal

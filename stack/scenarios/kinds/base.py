@@ -1,0 +1,143 @@
+"""What every kind of scenario shares: its running context, bounded traffic, and the fault-knob HTTP calls."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from stack import catalog, topology
+from stack.profiles import Profile
+from stack.scenarios.registry import Scenario
+from stack.traffic import SteadyTraffic
+
+MAX_TRAFFIC_RATE = 20.0  # requests per second per traffic entry
+KNOB_GRACE_SECONDS = 5.0  # knobs outlive the scenario by this much, so they heal themselves even if the driver dies
+RECOVERY_TRAFFIC_SECONDS = 20.0  # traffic goes on this long at most after the heal, to show the signal recover
+TIMEOUT = 10.0
+
+
+class ScenarioFailure(RuntimeError):
+    """A scenario could not break or heal something; the message says what and how to recover."""
+
+
+@dataclass
+class Context:
+    """One run of one scenario, inside the driver process."""
+
+    scenario: Scenario
+    run: Path
+    profile: Profile
+    duration: float
+    note: Callable[[str], None] = lambda _: None
+    started_at: float = 0.0  # unix time of the trigger
+    traffic: list[SteadyTraffic] = field(default_factory=list)
+    state: dict[str, Any] = field(default_factory=dict)  # the kind's own things (a process, a port)
+
+    @property
+    def params(self) -> Mapping[str, Any]:
+        return self.scenario.params
+
+    @property
+    def knob_seconds(self) -> float:
+        return self.duration + KNOB_GRACE_SECONDS
+
+    def start_traffic(self) -> None:
+        """Start the scenario's traffic entries (once). The driver stops them once the scenario is healed and back
+        to green; each also stops by itself shortly after the duration plus the recovery time."""
+        if self.traffic:
+            return
+        for entry in self.params.get("traffic", []):
+            rate = float(entry["rate"])
+            seconds = self.duration + RECOVERY_TRAFFIC_SECONDS + 2
+            self.traffic.append(SteadyTraffic(entry["model"], rate, max_requests=int(rate * seconds) + 1,
+                                              max_seconds=seconds,
+                                              department=entry.get("department", "engineering")).__enter__())
+        if self.traffic:
+            total = sum(float(e["rate"]) for e in self.params["traffic"])
+            self.note(f"traffic started: {total:g} requests/s over {len(self.traffic)} stream(s)")
+
+    def stop_traffic(self) -> None:
+        if not self.traffic:
+            return
+        with ThreadPoolExecutor(max_workers=len(self.traffic)) as pool:  # stop every stream at once
+            list(pool.map(SteadyTraffic.stop, self.traffic))
+        sent = sum(stream.result.sent for stream in self.traffic)
+        self.traffic.clear()
+        self.note(f"traffic stopped after {sent} requests")
+
+
+def validate_traffic(params: Mapping[str, Any], required: bool = False) -> None:
+    entries = params.get("traffic", [])
+    if not isinstance(entries, list) or (required and not entries):
+        at_least = " (at least one)" if required else ""
+        raise ValueError(f"traffic must be a list of {{model, rate, department}}{at_least}")
+    known = catalog.load()
+    for number, entry in enumerate(entries, 1):
+        if not isinstance(entry, dict) or set(entry) - {"model", "rate", "department"} or "model" not in entry:
+            raise ValueError(f"traffic #{number}: expected {{model, rate, department}}, got {entry!r}")
+        if entry["model"] not in known.models:
+            raise ValueError(f"traffic #{number}: unknown model {entry['model']!r}; models: "
+                             f"{', '.join(known.model_names)}")
+        rate = entry.get("rate")
+        if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 < rate <= MAX_TRAFFIC_RATE:
+            raise ValueError(f"traffic #{number}: rate must be a number of requests/s in (0, {MAX_TRAFFIC_RATE:g}]")
+        department = entry.get("department", "engineering")
+        if department not in known.departments:
+            raise ValueError(f"traffic #{number}: unknown department {department!r}; departments: "
+                             f"{', '.join(known.departments)}")
+
+
+def check_keys(params: Mapping[str, Any], allowed: set[str], required: set[str] = frozenset()) -> None:
+    unknown = sorted(set(params) - allowed)
+    if unknown:
+        raise ValueError(f"unknown setting(s) {', '.join(unknown)}; this kind takes {', '.join(sorted(allowed))}")
+    missing = sorted(required - set(params))
+    if missing:
+        raise ValueError(f"missing {', '.join(missing)}")
+
+
+def url(service: str) -> str:
+    return topology.load().services[service].url
+
+
+def _call(method: str, address: str, what: str, **kwargs: Any) -> dict:
+    try:
+        response = httpx.request(method, address, timeout=TIMEOUT, **kwargs)
+    except httpx.HTTPError as error:
+        raise ScenarioFailure(f"cannot {what}: {address} is not answering ({type(error).__name__}); is the stack up "
+                              "(`make status`)?") from None
+    if response.status_code != 200:
+        raise ScenarioFailure(f"cannot {what}: {method} {address} answered {response.status_code}: "
+                              f"{response.text[:300]}")
+    return response.json()
+
+
+def set_provider_faults(faults: Mapping[str, Any], seconds: float) -> dict:
+    return _call("POST", f"{url('llmsim')}/faults", "set the provider's fault knobs",
+                 json={**faults, "duration_seconds": seconds})
+
+
+def heal_provider_faults(strict: bool = True) -> None:
+    try:
+        _call("DELETE", f"{url('llmsim')}/faults", "heal the provider's fault knobs")
+    except ScenarioFailure:
+        if strict:
+            raise
+
+
+def set_gateway_knob(knob: str, body: Mapping[str, Any]) -> dict:
+    return _call("POST", f"{url('gateway')}/demo/{knob}", f"set the gateway's demo knob {knob}", json=dict(body))
+
+
+def heal_gateway_knobs(knob: str | None = None, strict: bool = True) -> None:
+    """Heal one demo knob (or all). strict=False: a gateway that is down has no knobs to heal, which is fine."""
+    try:
+        _call("DELETE", f"{url('gateway')}/demo" + (f"/{knob}" if knob else ""), "heal the gateway's demo knobs")
+    except ScenarioFailure:
+        if strict:
+            raise

@@ -1,0 +1,144 @@
+"""Every failure scenario on the live stack: trigger → its signature moves → the expected alert fires (or, for the
+renamed metric, `up` stays 1 while LLMMetricsAbsent fires) → heal → back to green. The storm test counts the
+notifications of the tuned and of the naive Alertmanager for the same alerts.
+
+Scenarios run through stack/scenarios/engine.py exactly as `make break` / `make heal` do (a detached driver
+process), with a duration longer than the test needs so the test, not the timer, heals them. Classroom profile:
+10 s rate window, 10 s `for` (TargetDown 5 s), 1 s scrapes and evaluations.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from stack import profiles, promapi
+from stack.scenarios import engine, observe, registry
+from stack.scenarios.kinds import alert_storm
+from tests import live
+from tests.conftest import LiveStack
+
+pytestmark = pytest.mark.stack
+
+SCENARIOS = registry.load()
+PROFILE = profiles.load("classroom")
+RUN_FOR_SECONDS = 150  # longer than any test needs
+FIRE_TIMEOUT = 75  # the slowest, cardinality-explosion's sample_limit alert, fires ~37 s after the trigger
+GREEN_TIMEOUT = 60  # latency-spike needs its slow calls to finish and leave the 10 s window: ~20 s
+POLL_SECONDS = 0.5
+GATEWAY_UP = 'up{job="gateway"}'
+
+
+@pytest.fixture
+def clean(stack: LiveStack) -> Iterator[LiveStack]:
+    """No scenario running before or after the test (the second heal also ends a driver's recovery recording)."""
+    engine.heal(stack.run)
+    yield stack
+    engine.heal(stack.run)
+    engine.heal(stack.run)
+    assert engine.driver_pid(stack.run) is None
+
+
+def _reading(snapshot: observe.Snapshot, query: str) -> list[float]:
+    return next(r.numbers for r in snapshot.readings if r.query == query)
+
+
+class Watch:
+    """Polls what the live view shows and remembers what it has seen."""
+
+    def __init__(self, scenario: registry.Scenario, t0: float) -> None:
+        self.scenario = scenario
+        self.timeline = observe.Timeline(scenario, t0)
+        self.scrape_errors: set[str] = set()
+        self.gateway_up: list[list[float]] = []
+
+    def poll(self) -> observe.Snapshot:
+        snapshot = observe.take(self.scenario, PROFILE, self.timeline.t0)
+        assert not snapshot.problems, snapshot.problems
+        self.timeline.update(snapshot)
+        self.scrape_errors.update(snapshot.target_errors.values())
+        if any(r.query == GATEWAY_UP for r in snapshot.readings):
+            self.gateway_up.append(_reading(snapshot, GATEWAY_UP))
+        for matcher in self.scenario.quiet_alerts:
+            assert observe.alert_state(matcher, snapshot.alerts) == "inactive", \
+                f"{matcher} must stay quiet in {self.scenario.name}: {observe.matching(matcher, snapshot.alerts)}"
+        return snapshot
+
+    def broken_and_caught(self) -> bool:
+        self.poll()
+        return self.timeline.key_broken_at is not None and self.timeline.all_expected_fired()
+
+    def green(self) -> bool:
+        return self.timeline.green(self.poll())
+
+    def __repr__(self) -> str:
+        return f"timeline {self.timeline.summary()}, scrape errors {sorted(self.scrape_errors)}"
+
+
+def _trigger(name: str, run) -> tuple[registry.Scenario, dict, Watch]:  # noqa: ANN001
+    scenario = SCENARIOS[name]
+    state = engine.start(name, run, duration=RUN_FOR_SECONDS)
+    assert state["phase"] == "running" and state["name"] == name, state
+    return scenario, state, Watch(scenario, state["t0"])
+
+
+def _heal_to_green(run, watch: Watch) -> None:  # noqa: ANN001
+    healed = engine.heal(run)
+    assert healed and healed["phase"] == "healed", healed
+    watch.timeline.healed_at = time.time()
+    expected = ", ".join(str(m) for m in watch.scenario.expected_alerts)
+    live.eventually(watch.green, GREEN_TIMEOUT, f"{watch.scenario.name}: {expected} inactive and "
+                    f"{watch.scenario.key_signal.label} back to normal ({watch!r})", interval=POLL_SECONDS)
+
+
+@pytest.mark.parametrize("name", [name for name, s in SCENARIOS.items() if s.kind != "alert_storm"])
+def test_scenario_breaks_fires_its_alert_and_heals(clean: LiveStack, name: str) -> None:
+    scenario, state, watch = _trigger(name, clean.run)
+    expected = ", ".join(str(m) for m in scenario.expected_alerts)
+    live.eventually(watch.broken_and_caught, FIRE_TIMEOUT,
+                    f"{name}: {scenario.key_signal.label} {scenario.key_signal.broken.text} and {expected} firing "
+                    f"({watch!r})", interval=POLL_SECONDS)
+
+    again = engine.start(name, clean.run, duration=RUN_FOR_SECONDS)  # safe to trigger twice: nothing changes
+    assert again.get("already_running") and again["t0"] == state["t0"], again
+
+    def recorded() -> dict:  # the driver records on its own ~1 s beat: give it a few
+        first_firing = (engine.read_state(clean.run) or {}).get("timeline", {}).get("first_firing", {})
+        return first_firing if all(str(m) in first_firing for m in scenario.expected_alerts) else {}
+
+    live.eventually(recorded, 10, f"the driver's timeline (state.json) to record {expected} firing")
+
+    if scenario.kind == "cardinality":
+        assert any("sample limit exceeded" in error for error in watch.scrape_errors), \
+            f"no 'sample limit exceeded' in the gateway target's lastError: {watch.scrape_errors}"
+    if name == "metric-renamed":
+        assert watch.gateway_up and all(values == [1.0] for values in watch.gateway_up), \
+            f"`up` must stay 1 while the metric is renamed: {watch.gateway_up}"
+        assert promapi.scalar('sum(llm_calls_total{job="gateway"})') is not None, "the new name holds the requests"
+
+    _heal_to_green(clean.run, watch)
+    if scenario.params.get("variant") == "target_gone":
+        assert engine.reset_all(clean.run) == [] and promapi.scalar(GATEWAY_UP) == 1
+
+
+def test_alert_storm_tuned_alertmanager_sends_fewer_notifications_than_alerts_naive_sends_more(
+        clean: LiveStack) -> None:
+    scenario, state, watch = _trigger("alert-storm", clean.run)
+    t0 = state["t0"]
+
+    def flooded() -> alert_storm.StormCounts | None:
+        snapshot = watch.poll()
+        counts = alert_storm.counts(scenario, t0, snapshot.notifications, snapshot.alerts)
+        enough = counts.alerts_firing >= 6 and counts.tuned_notifications >= 1 and \
+            counts.naive_notifications > counts.alerts_firing
+        return counts if enough else None
+
+    counts = live.eventually(flooded, FIRE_TIMEOUT, f"the storm's alerts and the naive flood ({watch!r})",
+                             interval=POLL_SECONDS)
+    assert counts.tuned_notifications < counts.alerts_firing < counts.naive_notifications, counts
+    assert watch.timeline.all_expected_fired(), watch
+
+    _heal_to_green(clean.run, watch)
+    assert not alert_storm.stop_naive(clean.run), "heal must stop the naive Alertmanager"
