@@ -294,13 +294,21 @@ def draw_timeseries(fig: plt.Figure, rect: tuple, panel: Mapping, renderer: Rend
     return True
 
 
-def draw_stat(fig: plt.Figure, rect: tuple, panel: Mapping, renderer: Renderer) -> bool:
+def _instant(fig: plt.Figure, rect: tuple, panel: Mapping, renderer: Renderer) -> tuple[list, dict] | None:
+    """The panel's current values and field defaults, or None (and "No data" drawn) when there are none."""
     values = renderer.instant_values(panel)
     if not values or all(math.isnan(v) for _, v in values):
         _no_data(fig, rect)
+        return None
+    return values, (panel.get("fieldConfig") or {}).get("defaults") or {}
+
+
+def draw_stat(fig: plt.Figure, rect: tuple, panel: Mapping, renderer: Renderer) -> bool:
+    found = _instant(fig, rect, panel, renderer)
+    if found is None:
         return False
+    values, defaults = found
     left, bottom, width, height = rect
-    defaults = (panel.get("fieldConfig") or {}).get("defaults") or {}
     unit, decimals = defaults.get("unit"), defaults.get("decimals")
     count = len(values)
     for index, (name, value) in enumerate(values):
@@ -315,12 +323,11 @@ def draw_stat(fig: plt.Figure, rect: tuple, panel: Mapping, renderer: Renderer) 
 
 
 def draw_gauge(fig: plt.Figure, rect: tuple, panel: Mapping, renderer: Renderer) -> bool:
-    values = renderer.instant_values(panel)
-    if not values or all(math.isnan(v) for _, v in values):
-        _no_data(fig, rect)
+    found = _instant(fig, rect, panel, renderer)
+    if found is None:
         return False
+    values, defaults = found
     left, bottom, width, height = rect
-    defaults = (panel.get("fieldConfig") or {}).get("defaults") or {}
     unit, decimals = defaults.get("unit"), defaults.get("decimals")
     low, high = defaults.get("min", 0) or 0, defaults.get("max", 1) or 1
     value = values[0][1]

@@ -24,7 +24,8 @@ def log_file(run: Path, name: str) -> Path:
     return run / "logs" / f"{name}.log"
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
+    """The process exists and is not a zombie."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -45,7 +46,7 @@ def running_pid(run: Path, name: str) -> int | None:
         pid = int(path.read_text().strip())
     except (OSError, ValueError):
         return None
-    return pid if _alive(pid) else None
+    return pid if alive(pid) else None
 
 
 def port_in_use(host: str, port: int) -> bool:
@@ -75,10 +76,10 @@ def stop(run: Path, name: str) -> bool:
         return False
     _signal_group(pid, signal.SIGTERM)
     deadline = time.monotonic() + STOP_GRACE_SECONDS
-    while _alive(pid) and time.monotonic() < deadline:
+    while alive(pid) and time.monotonic() < deadline:
         _reap(pid)
         time.sleep(POLL_SECONDS)
-    if _alive(pid):
+    if alive(pid):
         _signal_group(pid, signal.SIGKILL)
     _reap(pid)
     return True

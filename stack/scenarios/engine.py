@@ -30,7 +30,7 @@ from pathlib import Path
 
 from stack import profiles
 from stack.paths import REPO_ROOT
-from stack.runner import control, health
+from stack.runner import control, health, processes
 from stack import topology
 from stack.scenarios import observe, registry
 from stack.scenarios.kinds import KINDS
@@ -83,18 +83,7 @@ def _write_state(run: Path, state: dict) -> None:
 
 
 def alive(pid: int | None) -> bool:
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
-    except OSError:
-        return True
+    return bool(pid) and processes.alive(pid)  # type: ignore[arg-type]
 
 
 def driver_pid(run: Path) -> int | None:
