@@ -31,6 +31,7 @@ class Lab:
 LABS = (
     Lab("v1_logging_cost", "v1", "V1 - structured logging and cost tracking"),
     Lab("v2_prometheus", "v2", "V2 - Prometheus metrics, PromQL and dashboards"),
+    Lab("v3_cost_alerting", "v3", "V3 - cost attribution, alert rules and Alertmanager routing"),
 )
 
 

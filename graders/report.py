@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from graders.results import LabResult
@@ -25,15 +26,16 @@ def table(results: list[LabResult], show_student: bool) -> Table:
     for result in results:
         first_cells = [result.student] if show_student else []
         if result.problem:
-            grid.add_row(*first_cells, result.lab, "-", "-", f"[red]{result.problem}[/]")
+            grid.add_row(*first_cells, result.lab, "-", "-", f"[red]{escape(result.problem)}[/]")
             continue
         for exercise in result.exercises:
             colour = "green" if not exercise.lost else ("yellow" if exercise.points else "red")
             grid.add_row(*first_cells, exercise.lab, exercise.exercise,
-                         f"[{colour}]{_points(exercise.points)}/{_points(exercise.max_points)}[/]", exercise.message)
+                         f"[{colour}]{_points(exercise.points)}/{_points(exercise.max_points)}[/]",
+                         escape(exercise.message))
         grid.add_row(*first_cells, f"[bold]{result.lab}[/]", "[bold]total[/]",
                      f"[bold]{_points(result.score)}/{_points(result.max_score)}[/]",
-                     f"feedback: {result.feedback_html}" if result.feedback_html else "", end_section=True)
+                     f"feedback: {escape(result.feedback_html)}" if result.feedback_html else "", end_section=True)
     return grid
 
 

@@ -1,0 +1,198 @@
+"""Lab V3, alert quality: labeled timelines (real incidents and harmless noise) replayed through the student's whole
+rules file with promtool (graders/v3_timelines.py), scored like a detector: precision, recall, time to detect.
+
+* An alert episode is a true positive when it fires in an incident timeline, after the incident started and before
+  it ended (plus a rate window of grace), and its alertname is one the incident should raise.
+  Everything else is a false alarm: any alert in a noise timeline, an unrelated alert during an incident.
+* precision = true-positive episodes / all episodes; recall = incidents detected by their deadline / incidents.
+* time to detect = first true-positive alert of an incident - the incident's start.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Mapping, Sequence
+
+from graders.v3_rules import (
+    BALANCED, BUSY, FAST, HEALTHY_LATENCY, MODELS, REASONING, SLACK, SLOW_LATENCY, STRAGGLERS, TIMING, W, _for,
+)
+from graders.v3_timelines import Episode, World, replay
+from stack import catalog
+from stack.prometheus import alerts as A
+
+Window = tuple[int, int, float]  # (from second, to second, value)
+LATENCY_MODELS = (FAST, REASONING)
+
+
+@dataclass(frozen=True)
+class Timeline:
+    key: str
+    title: str
+    kind: str                        # "incident" or "noise"
+    world: World
+    start: int = 0                   # incident: when it starts and ends
+    end: int = 0
+    expected: frozenset[str] = frozenset()   # alertnames the incident should raise
+    deadline: int = 0                # detected if a true positive fires by this second
+
+
+def _phases(seconds: int, windows: Sequence[Window], default: float) -> list[tuple[int, float]]:
+    """Constant `default`, overridden inside the (from, to, value) windows: phases of (seconds, value)."""
+    phases, at = [], 0
+    for begin, finish, value in sorted(windows):
+        if begin > at:
+            phases.append((begin - at, default))
+        phases.append((finish - begin, value))
+        at = finish
+    if seconds > at:
+        phases.append((seconds - at, default))
+    return phases
+
+
+def world(seconds: int, errors: Mapping[str, Sequence[Window]] = {}, slow: Mapping[str, Sequence[Window]] = {},
+          stragglers: Sequence[str] = (), extra_cost: Sequence[Window] = (), spend: float = 0.6,
+          down: Mapping[str, Sequence[tuple[int, int]]] = {}, gaps: Sequence[tuple[str, int, int]] = (),
+          renamed_at: int | None = None, night: Mapping[str, float] = {}) -> World:
+    """The whole gateway for `seconds`: traffic, latency, spend and budget, `up` of every target, with faults."""
+    w = World(seconds)
+    for model in MODELS:
+        rate = night.get(model, BUSY)
+        w.requests(model, [(s, rate, share) for s, share in _phases(seconds, errors.get(model, ()), 0.0)])
+        if model not in LATENCY_MODELS:
+            continue  # the latency rule is per model: two models' histograms tell as much as three, and cost less
+        healthy = STRAGGLERS if model in stragglers else HEALTHY_LATENCY
+        latency = [(s, SLOW_LATENCY if value else healthy)
+                   for s, value in _phases(seconds, [(a, b, 1.0) for a, b, _ in slow.get(model, ())], 0.0)]
+        w.latency(model, rate, latency)
+    w.cost(BALANCED, "engineering", [(seconds, spend * 2 / 3)]).cost(FAST, "support", [(seconds, spend / 3)])
+    w.cost(REASONING, "marketing", _phases(seconds, extra_cost, 0.0))
+    w.budget(catalog.load().daily_budget_usd).up(down)
+    for job, start, length in gaps:
+        w.gap(job, start, length)
+    if renamed_at is not None:
+        w.end("llm_requests_total", renamed_at)
+        for model in MODELS:
+            w.requests(model, [(seconds, BUSY, 0.0)], name="llm_gateway_requests_total")
+    return w
+
+
+def timelines() -> list[Timeline]:
+    daily = catalog.load().daily_budget_usd
+    short, fault, until = 12 * W, 3 * W, 9 * W
+    baseline = TIMING.baseline_window.seconds + W       # a full baseline of normal spend before the change
+    runaway = A.BUDGET_CRITICAL * 3                     # an agent loop: three times the budget's pace
+    budget_seconds = math.ceil(TIMING.budget_window.seconds * A.BUDGET_WARNING / runaway) + _for(
+        "LLMDailyBudgetBurn") + 4 * SLACK
+
+    def deadline(start: int, alertname: str) -> int:
+        return start + W + _for(alertname) + SLACK
+
+    errors_ratio = A.ERROR_RATIO_CRITICAL * 1.75
+    return [
+        Timeline("provider-errors", f"{errors_ratio:.0%} of {BALANCED} requests fail for a minute", "incident",
+                 world(short, errors={BALANCED: [(fault, until, errors_ratio)]}), fault, until,
+                 frozenset({"LLMHighErrorRatio", "LLMErrorBudgetBurn"}), deadline(fault, "LLMHighErrorRatio")),
+        Timeline("slow-model", f"{REASONING} slows down to a p95 of about 7.6 s for a minute", "incident",
+                 world(short, slow={REASONING: [(fault, until, 1.0)]}), fault, until,
+                 frozenset({"LLMLatencyP95High"}), deadline(fault, "LLMLatencyP95High")),
+        Timeline("provider-outage", "llmsim is down for a minute: every request fails", "incident",
+                 world(short, errors={m: [(fault, until, 1.0)] for m in MODELS},
+                       down={"llmsim": [(fault, until - fault)]}), fault, until,
+                 frozenset({"TargetDown", "LLMHighErrorRatio", "LLMErrorBudgetBurn"}), deadline(fault, "TargetDown")),
+        Timeline("runaway-batch", "a marketing batch job takes spend from 0.6 to 6 USD/h", "incident",
+                 world(baseline + 4 * W, extra_cost=[(baseline, baseline + 4 * W, 5.4)]), baseline,
+                 baseline + 4 * W, frozenset({"LLMCostAnomaly", "LLMDailyBudgetBurn"}),
+                 deadline(baseline, "LLMCostAnomaly")),
+        Timeline("budget-burn", f"an agent loop spends at {runaway:.0%} of the daily budget's pace all along",
+                 "incident", world(budget_seconds, spend=runaway * daily / 24), 0, budget_seconds,
+                 frozenset({"LLMDailyBudgetBurn"}), budget_seconds - 2 * SLACK),
+        Timeline("metric-renamed", "a deploy renames llm_requests_total", "incident",
+                 world(fault + 6 * W, renamed_at=fault), fault, fault + 6 * W, frozenset({"LLMMetricsAbsent"}),
+                 deadline(fault, "LLMMetricsAbsent")),
+        Timeline("gateway-restart", "the gateway restarts: 3 missed scrapes", "noise",
+                 world(short, gaps=[("gateway", until, 3)])),
+        Timeline("background-noise", f"4% of {FAST} requests fail and 3% of its calls take over 15 s", "noise",
+                 world(short, errors={FAST: [(0, short, 0.04)]}, stragglers=(FAST,))),
+        Timeline("busy-day", "a launch doubles spend (0.6 to 1.2 USD/h)", "noise",
+                 world(baseline + 4 * W, extra_cost=[(baseline, baseline + 4 * W, 0.6)])),
+        Timeline("llmsim-restart", "llmsim restarts: 3 failed scrapes", "noise",
+                 world(short, down={"llmsim": [(until, 3)]})),
+        Timeline("quiet-night", f"night: {REASONING} gets {BUSY / 20:g} requests/s and half of them fail", "noise",
+                 world(short, errors={REASONING: [(0, short, 0.5)]}, night={REASONING: BUSY / 20})),
+    ]
+
+
+@dataclass
+class Quality:
+    precision: float            # NaN when nothing fired
+    recall: float
+    time_to_detect: dict[str, float | None]
+    false_alarms: list[Episode] = field(default_factory=list)
+    missed: list[Timeline] = field(default_factory=list)
+    rows: list[dict] = field(default_factory=list)   # one per timeline, for a table
+
+
+def _true_positive(timeline: Timeline, episode: Episode) -> bool:
+    return (timeline.kind == "incident" and episode.alertname in timeline.expected
+            and timeline.start <= episode.first <= timeline.end + W + SLACK)
+
+
+def score(lines: Sequence[Timeline], episodes: Mapping[str, Sequence[Episode]]) -> Quality:
+    hits, alarms, detect, missed, rows = 0, [], {}, [], []
+    for timeline in lines:
+        mine = list(episodes.get(timeline.key, ()))
+        good = [e for e in mine if _true_positive(timeline, e)]
+        bad = [e for e in mine if not _true_positive(timeline, e)]
+        hits += len(good)
+        alarms += bad
+        first = min((e.first for e in good), default=None)
+        if timeline.kind == "incident":
+            detected = first is not None and first <= timeline.deadline
+            detect[timeline.key] = None if first is None else first - timeline.start
+            if not detected:
+                missed.append(timeline)
+        rows.append({"timeline": timeline.key, "kind": timeline.kind, "what happened": timeline.title,
+                     "alerts": ", ".join(sorted({e.describe() for e in mine})) or "-",
+                     "detected after (s)": detect.get(timeline.key), "false alarms": len(bad)})
+    incidents = sum(t.kind == "incident" for t in lines)
+    fired = hits + len(alarms)
+    return Quality(precision=hits / fired if fired else math.nan,
+                   recall=(incidents - len(missed)) / incidents if incidents else math.nan,
+                   time_to_detect=detect, false_alarms=alarms, missed=missed, rows=rows)
+
+
+def evaluate(rules: Mapping) -> tuple[list[Timeline], dict[str, list[Episode]], Quality]:
+    lines = timelines()
+    episodes = replay(rules, {t.key: t.world for t in lines})
+    return lines, episodes, score(lines, episodes)
+
+
+def plot(lines: Sequence[Timeline], episodes: Mapping[str, Sequence[Episode]], axis=None):
+    """One row per timeline: the incident shaded, each alert episode a bar (red critical, orange warning)."""
+    import matplotlib.pyplot as plt
+
+    if axis is None:
+        _, axis = plt.subplots(figsize=(13, 0.55 * len(lines) + 1), constrained_layout=True)
+    colours = {"critical": "tab:red", "warning": "tab:orange"}
+    for row, timeline in enumerate(lines):
+        y = len(lines) - 1 - row
+        axis.broken_barh([(0, timeline.world.seconds)], (y - 0.4, 0.8), color="whitesmoke")
+        if timeline.kind == "incident":
+            axis.broken_barh([(timeline.start, timeline.end - timeline.start)], (y - 0.4, 0.8), color="lightsteelblue")
+        merged: dict[tuple[str, str], list[Episode]] = {}  # one bar per alert and severity, whatever the model
+        for episode in episodes.get(timeline.key, ()):
+            merged.setdefault((episode.alertname, episode.severity), []).append(episode)
+        bars = sorted(merged.items(), key=lambda item: min(e.first for e in item[1]))
+        for index, ((alertname, severity), group) in enumerate(bars):
+            height = 0.7 / max(len(bars), 1)
+            first, last = min(e.first for e in group), max(e.last for e in group)
+            axis.broken_barh([(first, max(last - first, 1))], (y - 0.35 + index * height, height * 0.9),
+                             color=colours.get(severity, "tab:gray"))
+            count = f" x{len(group)}" if len(group) > 1 else ""
+            axis.text(first, y - 0.35 + (index + 0.5) * height, f" {alertname}{count}", fontsize=7, va="center")
+    axis.set_yticks(range(len(lines)))
+    axis.set_yticklabels([f"{t.key} ({t.kind})" for t in reversed(lines)], fontsize=8)
+    axis.set_xlabel("seconds into the timeline (blue: the incident; red: critical, orange: warning)")
+    axis.set_title("Your alerts on the labeled timelines")
+    return axis

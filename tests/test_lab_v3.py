@@ -1,0 +1,422 @@
+"""Lab V3 (attribution, chargeback, retention, alert rules, Alertmanager routing, alert quality): the solutions score
+100 % with the live check included, the released stubs score 0 and grading completes, plausible mistakes lose their
+exercise's points with a message that names the mistake, a hostile notebook costs only its own exercise, and the live
+check heals the fault and stops what it started.
+
+The class (solutions, released stubs, a notebook full of mistakes) is graded once, by `python -m graders` exactly as
+`make grade SUBMISSIONS=...` does, against the live stack. The cheaper in-process tests run the notebook's cells with
+exec() to try more wrong answers against the check cells, and check the grading helpers on their own."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import nbformat
+import pytest
+import yaml
+
+from graders import notebooks, v3_alertmanager, v3_quality, v3_rules, v3_timelines
+from graders.course import GRADES_JSON, LABS_DIR, select
+from graders.results import ExerciseResult
+from stack import topology
+from stack.paths import REPO_ROOT, STACK_DIR
+from tests import live
+from tests.conftest import LiveStack
+
+LAB = select("v3")[0]
+NOTEBOOK = f"{LAB.id}.ipynb"
+SOURCE = LAB.source / NOTEBOOK
+RELEASED = LABS_DIR / LAB.id / NOTEBOOK
+GRADING_TIMEOUT_SECONDS = 240
+HOSTILE_TIMEOUT_SECONDS = 8
+LIVE = "live: a provider fault pages through your rules and routing"
+
+POINTS = {
+    "ex1_store_schema": 2, "ex1_attribution_required": 2, "ex2_chargeback": 3, "ex3_retention": 3,
+    "ex4_error_ratio": 3, "ex5_latency": 2, "ex6_cost_anomaly": 2, "ex7_budget": 2, "ex8_availability": 2,
+    "ex9_burn_rate": 2, "ex10_routing": 2, "ex10_grouping": 1, "ex10_inhibition": 2, "ex11_silence": 1,
+    "ex12_recall": 2, "ex12_precision": 2,
+}
+ANSWER_OF = {  # check cell -> the answer cell it checks
+    "ex1_store_schema": "ex1_store_answer", "ex1_attribution_required": "ex1_store_answer",
+    "ex2_chargeback": "ex2_chargeback_answer", "ex3_retention": "ex3_retention_answer",
+    "ex4_error_ratio": "ex4_error_ratio_answer", "ex5_latency": "ex5_latency_answer",
+    "ex6_cost_anomaly": "ex6_cost_anomaly_answer", "ex7_budget": "ex7_budget_answer",
+    "ex8_availability": "ex8_availability_answer", "ex9_burn_rate": "ex9_burn_rate_answer",
+    "ex10_routing": "ex10_alertmanager_answer", "ex10_grouping": "ex10_alertmanager_answer",
+    "ex10_inhibition": "ex10_alertmanager_answer", "ex11_silence": "ex11_silence_answer",
+}
+
+
+@dataclass(frozen=True)
+class Mutation:
+    cell: str                                 # the answer cell's grade_id
+    replacements: tuple[tuple[str, str], ...]
+    exercise: str                             # the check cell that must lose its points
+    says: str                                 # ... with a message containing this
+    also: tuple[str, ...] = ()                # other exercises it rightly costs (alert quality judges every rule)
+
+
+MUTATIONS = {
+    "attribution columns nullable": Mutation(
+        "ex1_store_answer", (("            department       TEXT    NOT NULL,\n",
+                              "            department       TEXT,\n"),),
+        "ex1_store_schema", "accepts NULL in ['department']"),
+    "an index on department alone": Mutation(
+        "ex1_store_answer", (("ON llm_calls (department, ts);", "ON llm_calls (department);"),),
+        "ex1_store_schema", "uses an index on ['department']"),
+    "no validation at all (booked to nobody)": Mutation(
+        "ex1_store_answer", (("    if missing:\n", "    if False:\n"),
+                             ("        if values[field] not in known:\n", "        if False:\n")),
+        "ex1_attribution_required", "accepted a call without department"),
+    "typo'd department accepted": Mutation(
+        "ex1_store_answer", (("        if values[field] not in known:\n", "        if False:\n"),),
+        "ex1_attribution_required", "accepted department 'engineerign'"),
+    "load tests billed": Mutation(
+        "ex2_chargeback_answer", (("WHERE ts >= ? AND ts < ? AND synthetic = 0", "WHERE ts >= ? AND ts < ?"),),
+        "ex2_chargeback", "load-test traffic"),
+    "month end included": Mutation(
+        "ex2_chargeback_answer", (("WHERE ts >= ? AND ts < ? AND synthetic = 0",
+                                   "WHERE ts >= ? AND ts <= ? AND synthetic = 0"),),
+        "ex2_chargeback", "midnight UTC on the 1st belongs to the month that starts"),
+    "calls counted as requests": Mutation(
+        "ex2_chargeback_answer", (("COUNT(DISTINCT request_id) AS requests", "COUNT(*) AS requests"),),
+        "ex2_chargeback", "COUNT(DISTINCT request_id)"),
+    "CSV without the department": Mutation(
+        "ex2_chargeback_answer", (("    table.to_csv(path)", "    table.to_csv(path, index=False)"),),
+        "ex2_chargeback", "index=False"),
+    "retention drops the load tests' money": Mutation(
+        "ex3_retention_answer", (("FROM llm_calls WHERE ts < ?\n", "FROM llm_calls WHERE ts < ? AND synthetic = 0\n"),),
+        "ex3_retention", "total cost_usd of 2026-09"),
+    "retention replaces a day instead of adding to it": Mutation(
+        "ex3_retention_answer", (("INSERT INTO llm_calls_daily", "INSERT OR REPLACE INTO llm_calls_daily"),
+                                 ("               ON CONFLICT", "               --"),
+                                 ("                   calls = calls", "                   -- calls = calls"),
+                                 ("                   input_tokens =", "                   -- input_tokens ="),
+                                 ("                   output_tokens =", "                   -- output_tokens ="),
+                                 ("                   cost_usd =", "                   -- cost_usd ="),
+                                 ("                   duration_seconds =", "                   -- duration_seconds =")),
+        "ex3_retention", "a late call for an already rolled-up day"),
+    "ratio of unaggregated series": Mutation(
+        "ex4_error_ratio_answer", (
+            ('_ratio = f"sum by (model) (rate({_errors}[{RATE_WINDOW}]))\\n/\\nsum by (model) (rate({_requests}'
+             '[{RATE_WINDOW}]))"', '_ratio = f"rate({_errors}[{RATE_WINDOW}])\\n/\\nrate({_requests}[{RATE_WINDOW}])"'),
+            ('"expr": f"{_ratio}\\n> {threshold:g}\\nand\\n{_enough}",', '"expr": f"{_ratio}\\n> {threshold:g}",')),
+        "ex4_error_ratio", "ratio of unaggregated series", also=("ex12_precision",)),
+    "no minimum request rate": Mutation(
+        "ex4_error_ratio_answer", (('"expr": f"{_ratio}\\n> {threshold:g}\\nand\\n{_enough}",',
+                                    '"expr": f"{_ratio}\\n> {threshold:g}",'),),
+        "ex4_error_ratio", "one failed request out of two must not page"),
+    "latency without runbook": Mutation(
+        "ex5_latency_answer", (('        "runbook_url": f"{RUNBOOKS}/LLMLatencyP95High",\n', ""),),
+        "ex5_latency", "has no runbook_url"),
+    "p95 over raw buckets": Mutation(
+        "ex5_latency_answer", (("(rate(llm_request_duration_seconds_bucket{{job=\"gateway\"}}[{RATE_WINDOW}])))",
+                                "(llm_request_duration_seconds_bucket{{job=\"gateway\"}}))"),),
+        "ex5_latency", "raw cumulative buckets"),
+    "cost anomaly without a floor": Mutation(
+        "ex6_cost_anomaly_answer", (("\"expr\": (f\"{_spend} * 3600 > {THRESHOLDS['cost_floor_usd_per_hour']:g}\\nand"
+                                     "\\n\"\n             f\"", "\"expr\": (f\""),),
+        "ex6_cost_anomaly", "10x of nothing is nothing"),
+    "budget typed into the rule": Mutation(
+        "ex7_budget_answer", (("_share = f'(max(llm_daily_budget_usd{{job=\"gateway\"}}) * {BUDGET_WINDOW_SECONDS}",
+                               "_share = f'({CATALOG.daily_budget_usd:g} * {BUDGET_WINDOW_SECONDS}"),),
+        "ex7_budget", "read the budget from the gateway's llm_daily_budget_usd"),
+    "budget not pro-rated": Mutation(
+        "ex7_budget_answer", (("* {BUDGET_WINDOW_SECONDS} / 86400)'", ")'"),),
+        "ex7_budget", "never fired"),
+    "TargetDown without for": Mutation(
+        "ex8_availability_answer", (('        "for": FOR["TargetDown"],\n', ""),),
+        "ex8_availability", "has no `for`", also=("ex12_precision",)),
+    "TargetDown pages for the lab exporter": Mutation(
+        "ex8_availability_answer", (("'up{job!=\"lab\"} == 0'", "'up == 0'"),),
+        "ex8_availability", 'TargetDown (critical, job="lab")'),
+    "burn rate on the short window only": Mutation(
+        "ex9_burn_rate_answer", (('"expr": (f"({_error_ratio_over(tier.long_window)}\\n> {limit:g})\\nand\\n"\n'
+                                  '                 f"', '"expr": (f"'),),
+        "ex9_burn_rate", "the long window keeps a blip from paging"),
+    "warning routed to the pager": Mutation(
+        "ex10_alertmanager_answer", (("{\"matchers\": ['severity=\"critical\"'], \"receiver\": \"pager\"}",
+                                      "{\"matchers\": ['severity=~\"critical|warning\"'], \"receiver\": \"pager\"}"),),
+        "ex10_routing", "goes to ['pager'], expected ['chat']"),
+    "inhibition without equal": Mutation(
+        "ex10_alertmanager_answer", (('        "equal": ["alertname", "model"],\n', ""),),
+        "ex10_inhibition", "without `equal`"),
+    "no grouping": Mutation(
+        "ex10_alertmanager_answer", (('"group_by": ["alertname", "severity"]', '"group_by": ["..."]'),),
+        "ex10_grouping", "makes 49 notifications"),
+    "silence by alertname": Mutation(
+        "ex11_silence_answer", (('{"name": "job", "value": "llmsim"', '{"name": "alertname", "value": "TargetDown"'),),
+        "ex11_silence", "also mutes TargetDown for the gateway"),
+}
+
+# One notebook with a mistake in (nearly) every exercise, graded by nbgrader and the live check. Exercises 6, 9, 10's
+# grouping, 12's recall and the live check stay correct and must keep their points.
+GRADED = ("attribution columns nullable", "no validation at all (booked to nobody)", "load tests billed",
+          "retention drops the load tests' money", "ratio of unaggregated series", "latency without runbook",
+          "budget typed into the rule", "TargetDown without for", "warning routed to the pager",
+          "inhibition without equal", "silence by alertname")
+
+
+def _source() -> nbformat.NotebookNode:
+    return nbformat.read(SOURCE, as_version=4)
+
+
+def _cell(notebook: nbformat.NotebookNode, grade_id: str) -> nbformat.NotebookNode:
+    return next(c for c in notebook.cells if c.metadata.get("nbgrader", {}).get("grade_id") == grade_id)
+
+
+def _mutate(notebook: nbformat.NotebookNode, name: str) -> None:
+    mutation = MUTATIONS[name]
+    cell = _cell(notebook, mutation.cell)
+    for old, new in mutation.replacements:
+        assert cell.source.count(old) == 1, f"mutation {name!r} no longer applies to {mutation.cell}: {old!r}"
+        cell.source = cell.source.replace(old, new)
+
+
+def _write(notebook: nbformat.NotebookNode, folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    nbformat.write(notebook, folder / NOTEBOOK)
+    return folder
+
+
+# --- the class, graded end to end against the live stack ----------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def grades(live_stack: LiveStack, tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
+    """student -> {"lab": the grades.json entry, "exercises": exercise -> (points, max points, message)}."""
+    live.heal_faults()
+    class_dir = tmp_path_factory.mktemp("class")
+    shutil.copytree(LAB.source, class_dir / "solutions" / LAB.id,
+                    ignore=shutil.ignore_patterns("student_*", ".ipynb_checkpoints"))
+    shutil.copytree(LABS_DIR / LAB.id, class_dir / "released" / LAB.id)
+    notebook = _source()
+    for name in GRADED:
+        _mutate(notebook, name)
+    _write(notebook, class_dir / "mistakes" / LAB.id)
+    result = subprocess.run([sys.executable, "-m", "graders", "--lab", "v3", "--submissions", str(class_dir)],
+                            cwd=REPO_ROOT, capture_output=True, text=True, timeout=GRADING_TIMEOUT_SECONDS,
+                            env={**os.environ, "COLUMNS": "200"})
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    labs = json.loads(GRADES_JSON.read_text())["labs"]
+    return {lab["student"]: {"lab": lab, "exercises": {e["exercise"]: (e["points"], e["max_points"], e["message"])
+                                                       for e in lab["exercises"]}} for lab in labs}
+
+
+@pytest.mark.stack
+def test_solutions_score_full_marks_with_the_live_check(grades: dict[str, dict]) -> None:
+    lab = grades["solutions"]["lab"]
+    assert lab["problem"] is None
+    lost = {name: message for name, (points, most, message) in grades["solutions"]["exercises"].items()
+            if points < most}
+    assert not lost, lost
+    assert {name: most for name, (_, most, _) in grades["solutions"]["exercises"].items()} == {**POINTS, LIVE: 2}
+    assert lab["score"] == lab["max_score"] == 35
+    assert [e["exercise"] for e in lab["exercises"] if e["source"] == "stack"] == [LIVE]
+
+
+@pytest.mark.stack
+def test_released_notebook_scores_zero_and_grading_completes(grades: dict[str, dict]) -> None:
+    released = grades["released"]
+    assert released["lab"]["problem"] is None
+    assert set(released["exercises"]) == set(grades["solutions"]["exercises"]), "every exercise is graded"
+    assert released["lab"]["score"] == 0
+    assert all(message for _, _, message in released["exercises"].values()), "every lost point says why"
+    for name in ("ex1_store_schema", "ex2_chargeback", "ex3_retention", "ex11_silence"):
+        assert "not attempted" in released["exercises"][name][2], released["exercises"][name]
+    assert "is not set" in released["exercises"]["ex4_error_ratio"][2]
+    assert "exercise 4" in released["exercises"][LIVE][2], "the live check says what is missing, without waiting"
+
+
+@pytest.mark.stack
+def test_each_mistake_costs_its_own_exercise_with_a_message_that_names_it(grades: dict[str, dict]) -> None:
+    mistakes = grades["mistakes"]["exercises"]
+    broken: set[str] = set()
+    for name in GRADED:
+        mutation = MUTATIONS[name]
+        broken |= {mutation.exercise, *mutation.also}
+        points, _, message = mistakes[mutation.exercise]
+        assert points == 0, f"{mutation.exercise} kept its points despite {name!r}"
+        assert mutation.says in message, f"{name}: {message!r} does not say {mutation.says!r}"
+    assert {MUTATIONS[name].exercise for name in GRADED} >= {
+        "ex1_store_schema", "ex1_attribution_required", "ex2_chargeback", "ex3_retention", "ex4_error_ratio",
+        "ex5_latency", "ex7_budget", "ex8_availability", "ex10_routing", "ex10_inhibition", "ex11_silence"}
+    kept = {name: message for name, (points, most, message) in mistakes.items()
+            if name not in broken and points < most}
+    assert not kept, f"mistakes elsewhere cost these exercises points: {kept}"
+    assert {"ex6_cost_anomaly", "ex9_burn_rate", "ex10_grouping", "ex12_recall", LIVE} <= set(mistakes) - broken
+    _, _, precision = mistakes["ex12_precision"]
+    assert "false alarms" in precision and ("background-noise" in precision or "llmsim-restart" in precision)
+
+
+@pytest.mark.stack
+def test_the_live_check_heals_the_fault_and_stops_what_it_started(grades: dict[str, dict]) -> None:
+    faults = httpx.get(f"{live.url('llmsim')}/faults", timeout=5).json()
+    assert faults["healthy"], faults
+    leftovers = []
+    for proc in Path("/proc").iterdir():
+        try:
+            command = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if "v3-prometheus-" in command or "v3-alertmanager-" in command:
+            leftovers.append(command)
+    assert not leftovers, leftovers
+
+
+@pytest.mark.stack
+def test_the_live_check_says_when_a_critical_alert_reaches_chat_instead_of_the_pager(stack: LiveStack,
+                                                                                     tmp_path: Path) -> None:
+    """The solution's rules with a routing that sends everything to chat: the alert fires, and the message says where
+    it went (without waiting out the full time limit)."""
+    namespace = _execute(_source(), ("setup", "ex4_error_ratio_answer", "ex10_alertmanager_answer"))
+    rules, _ = v3_rules.collect(namespace)
+    config = v3_alertmanager.load_config(namespace["ALERTMANAGER_CONFIG"])
+    for route in config["route"]["routes"]:
+        route["receiver"] = "chat"
+    submission = tmp_path / LAB.id
+    submission.mkdir()
+    (submission / v3_rules.RULES_FILE).write_text(yaml.safe_dump(rules))
+    (submission / v3_alertmanager.ALERTMANAGER_FILE).write_text(yaml.safe_dump(config))
+    script = ("import json, sys; from pathlib import Path; from graders import stackchecks; "
+              "from graders.course import select; "
+              "results = stackchecks.run(select('v3')[0], Path(sys.argv[1])); "
+              "print('RESULTS=' + json.dumps([[r.exercise, r.points, r.message] for r in results]))")
+    started = time.monotonic()
+    done = subprocess.run([sys.executable, "-c", script, str(submission)], cwd=REPO_ROOT, capture_output=True,
+                          text=True, timeout=120)
+    line = next(line for line in done.stdout.splitlines() if line.startswith("RESULTS="))
+    [(exercise, points, message)] = json.loads(line.removeprefix("RESULTS="))
+    assert (exercise, points) == (LIVE, 0)
+    assert "reached the chat channel, not the pager" in message, message
+    assert time.monotonic() - started < 25, "it stops waiting once the alert has gone to the wrong channel"
+
+
+# --- a hostile notebook, through nbgrader (no stack needed) --------------------------------------------------------
+
+def test_hostile_notebook_costs_only_the_exercise_it_breaks(tmp_path: Path) -> None:
+    """An endless loop in exercise 3 is interrupted after the cell time limit; every other exercise keeps its points."""
+    notebook = _source()
+    notebook.cells = [c for c in notebook.cells if not c.id.endswith("_try")]  # demos would call it again
+    cell = _cell(notebook, "ex3_retention_answer")
+    cell.source = cell.source.replace("    today = datetime", "    while True:\n        pass\n    today = datetime", 1)
+    api = notebooks.prepare([LAB])
+    assert api.config.Execute.interrupt_on_timeout and 0 < api.config.Execute.timeout <= 30
+    course_timeout, api.config.Execute.timeout = api.config.Execute.timeout, HOSTILE_TIMEOUT_SECONDS
+    try:
+        notebooks.submit(LAB, "test-v3-hostile", _write(notebook, tmp_path / "hostile"))
+        result = notebooks.autograde(api, LAB, "test-v3-hostile")
+    finally:
+        api.config.Execute.timeout = course_timeout
+    assert result.problem is None, result.problem
+    graded: dict[str, ExerciseResult] = {e.exercise: e for e in result.exercises}
+    assert graded["ex3_retention"].points == 0 and "time limit" in graded["ex3_retention"].message
+    assert {n: e.points for n, e in graded.items() if n != "ex3_retention"} == {
+        n: p for n, p in POINTS.items() if n != "ex3_retention"}, {n: e.message for n, e in graded.items()}
+
+
+# --- in-process: the check cells against many wrong answers, without nbgrader --------------------------------------
+
+def _execute(notebook: nbformat.NotebookNode, cell_ids: tuple[str, ...]) -> dict:
+    namespace: dict = {"__name__": "__main__"}
+    for cell_id in cell_ids:
+        exec(compile(_cell(notebook, cell_id).source, f"<{cell_id}>", "exec"), namespace)
+    return namespace
+
+
+_SETUP: dict = {}
+
+
+def _run(notebook: nbformat.NotebookNode, exercise: str) -> None:
+    """Setup cell, then this exercise's answer and check cell only: each exercise stands on its own. (The setup cell
+    runs once per module; each exercise gets its own copy of what it defined.)"""
+    if not _SETUP:
+        _SETUP.update(_execute(_source(), ("setup",)))
+    namespace = dict(_SETUP)
+    for cell_id in (ANSWER_OF[exercise], exercise):
+        exec(compile(_cell(notebook, cell_id).source, f"<{cell_id}>", "exec"), namespace)
+
+
+@pytest.fixture
+def in_lab_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+@pytest.mark.parametrize("exercise", list(ANSWER_OF))
+def test_each_exercise_passes_with_only_the_setup_and_its_own_answer(exercise: str, in_lab_folder: Path) -> None:
+    _run(_source(), exercise)
+    assert not list(in_lab_folder.iterdir()), "check cells must write only to temporary folders"
+
+
+@pytest.mark.parametrize("name", list(MUTATIONS))
+def test_check_cells_catch_a_plausible_mistake(name: str, in_lab_folder: Path) -> None:
+    mutation = MUTATIONS[name]
+    notebook = _source()
+    _mutate(notebook, name)
+    with pytest.raises(AssertionError) as failure:
+        _run(notebook, mutation.exercise)
+    first_line = str(failure.value).strip().splitlines()[0]
+    assert mutation.says in first_line, first_line
+
+
+# --- the grading helpers -------------------------------------------------------------------------------------------
+
+def test_the_stacks_own_rules_pass_the_lab_scenarios() -> None:
+    """The course's rules (stack/prometheus/classroom/rules, generated from stack/prometheus/alerts.py) behave as the
+    lab's scenarios demand: the scenarios encode the course's alerting, not one particular solution."""
+    folder = STACK_DIR / "prometheus" / "classroom" / "rules"
+    recording = yaml.safe_load((folder / "recording.yml").read_text())["groups"][0]["rules"]
+    stack_rules = [r for path in sorted(folder.glob("*alerts.yml"))
+                   for group in yaml.safe_load(path.read_text())["groups"] for r in group["rules"]]
+    for exercise, spec in v3_rules.EXERCISES.items():
+        mine = [r for r in stack_rules if r.get("alert") in {name for name, _ in spec.alerts}]
+        if not mine:
+            continue  # the burn-rate alert is the lab's own
+        document = v3_rules.rules_file({spec.group: [*recording, *mine]})
+        scenarios = spec.scenarios()
+        results = v3_timelines.replay(document, {s.key: s.world for s in scenarios})
+        problems = {s.key: v3_rules.judge(s, results[s.key]) for s in scenarios}
+        assert not any(problems.values()), (exercise, problems)
+
+
+def test_quality_replay_scores_a_detector() -> None:
+    """Nothing fires: recall 0, precision undefined. An alert that fires all the time detects nothing (it was firing
+    before any incident started) and is one false alarm per timeline."""
+    lines = v3_quality.timelines()
+    silent = v3_quality.score(lines, {})
+    assert silent.recall == 0 and silent.precision != silent.precision  # NaN
+    always = v3_rules.rules_file({"always": [{"alert": "LLMHighErrorRatio", "expr": "vector(1)",
+                                              "labels": {"severity": "warning"}}]})
+    episodes = v3_timelines.replay(always, {t.key: t.world for t in lines})
+    assert all(len(found) == 1 and found[0].first == 0 and found[0].last == t.world.seconds
+               for t, found in ((t, episodes[t.key]) for t in lines)), episodes
+    noisy = v3_quality.score(lines, episodes)
+    assert noisy.recall == 0 and noisy.precision == 0 and len(noisy.false_alarms) == len(lines)
+
+
+def test_live_copies_keep_the_routing_and_shorten_the_waits() -> None:
+    config = {"route": {"receiver": "chat", "group_wait": "30s", "routes": [
+        {"matchers": ['severity="critical"'], "receiver": "pager", "group_wait": "10s"}]},
+        "receivers": [{"name": "pager", "slack_configs": [{"api_url": "https://hooks.example/x", "channel": "#p"}]},
+                      {"name": "chat", "webhook_configs": [{"url": "http://127.0.0.1:1/hook/chat"}]},
+                      {"name": "null"}]}
+    copy = v3_alertmanager.live_alertmanager(config)
+    receiver = topology.load()["receiver"].url
+    assert copy["receivers"][0] == {"name": "pager", "webhook_configs": [
+        {"url": f"{receiver}/hook/pager", "send_resolved": False}]}
+    assert copy["receivers"][2] == {"name": "null"}
+    assert copy["route"]["group_wait"] == "0s" and copy["route"]["routes"][0]["group_wait"] == "0s"
+    assert config["route"]["group_wait"] == "30s", "the student's config is not changed"
+    rules = {"groups": [{"name": "g", "rules": [{"alert": "A", "expr": "vector(1)", "for": "5m"},
+                                                 {"record": "r", "expr": "vector(1)"}]}]}
+    assert v3_alertmanager.live_rules(rules)["groups"][0]["rules"][0]["for"] == "0s"
+    assert rules["groups"][0]["rules"][0]["for"] == "5m"
