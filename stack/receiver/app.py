@@ -1,4 +1,5 @@
-"""HTTP surface of the alert receiver: /hook/<channel> for Alertmanager, /api/notifications, the page, runbooks."""
+"""HTTP surface of the alert receiver: /hook/<channel> for Alertmanager, /api/notifications, the page, runbooks,
+and the instructor console (/console: stack/receiver/console.py)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from fastapi.responses import HTMLResponse
 from prometheus_client import CollectorRegistry, Counter
 
 from stack.paths import DOCS_DIR, run_dir
+from stack.receiver import console
 from stack.receiver.payload import Notification
 from stack.receiver.runbooks import Runbooks
 from stack.receiver.store import NotificationStore
@@ -84,6 +86,7 @@ def create_app(data_dir: Path | None = None, runbooks_dir: Path | None = None) -
             raise HTTPException(404, problem(404, f"no runbook named {name!r}; available: {known}"))
         return page_html
 
+    app.include_router(console.router())
     return app
 
 
