@@ -1,5 +1,5 @@
 # LLM Observability Labs. Every target installs what it needs first (OS packages, the .venv).
-#   make up      start the embedded stack (PROFILE=classroom|production) and print its URLs
+#   make up      start the embedded stack (PROFILE=classroom|production, TRACES=1 adds Phoenix) and print its URLs
 #   make test    run the whole test suite (what CI runs)
 #   make down / status / logs / generate / bench / help
 SHELL := /bin/bash
@@ -11,9 +11,14 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 PROFILE ?= classroom
 OS_PACKAGES := stack/runner/os-packages.sh
-TEST_OS_PACKAGES := docker-compose:docker-compose
+# chromium (Debian's, /usr/bin/chromium): the headless browser of the instructor-console test (tests/test_console.py)
+TEST_OS_PACKAGES := docker-compose:docker-compose chromium:chromium
 
-.PHONY: help up down status logs test generate check-generated bench os-deps venv grade release
+TRACES_VENV := .venv-traces
+TRACES_STAMP := $(TRACES_VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+TRACES_ON := $(filter-out 0 no false,$(TRACES))
+
+.PHONY: help up down status logs test generate check-generated bench os-deps venv grade release traces-backend
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -27,11 +32,22 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP) ## create/refresh the Python virtualenv
 
+# The trace backend gets its own virtualenv: Phoenix brings ~100 packages and would move shared ones in .venv.
+$(TRACES_STAMP): pyproject.toml $(STAMP)
+	@test -x $(TRACES_VENV)/bin/python || $(PYTHON_BASE) -m venv $(TRACES_VENV)
+	@echo "Installing the trace backend (the 'traces' extra of pyproject.toml: Arize Phoenix) into $(TRACES_VENV)..."
+	@$(TRACES_VENV)/bin/python -m pip install -q --disable-pip-version-check \
+		$$($(PY) -c "import tomllib; print(' '.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['optional-dependencies']['traces']))")
+	@rm -f $(TRACES_VENV)/.installed-* && touch $@
+
+traces-backend: $(TRACES_STAMP) ## install the trace backend (Arize Phoenix) into .venv-traces; `make up TRACES=1` does it
+
 os-deps: ## install Prometheus, Alertmanager, promtool, amtool from OS packages if missing
 	@bash $(OS_PACKAGES)
 
-up: os-deps $(STAMP) ## start the stack and JupyterLab (PROFILE=classroom|production, JUPYTER=0 for no notebooks)
-	@$(PY) -m stack.runner up --profile $(PROFILE) $(if $(filter 0 no false,$(JUPYTER)),--no-notebooks)
+up: os-deps $(STAMP) $(if $(TRACES_ON),$(TRACES_STAMP)) ## start the stack and JupyterLab (PROFILE=classroom|production, JUPYTER=0 for no notebooks, TRACES=1 for Phoenix)
+	@$(PY) -m stack.runner up --profile $(PROFILE) $(if $(filter 0 no false,$(JUPYTER)),--no-notebooks) \
+		$(if $(TRACES_ON),--traces)
 
 down: ## stop everything `make up` started
 	@if [ -x $(PY) ]; then $(PY) -m stack.runner down; else echo "nothing to stop (no .venv yet)"; fi

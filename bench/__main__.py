@@ -35,6 +35,9 @@ def render(tp: throughput.Throughput, sn: stackbench.StackNumbers, when: str, ma
     rows = [
         ("gateway req/s, instrumentation on / off", f"{med(tp.instrumented):.0f} / {med(tp.uninstrumented):.0f} "
          f"(ratio {tp.on_off_ratio:.2f})", "ratio ≥ 0.95", _verdict(tp.on_off_ratio >= 0.95)),
+        ("gateway req/s, instrumentation on + OTLP span export / off", f"{med(tp.exporting):.0f} / "
+         f"{med(tp.uninstrumented):.0f} (ratio {tp.export_off_ratio:.2f})", "ratio ≥ 0.95",
+         _verdict(tp.export_off_ratio >= 0.95)),
         ("gateway vs bare FastAPI hello-world", f"{med(tp.instrumented):.0f} / {med(tp.hello):.0f} req/s "
          f"(ratio {tp.gateway_hello_ratio:.2f})", "ratio ≥ 0.5", _verdict(tp.gateway_hello_ratio >= 0.5)),
         ("`make up` to every target up", f"{med(sn.start_seconds):.1f} s (runs: "
@@ -71,9 +74,12 @@ Re-run it after a change that could matter and commit the new numbers. Nothing h
 - **Throughput**: `wrk` ({throughput.CONNECTIONS} connections, {throughput.ROUND_SECONDS} s rounds, {throughput.ROUNDS}
   interleaved rounds per server, median) posts a `sim-fast` chat request to three servers started side by side on
   free loopback ports: the gateway with instrumentation on, the same gateway with `GATEWAY_INSTRUMENTATION=off`,
-  and a bare FastAPI app answering a constant (`bench/hello.py`). Both gateways call one llmsim with
+  and a bare FastAPI app answering a constant (`bench/hello.py`). "On" is the gateway as `make up` runs it:
+  Prometheus metrics with exemplars, and OpenTelemetry spans (trace ids in logs and exemplars) that no backend
+  receives; "on + OTLP span export" also sends its spans over OTLP/HTTP as with `make up TRACES=1`, to a sink in
+  the benchmark process. All gateways call one llmsim with
   `LLMSIM_LATENCY_SCALE=0` and write their SQLite attribution rows, so the difference between them is the
-  Prometheus instrumentation alone. The hello-world does no upstream call and no write: the gap to it is the
+  instrumentation alone. The hello-world does no upstream call and no write: the gap to it is the
   price of a real proxy hop (an HTTP call to the provider, a database row, a log line), not of monitoring.
   wrk, the servers and llmsim share the machine's cores.
 - **Start-up**: wall time of `make up` (classroom profile, dependencies already installed) until Prometheus
@@ -90,7 +96,7 @@ Re-run it after a change that could matter and commit the new numbers. Nothing h
   and keeps the step with the most requests/s and no failures; p95 from locust and from Prometheus'
   `histogram_quantile` over the gateway histogram. See docs/load.md.
 - **Memory**: VmRSS of the five processes after the alert runs (Prometheus holding a few minutes of
-  1 s scrapes). The trace UI (Phoenix) is compose-only and not included.
+  1 s scrapes). The optional trace backend (Phoenix, `make up TRACES=1`, about 450 MiB) is not included.
 """
 
 

@@ -1,4 +1,8 @@
-"""Gateway requests/s with instrumentation on vs off (same run, interleaved rounds) and a bare FastAPI app."""
+"""Gateway requests/s with instrumentation on vs off (same run, interleaved rounds) and a bare FastAPI app.
+
+"on" is the gateway as `make up` runs it: Prometheus metrics, exemplars, and tracing that makes spans (trace ids in
+logs and exemplars) without exporting them. "on + export" also sends every span over OTLP/HTTP, as with
+`make up TRACES=1`, to a sink collector in this process (stack/otlp_collector.py; it receives, never decodes)."""
 
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.servers import uvicorn_app
+from stack.otlp_collector import OtlpCollector
 from stack.traffic import chat_body
 
 ROUND_SECONDS = 8
@@ -25,10 +30,15 @@ class Throughput:
     instrumented: list[float]
     uninstrumented: list[float]
     hello: list[float]
+    exporting: list[float]
 
     @property
     def on_off_ratio(self) -> float:
         return statistics.median(self.instrumented) / statistics.median(self.uninstrumented)
+
+    @property
+    def export_off_ratio(self) -> float:
+        return statistics.median(self.exporting) / statistics.median(self.uninstrumented)
 
     @property
     def gateway_hello_ratio(self) -> float:
@@ -53,21 +63,32 @@ def requests_per_second(url: str, script: Path, seconds: int = ROUND_SECONDS) ->
 
 
 def measure(progress=print) -> Throughput:
-    with tempfile.TemporaryDirectory(prefix="llmobs-bench-") as tmp:
+    no_export = {"OTEL_TRACES_EXPORTER": "none"}  # whatever the shell exports
+    with tempfile.TemporaryDirectory(prefix="llmobs-bench-") as tmp, OtlpCollector(decode_spans=False) as sink:
         folder = Path(tmp)
         script = _wrk_script(folder)
-        llmsim_env = {"LLMSIM_LATENCY_SCALE": "0"}
+        llmsim_env = {"LLMSIM_LATENCY_SCALE": "0", **no_export}
+        gateway = {"OTEL_TRACES_EXPORTER": "otlp"}
         with uvicorn_app("stack.llmsim.app:app", llmsim_env, folder / "llmsim.log") as llmsim, \
-             uvicorn_app("stack.gateway.app:app", {"GATEWAY_PROVIDER_URL": llmsim, "GATEWAY_INSTRUMENTATION": "on",
+             uvicorn_app("stack.gateway.app:app", {**gateway, "GATEWAY_PROVIDER_URL": llmsim, **no_export,
+                                                   "GATEWAY_INSTRUMENTATION": "on",
                                                    "GATEWAY_DATA_DIR": str(folder / "on")}, folder / "on.log") as on, \
-             uvicorn_app("stack.gateway.app:app", {"GATEWAY_PROVIDER_URL": llmsim, "GATEWAY_INSTRUMENTATION": "off",
+             uvicorn_app("stack.gateway.app:app", {**gateway, "GATEWAY_PROVIDER_URL": llmsim,
+                                                   "OTEL_EXPORTER_OTLP_ENDPOINT": sink.url,
+                                                   "GATEWAY_INSTRUMENTATION": "on",
+                                                   "GATEWAY_DATA_DIR": str(folder / "export")},
+                         folder / "export.log") as export, \
+             uvicorn_app("stack.gateway.app:app", {**gateway, "GATEWAY_PROVIDER_URL": llmsim, **no_export,
+                                                   "GATEWAY_INSTRUMENTATION": "off",
                                                    "GATEWAY_DATA_DIR": str(folder / "off")}, folder / "off.log") as off, \
              uvicorn_app("bench.hello:app", {}, folder / "hello.log") as hello:
-            requests_per_second(on, script, 2)  # warm-up: first SQLite pages, connection pools
-            requests_per_second(off, script, 2)
-            results: dict[str, list[float]] = {"on": [], "off": [], "hello": []}
+            for url in (on, export, off):
+                requests_per_second(url, script, 2)  # warm-up: first SQLite pages, connection pools
+            results: dict[str, list[float]] = {"on": [], "export": [], "off": [], "hello": []}
             for round_number in range(1, ROUNDS + 1):
-                for name, url in (("on", on), ("off", off), ("hello", hello)):
+                for name, url in (("on", on), ("export", export), ("off", off), ("hello", hello)):
                     results[name].append(requests_per_second(url, script))
                     progress(f"throughput round {round_number}/{ROUNDS}: {name} {results[name][-1]:.0f} req/s")
-    return Throughput(results["on"], results["off"], results["hello"])
+        if not sink.payloads:
+            raise RuntimeError("the exporting gateway sent no spans to the sink collector; see export.log")
+    return Throughput(results["on"], results["off"], results["hello"], results["export"])

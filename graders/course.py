@@ -32,6 +32,7 @@ LABS = (
     Lab("v1_logging_cost", "v1", "V1 - structured logging and cost tracking"),
     Lab("v2_prometheus", "v2", "V2 - Prometheus metrics, PromQL and dashboards"),
     Lab("v3_cost_alerting", "v3", "V3 - cost attribution, alert rules and Alertmanager routing"),
+    Lab("v4_tracing", "v4", "V4 - tracing, exemplars and cost optimization"),
 )
 
 

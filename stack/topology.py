@@ -45,9 +45,10 @@ class Topology:
     compose_only: dict[str, Service]
     workbench: dict[str, Service]
     lab_targets: dict[str, Service]
+    optional: dict[str, Service]
 
     def __getitem__(self, name: str) -> Service:
-        for group in (self.services, self.workbench, self.lab_targets, self.compose_only):
+        for group in (self.services, self.workbench, self.lab_targets, self.optional, self.compose_only):
             if name in group:
                 return group[name]
         raise KeyError(f"no service {name!r} in {TOPOLOGY_FILE.name}")
@@ -107,4 +108,5 @@ def _load(offset: int) -> Topology:
         compose_only=_shift(_services(raw.get("compose_only"), host), offset),
         workbench=_shift(_services(raw.get("workbench"), host), offset),
         lab_targets=_shift(_services(raw.get("lab_targets"), host), offset),
+        optional=_shift(_services(raw.get("optional"), host), offset),
     )

@@ -2,7 +2,8 @@
 
 The test stack runs with its ports shifted by LLMOBS_PORT_OFFSET (1000 unless set), so `make test` works while a
 student's own `make up` stack is running. Tests that are not about the live stack see the base ports, the ones
-written into the generated configs.
+written into the generated configs. Its gateway and llmsim send their spans to an OTLP receiver inside the test
+process (the `otlp_collector` fixture), so tests can look at the traces without a trace backend.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from stack import topology
+from stack.otlp_collector import OtlpCollector
 from stack.paths import REPO_ROOT
 from tests import live
 
@@ -36,8 +38,8 @@ def _base_ports_unless_live(request: pytest.FixtureRequest) -> Iterator[None]:
         yield
 
 
-def _make(target: str, run: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "LLMOBS_RUN_DIR": str(run), "COLUMNS": "160"}
+def _make(target: str, run: Path, **extra_env: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "LLMOBS_RUN_DIR": str(run), "COLUMNS": "160", **extra_env}
     return subprocess.run(["make", "--no-print-directory", target], cwd=REPO_ROOT, env=env, text=True,
                           capture_output=True, timeout=MAKE_TIMEOUT_SECONDS)
 
@@ -49,10 +51,18 @@ class LiveStack:
 
 
 @pytest.fixture(scope="session")
-def live_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveStack]:
-    """Starts the classroom stack exactly as a student does (`make up`), with its data in a temp folder."""
+def otlp_collector() -> Iterator[OtlpCollector]:
+    """Receives the live stack's spans (OTLP/HTTP on a free loopback port) for the whole session."""
+    with OtlpCollector() as collector:
+        yield collector
+
+
+@pytest.fixture(scope="session")
+def live_stack(tmp_path_factory: pytest.TempPathFactory, otlp_collector: OtlpCollector) -> Iterator[LiveStack]:
+    """Starts the classroom stack exactly as a student does (`make up`), with its data in a temp folder; its spans go
+    to `otlp_collector` (exported every 200 ms instead of every second)."""
     run = tmp_path_factory.mktemp("run")
-    started = _make("up", run)
+    started = _make("up", run, OTEL_EXPORTER_OTLP_ENDPOINT=otlp_collector.url, OTEL_BSP_SCHEDULE_DELAY="200")
     if started.returncode != 0:
         _make("down", run)
         pytest.fail(f"`make up` failed (exit {started.returncode}). If a stack of yours is running, stop it with "

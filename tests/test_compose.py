@@ -76,7 +76,7 @@ def raw_compose() -> dict:
 
 def all_topology_services() -> dict[str, topology.Service]:
     topo = topology.load()
-    return {**topo.services, **topo.compose_only}
+    return {**topo.services, **topo.optional, **topo.compose_only}
 
 
 def flags(command: list[str]) -> dict[str, str | None]:
@@ -210,6 +210,29 @@ def test_phoenix_listens_on_the_topology_address(config: dict) -> None:
     assert not {"--host", "--port"} & set(command), (
         f"the Phoenix command {command} passes --host/--port, which override PHOENIX_HOST/PHOENIX_PORT"
     )
+
+
+@pytest.mark.parametrize("name", ["gateway", "llmsim"])
+def test_traced_services_export_to_phoenix(config: dict, name: str) -> None:
+    env = config["services"][name].get("environment") or {}
+    endpoint = urlparse(str(env.get("OTEL_EXPORTER_OTLP_ENDPOINT", "")))
+    phoenix = all_topology_services()["phoenix"]
+    assert (endpoint.hostname, endpoint.port) == (phoenix.host, phoenix.port), (
+        f"{name} sends its spans to OTEL_EXPORTER_OTLP_ENDPOINT={env.get('OTEL_EXPORTER_OTLP_ENDPOINT')!r}, "
+        f"not to Phoenix at {phoenix.url} (stack/topology.yaml)"
+    )
+
+
+def test_phoenix_runs_offline_as_the_embedded_runner_starts_it(config: dict) -> None:
+    from stack.runner.services import phoenix_spec
+
+    embedded = phoenix_spec(Path("/tmp/run")).env
+    settings = [key for key in embedded if key.startswith("PHOENIX_") and key.split("_", 1)[1].startswith(
+        ("TELEMETRY", "ALLOW_EXTERNAL", "DISABLE_AGENT", "ENABLE_MCP"))]
+    assert len(settings) == 4, settings
+    env = config["services"]["phoenix"]["environment"]
+    differing = {key: (env.get(key), embedded[key]) for key in settings if str(env.get(key)).lower() != embedded[key]}
+    assert not differing, f"Phoenix settings (compose, embedded runner) differ: {differing}"
 
 
 @pytest.mark.parametrize("name", PYTHON_SERVICES)

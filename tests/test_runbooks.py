@@ -72,8 +72,8 @@ def base_topology() -> topology.Topology:
 
 
 def every_service(topo: topology.Topology) -> dict[str, topology.Service]:
-    """All groups of topology.yaml: stack services, workbench, lab targets, compose-only services."""
-    groups = ("services", "workbench", "lab_targets", "compose_only")
+    """All groups of topology.yaml: stack services, workbench, lab targets, optional and compose-only services."""
+    groups = ("services", "workbench", "lab_targets", "optional", "compose_only")
     return {name: svc for group in groups for name, svc in (getattr(topo, group, None) or {}).items()}
 
 

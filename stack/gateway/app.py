@@ -8,10 +8,12 @@ from dataclasses import dataclass
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from opentelemetry import trace
 from prometheus_client import disable_created_metrics
 
 from stack import catalog as catalog_module
-from stack.gateway import logs
+from stack import tracing as tracing_module
+from stack.gateway import demo, logs
 from stack.gateway.calls import Caller, CallRecorder
 from stack.gateway.checks import Rejection, require_attribution, require_max_tokens, require_model, require_prompt_size
 from stack.gateway.metrics import GatewayMetrics
@@ -36,26 +38,32 @@ def _new_request_id() -> str:
     return uuid.uuid4().hex
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, tracing: tracing_module.Tracing | None = None) -> FastAPI:
+    """`tracing`: where spans go (tests pass an in-memory exporter); default from the environment (stack/tracing.py).
+    GATEWAY_INSTRUMENTATION=off switches metrics and tracing off together."""
     settings = settings or Settings.from_env()
     catalog = catalog_module.load()
     logs.configure()
     log = logs.get_logger()
     disable_created_metrics()
     metrics = GatewayMetrics(catalog, enabled=settings.instrumentation)
+    if tracing is None or not settings.instrumentation:
+        tracing = tracing_module.setup("gateway", enabled=settings.instrumentation)
+    tracer = tracing.tracer("stack.gateway")
     state: dict[str, Gateway] = {}
 
     @asynccontextmanager
     async def lifespan(_: FastAPI):
         provider = ProviderClient(settings.provider_url, settings.provider_timeout_seconds)
         store = AttributionStore(settings.data_dir / "attribution.db")
-        recorder = CallRecorder(provider, metrics, store, settings.user_hash_salt)
+        recorder = CallRecorder(provider, metrics, store, settings.user_hash_salt, tracer)
         state["gateway"] = Gateway(settings, metrics, provider, store, recorder)
         log.info("gateway_started", provider_url=settings.provider_url, store=str(store.path),
-                 instrumentation=settings.instrumentation)
+                 instrumentation=settings.instrumentation, tracing=tracing.describe())
         yield
         await provider.aclose()
         store.close()
+        tracing.shutdown()
 
     def reject(message: str, reason: str, request_id: str | None = None, **fields: object) -> None:
         metrics.record_rejection(reason)
@@ -66,7 +74,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(title="LLM gateway", version="1.0", lifespan=lifespan)
     install_error_handlers(app, on_invalid_body=on_invalid_body)
-    add_metrics_route(app, metrics.registry)
+    # Loopback-only demo knobs for the failure scenarios (stack/scenarios); /metrics renders through them.
+    knobs = demo.install(app, metrics.registry, catalog.model_names)
+    add_metrics_route(app, knobs.exposed(metrics.registry))
 
     @app.exception_handler(Rejection)
     async def _rejected(request: Request, exc: Rejection) -> JSONResponse:
@@ -75,7 +85,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     def caller_for(attribution: Attribution | None, synthetic: bool) -> Caller:
         values = require_attribution(attribution)
-        return Caller(request_id=_new_request_id(), synthetic=synthetic, **values)
+        caller = Caller(request_id=_new_request_id(), synthetic=synthetic, **values)
+        server_span = trace.get_current_span()  # the request's SERVER span (a no-op one when tracing is off)
+        if server_span.is_recording():  # who pays is on the provider-call spans; the root names the request
+            server_span.set_attribute("llm.request_id", caller.request_id)
+        return caller
 
     def provider_failure(error: ProviderError, caller: Caller, step: str) -> JSONResponse:
         headers = {"X-Request-ID": caller.request_id}
@@ -117,6 +131,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         require_model(body.model, catalog)
         require_prompt_size(body.messages, catalog)
         require_max_tokens(body.max_tokens, catalog)
+        knobs.observe_request(caller.request_id, body.model)
         payload = body.model_dump(include={"model", "messages", "max_tokens", "seed"}, exclude_none=True)
         try:
             result = await state["gateway"].recorder.call(caller, "chat", payload)
@@ -132,12 +147,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         caller = caller_for(body.attribution, body.synthetic)
         require_model(body.model, catalog)
         require_prompt_size([Message(role="user", content=body.question)], catalog)
+        knobs.observe_request(caller.request_id, body.model)
         try:
             outcome = await run_workflow(state["gateway"].recorder, caller, body.question, body.model)
         except ProviderError as error:
             return provider_failure(error, caller, error.step or "workflow")
         return JSONResponse(outcome, headers={"X-Request-ID": caller.request_id})
 
+    tracing_module.instrument_fastapi(app, tracing, lean=True)  # the hot path: see docs/performance.md
     return app
 
 

@@ -1,4 +1,6 @@
-"""JSON log lines, one per provider call, on stdout (the runner writes them to .run/logs/gateway.log)."""
+"""JSON log lines, one per provider call, on stdout (the runner writes them to .run/logs/gateway.log).
+
+A line logged inside a span carries its trace_id and span_id, so a log line leads to its trace and back."""
 
 from __future__ import annotations
 
@@ -8,6 +10,8 @@ import sys
 
 import structlog
 
+from stack.tracing import add_trace_ids
+
 
 def configure() -> None:
     logging.basicConfig(format="%(message)s", stream=sys.stdout, level=logging.INFO)
@@ -16,6 +20,7 @@ def configure() -> None:
         processors=[
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
+            add_trace_ids,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.format_exc_info,
             structlog.processors.JSONRenderer(sort_keys=False),

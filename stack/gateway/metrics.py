@@ -60,11 +60,13 @@ class GatewayMetrics:
         return value
 
     def record_call(self, model: str, department: str, duration_seconds: float, ok: bool,
-                    input_tokens: int, output_tokens: int, cost_usd: float, error_type: str | None) -> None:
+                    input_tokens: int, output_tokens: int, cost_usd: float, error_type: str | None,
+                    exemplar: dict[str, str] | None = None) -> None:
+        """`exemplar`: the call's trace and span ids, kept with its latency bucket (OpenMetrics exposition)."""
         if not self.enabled:
             return
         self.requests.labels(model, "success" if ok else "error").inc()
-        self.duration.labels(model).observe(duration_seconds)
+        self.duration.labels(model).observe(duration_seconds, exemplar)
         if error_type:
             self.provider_errors.labels(model, error_type).inc()
         if input_tokens or output_tokens:

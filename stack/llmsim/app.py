@@ -9,10 +9,12 @@ from typing import Literal
 
 from fastapi import FastAPI, HTTPException
 from fastapi.responses import JSONResponse
+from opentelemetry.trace import Status, StatusCode
 from prometheus_client import CollectorRegistry, Counter, Gauge
 from pydantic import BaseModel, Field
 
 from stack import catalog
+from stack import tracing as tracing_module
 from stack.llmsim.faults import FaultRequest, FaultState, Outcome
 from stack.llmsim.generation import simulate
 from stack.llmsim.settings import Settings
@@ -35,8 +37,13 @@ def _openai_error(status: int, message: str, kind: str, headers: dict[str, str] 
     return JSONResponse(status_code=status, content={"error": {"message": message, "type": kind}}, headers=headers)
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, tracing: tracing_module.Tracing | None = None) -> FastAPI:
+    """`tracing`: where spans go (the labs and tests pass an in-memory exporter); default from the environment.
+    Each completion is a SERVER span (joining the caller's trace when it sends a traceparent header) holding a
+    `generate <model>` span that lasts as long as the simulated generation."""
     settings = settings or Settings.from_env()
+    tracing = tracing or tracing_module.setup("llmsim")
+    tracer = tracing.tracer("stack.llmsim")
     models = catalog.load().models
     faults = FaultState()
     faults.rng.seed(settings.seed)
@@ -109,16 +116,25 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             return _openai_error(429, "Rate limit reached (simulated).", "rate_limit_exceeded",
                                  headers={"Retry-After": retry_after})
         messages = [m.model_dump() for m in request.messages]
-        completion = simulate(
-            model,
-            messages,
-            request.max_tokens,
-            seed=settings.seed if request.seed is None else request.seed,
-            token_multiplier=knobs.token_multiplier if in_scope else 1.0,
-            latency_scale=settings.latency_scale,
-        )
-        delay = completion.latency_seconds + (knobs.added_latency_seconds if in_scope else 0.0)
-        await asyncio.sleep(delay)
+        with tracer.start_as_current_span(f"generate {model.name}") as span:
+            completion = simulate(
+                model,
+                messages,
+                request.max_tokens,
+                seed=settings.seed if request.seed is None else request.seed,
+                token_multiplier=knobs.token_multiplier if in_scope else 1.0,
+                latency_scale=settings.latency_scale,
+            )
+            added = knobs.added_latency_seconds if in_scope else 0.0
+            if span.is_recording():
+                span.set_attributes({
+                    "gen_ai.request.model": model.name, "gen_ai.usage.input_tokens": completion.prompt_tokens,
+                    "gen_ai.usage.output_tokens": completion.completion_tokens, "llmsim.outcome": outcome.value,
+                    "llmsim.latency_seconds": completion.latency_seconds, "llmsim.added_latency_seconds": added,
+                })
+                if outcome is Outcome.ERROR:
+                    span.set_status(Status(StatusCode.ERROR, "simulated internal error"))
+            await asyncio.sleep(completion.latency_seconds + added)
         if outcome is Outcome.ERROR:
             return _openai_error(500, "The provider had an internal error (simulated).", "server_error")
         return JSONResponse(
@@ -142,6 +158,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             }
         )
 
+    tracing_module.instrument_fastapi(app, tracing)
     return app
 
 

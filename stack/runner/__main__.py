@@ -35,8 +35,9 @@ def cmd_up(args: argparse.Namespace) -> int:
     started = time.monotonic()
     with console.status("starting the stack…") as spinner:
         statuses = control.up(args.profile, run, on_progress=lambda m: spinner.update(m),
-                              notebooks=not args.no_notebooks)
+                              notebooks=not args.no_notebooks, traces=args.traces)
     console.print(_table(statuses, args.profile))
+    console.print(control.traces_note(run))
     console.print(f"Stack up in {time.monotonic() - started:.1f}s. Alerts show up at "
                   f"[bold]{next(s.url for s in statuses if s.name == 'receiver')}[/]; logs in {run / 'logs'}; "
                   "stop with [bold]make down[/].")
@@ -57,11 +58,13 @@ def cmd_status(_: argparse.Namespace) -> int:
     profile = control.running_profile(run)
     statuses = control.status(profile, run)
     console.print(_table(statuses, profile))
+    console.print(control.traces_note(run))
     return 0 if all(s.healthy for s in statuses) else 3
 
 
 def cmd_logs(args: argparse.Namespace) -> int:
     names = [args.service] if args.service else sorted([*topology.load().services, *topology.load().workbench])
+    names += [] if args.service else [n for n in topology.load().optional if processes.log_file(run_dir(), n).exists()]
     found = 0
     for name in names:
         path = processes.log_file(run_dir(), name)
@@ -81,11 +84,14 @@ def main(argv: list[str] | None = None) -> int:
     up.add_argument("--profile", choices=PROFILES, default="classroom",
                     help="classroom: alerts fire within seconds; production: real-world timings")
     up.add_argument("--no-notebooks", action="store_true", help="do not start JupyterLab")
+    up.add_argument("--traces", action="store_true",
+                    help="also start the trace backend (Arize Phoenix) and send the services' spans to it")
     up.set_defaults(run=cmd_up)
     sub.add_parser("down", help="stop everything this run folder started").set_defaults(run=cmd_down)
     sub.add_parser("status", help="each service with its URL and health").set_defaults(run=cmd_status)
     logs = sub.add_parser("logs", help="the last lines of one service's log")
-    logs.add_argument("service", nargs="?", choices=sorted([*topology.load().services, *topology.load().workbench]),
+    logs.add_argument("service", nargs="?", choices=sorted([*topology.load().services, *topology.load().workbench,
+                                                            *topology.load().optional]),
                       help="one service (default: all of them)")
     logs.add_argument("-n", "--lines", type=int, default=40)
     logs.set_defaults(run=cmd_logs)

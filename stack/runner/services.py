@@ -4,16 +4,25 @@ from __future__ import annotations
 
 import os
 import secrets
+import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from stack import topology
+from stack import topology, tracing
 from stack.paths import REPO_ROOT, STACK_DIR
 from stack.runner import binaries
 
 PROFILES = ("classroom", "production")
 PYTHON_SERVICES = ("llmsim", "receiver", "gateway")
+TRACED_SERVICES = ("llmsim", "gateway")  # the services that export spans (the receiver does not trace)
+TRACE_BACKEND = "phoenix"
+PHOENIX_LAUNCHER = STACK_DIR / "runner" / "phoenix_serve.py"
+# `make up TRACES=1` installs the `traces` extra (arize-phoenix) here, apart from .venv: Phoenix brings ~100
+# packages and would move some shared ones (python-dateutil) away from the versions the course is tested with.
+TRACES_VENV = REPO_ROOT / ".venv-traces"
+PHOENIX_INSTALL_HINT = ("run `make up TRACES=1` (it installs the `traces` extra, arize-phoenix, into .venv-traces), "
+                        "or set LLMOBS_PHOENIX_PYTHON to a Python that has arize-phoenix installed")
 
 
 @dataclass(frozen=True)
@@ -24,6 +33,7 @@ class ServiceSpec:
     url: str
     description: str
     env: dict[str, str] = field(default_factory=dict)
+    start_timeout: float = 30.0
 
 
 def prometheus_config(profile: str) -> Path:
@@ -86,7 +96,7 @@ def _shifted_copy(source: Path, target: Path, offset: int) -> Path:
     """Copy generated configs, moving every stack address by `offset` (for a stack beside the default one)."""
     with topology.base_ports():
         base = topology.load()
-    groups = (base.services, base.workbench, base.lab_targets, base.compose_only)
+    groups = (base.services, base.workbench, base.lab_targets, base.optional, base.compose_only)
     moves = {s.address: f"{s.host}:{s.port + offset}" for group in groups for s in group.values()}
     for path in source.rglob("*.y*ml"):
         text = path.read_text()
@@ -108,11 +118,57 @@ def config_root(component: str, profile: str, run: Path) -> Path:
     return run / "config" / component
 
 
-def specs(profile: str, run: Path, notebooks: bool = True) -> list[ServiceSpec]:
+def _has_phoenix(python: str) -> bool:
+    """Whether `python` has arize-phoenix installed (asked of its metadata: importing Phoenix takes ~10 s)."""
+    try:
+        return subprocess.run([python, "-c", "from importlib.metadata import version; version('arize-phoenix')"],
+                              capture_output=True, timeout=30).returncode == 0
+    except (OSError, subprocess.SubprocessError):
+        return False
+
+
+def phoenix_python() -> str | None:
+    """A Python with arize-phoenix: LLMOBS_PHOENIX_PYTHON, else .venv-traces, else this interpreter; None if none."""
+    chosen = os.environ.get("LLMOBS_PHOENIX_PYTHON", "").strip()
+    if chosen:
+        return chosen if _has_phoenix(chosen) else None
+    candidates = [str(TRACES_VENV / "bin" / "python"), sys.executable]
+    return next((python for python in candidates if Path(python).exists() and _has_phoenix(python)), None)
+
+
+def phoenix_spec(run: Path, python: str | None = None) -> ServiceSpec:
+    """Phoenix, offline: no telemetry, no fonts or downloads from the internet, no AI assistant, no gRPC port."""
+    service = topology.load().optional[TRACE_BACKEND]
+    env = {
+        "PHOENIX_HOST": service.host, "PHOENIX_PORT": str(service.port),
+        "PHOENIX_WORKING_DIR": str(run / "data" / "phoenix"),
+        "PHOENIX_TELEMETRY_ENABLED": "false", "PHOENIX_ALLOW_EXTERNAL_RESOURCES": "false",
+        "PHOENIX_DISABLE_AGENT_ASSISTANT": "true", "PHOENIX_ENABLE_MCP_SERVER": "false",
+        "PHOENIX_LOG_MIGRATIONS": "false",
+        # Phoenix would trace itself into wherever the stack's exporter points; it should not.
+        "OTEL_EXPORTER_OTLP_ENDPOINT": "", "PHOENIX_COLLECTOR_ENDPOINT": "",
+        "PYTHONUNBUFFERED": "1",
+    }
+    argv = [python or str(TRACES_VENV / "bin" / "python"), str(PHOENIX_LAUNCHER)]
+    return ServiceSpec(TRACE_BACKEND, argv, service.url + service.health, service.url, service.description, env=env,
+                       start_timeout=120.0)
+
+
+def trace_export_env(traces: bool) -> dict[str, str]:
+    """The OpenTelemetry exporter setting of the traced services. Your own OTEL_* variables win (they reach the
+    services unchanged: docs/tracing.md); otherwise Phoenix's address when the runner starts it; otherwise none."""
+    user_choice = tracing.exporter_endpoint() or os.environ.get("OTEL_TRACES_EXPORTER", "").strip()
+    if traces and not user_choice:
+        return {"OTEL_EXPORTER_OTLP_ENDPOINT": topology.load().optional[TRACE_BACKEND].url}
+    return {}
+
+
+def specs(profile: str, run: Path, notebooks: bool = True, traces: bool = False) -> list[ServiceSpec]:
     if profile not in PROFILES:
         raise ValueError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
     services = topology.load().services
-    python_env = {"LLMOBS_RUN_DIR": str(run), "LLMOBS_PROFILE": profile, "PYTHONUNBUFFERED": "1"}
+    python_env = {"LLMOBS_RUN_DIR": str(run), "LLMOBS_PROFILE": profile, "PYTHONUNBUFFERED": "1",
+                  **trace_export_env(traces)}
     result = [
         ServiceSpec(name, [sys.executable, "-m", f"stack.{name}"], services[name].url + services[name].health,
                     services[name].url, services[name].description, env=python_env)
@@ -132,6 +188,8 @@ def specs(profile: str, run: Path, notebooks: bool = True) -> list[ServiceSpec]:
         services["prometheus"].url + services["prometheus"].health, services["prometheus"].url + "/classic/graph",
         services["prometheus"].description,
     ))
+    if traces:
+        result.append(phoenix_spec(run))
     if notebooks:
         result.append(jupyter_spec(run))
     return result

@@ -1,0 +1,169 @@
+"""Tracing on the live stack: one agent-workflow request is one trace whose gateway and llmsim spans are parented
+correctly and carry the GenAI attributes, cost and attribution; errors show on the spans; the latency histogram's
+exemplar and the gateway's log lines carry the same trace id. The stack's spans arrive at the session's in-process
+OTLP receiver (tests/conftest.py)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+
+from stack import catalog, promapi
+from stack.otlp_collector import OtlpCollector, ReceivedSpan
+from stack.paths import run_dir
+from tests import live
+from tests.conftest import LiveStack
+
+pytestmark = pytest.mark.stack
+
+USER_ID = "tracing-test-user@example.com"
+ATTRIBUTION = {"user_id": USER_ID, "department": "research", "application": "agent"}
+STEPS = ("classify", "answer", "format")
+
+
+def _workflow(model: str = "sim-balanced") -> dict:
+    response = httpx.post(f"{live.url('gateway')}/v1/agent/workflow", timeout=30,
+                          json={"question": "Why do LLM latencies have long tails?", "model": model,
+                                "attribution": ATTRIBUTION})
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def _trace_of(collector: OtlpCollector, request_id: str, spans_expected: int) -> list[ReceivedSpan]:
+    """The spans of the trace whose root carries llm.request_id, once `spans_expected` of them have arrived."""
+    def arrived(spans: list[ReceivedSpan]) -> bool:
+        roots = [s for s in spans if s.attributes.get("llm.request_id") == request_id and s.kind == "SERVER"]
+        return bool(roots) and len([s for s in spans if s.trace_id == roots[0].trace_id]) >= spans_expected
+
+    spans = collector.wait_for(arrived, timeout=15)
+    root = next(s for s in spans if s.attributes.get("llm.request_id") == request_id and s.kind == "SERVER")
+    return [s for s in spans if s.trace_id == root.trace_id]
+
+
+def _children(spans: list[ReceivedSpan], parent: ReceivedSpan) -> list[ReceivedSpan]:
+    return sorted((s for s in spans if s.parent_id == parent.span_id), key=lambda s: s.start_ns)
+
+
+@pytest.fixture(scope="module")
+def workflow_trace(live_stack: LiveStack, otlp_collector: OtlpCollector) -> tuple[dict, list[ReceivedSpan], float]:
+    live.heal_faults()
+    started = time.time()
+    reply = _workflow()
+    return reply, _trace_of(otlp_collector, reply["request_id"], 14), started
+
+
+def test_a_workflow_request_is_one_trace_across_gateway_and_llmsim(workflow_trace) -> None:
+    reply, spans, _ = workflow_trace
+    assert len(spans) == 14, sorted(f"{s.service}:{s.name}" for s in spans)
+    roots = [s for s in spans if s.parent_id is None]
+    assert [(r.service, r.kind, r.name) for r in roots] == [("gateway", "SERVER", "POST /v1/agent/workflow")]
+    root = roots[0]
+    assert root.attributes["http.route"] == "/v1/agent/workflow" and root.attributes["http.response.status_code"] == 200
+    [agent] = _children(spans, root)
+    assert (agent.name, agent.kind, agent.service) == ("invoke_agent workflow", "INTERNAL", "gateway")
+    assert agent.attributes["gen_ai.operation.name"] == "invoke_agent"
+    steps = _children(spans, agent)
+    assert [s.name for s in steps] == [f"step {name}" for name in STEPS]
+    for step, reported in zip(steps, reply["steps"], strict=True):
+        [chat] = _children(spans, step)
+        assert (chat.service, chat.kind, chat.name) == ("gateway", "CLIENT", f"chat {reported['model']}")
+        [provider] = _children(spans, chat)
+        assert (provider.service, provider.kind, provider.name) == ("llmsim", "SERVER", "POST /v1/chat/completions")
+        [generate] = _children(spans, provider)
+        assert (generate.service, generate.name) == ("llmsim", f"generate {reported['model']}")
+        assert chat.start_ns <= provider.start_ns and provider.end_ns <= chat.end_ns, "llmsim works inside the call"
+        assert step.start_ns <= chat.start_ns and chat.end_ns <= step.end_ns
+    assert all(s.status != "ERROR" for s in spans)
+
+
+def test_provider_call_spans_follow_the_genai_conventions_with_cost_and_attribution(workflow_trace) -> None:
+    reply, spans, _ = workflow_trace
+    chats = sorted((s for s in spans if s.name.startswith("chat ")), key=lambda s: s.start_ns)
+    for chat, reported in zip(chats, reply["steps"], strict=True):
+        attributes = chat.attributes
+        assert attributes["gen_ai.operation.name"] == "chat"
+        assert attributes["gen_ai.system"] == "llmsim"
+        assert attributes["gen_ai.request.model"] == reported["model"]
+        assert attributes["gen_ai.usage.input_tokens"] == reported["input_tokens"]
+        assert attributes["gen_ai.usage.output_tokens"] == reported["output_tokens"]
+        assert attributes["llm.cost_usd"] == pytest.approx(catalog.cost_usd(
+            reported["model"], reported["input_tokens"], reported["output_tokens"]))
+        assert (attributes["llm.department"], attributes["llm.application"]) == ("research", "agent")
+        assert attributes["llm.step"] == reported["step"]
+    agent = next(s for s in spans if s.name == "invoke_agent workflow")
+    assert agent.attributes["llm.cost_usd"] == pytest.approx(reply["cost_usd"])
+    root = next(s for s in spans if s.parent_id is None)
+    assert root.attributes["llm.request_id"] == reply["request_id"]
+    values = [str(v) for s in spans for v in s.attributes.values()]
+    assert not [v for v in values if USER_ID in v], "the raw user id must never be on a span"
+    assert not [k for s in spans for k in s.attributes if "user_id" in k or k.startswith("enduser")], \
+        "no user attribute at all"
+
+
+def test_the_latency_exemplar_carries_the_trace_id(workflow_trace) -> None:
+    _, spans, started = workflow_trace
+    trace_id = spans[0].trace_id
+    chat_span_ids = {s.span_id for s in spans if s.name.startswith("chat ")}
+
+    def exemplars() -> list[dict]:
+        body = httpx.get(f"{live.url('prometheus')}/api/v1/query_exemplars", timeout=5, params={
+            "query": "llm_request_duration_seconds_bucket", "start": started - 1, "end": time.time() + 1}).json()
+        found = [e["labels"] for series in body["data"] for e in series["exemplars"]]
+        return [labels for labels in found if labels.get("trace_id") == trace_id]
+
+    ours = live.eventually(exemplars, 15, "an exemplar with the workflow's trace id in Prometheus")
+    assert {labels.get("span_id") for labels in ours} <= chat_span_ids, "each exemplar names its provider call span"
+
+
+def test_every_log_line_inside_the_request_carries_its_trace_and_span_ids(workflow_trace) -> None:
+    reply, spans, _ = workflow_trace
+    chats = {s.attributes["llm.step"]: s for s in spans if s.name.startswith("chat ")}
+    log = run_dir() / "logs" / "gateway.log"
+    lines = live.eventually(lambda: [json.loads(line) for line in log.read_text().splitlines()
+                                     if reply["request_id"] in line and line.startswith("{")],
+                            5, "the workflow's log lines")
+    assert [line["step"] for line in lines] == list(STEPS)
+    for line in lines:
+        assert line["trace_id"] == chats[line["step"]].trace_id
+        assert line["span_id"] == chats[line["step"]].span_id
+
+
+def test_a_failed_provider_call_is_an_error_on_its_spans(stack: LiveStack, otlp_collector: OtlpCollector) -> None:
+    live.set_faults(error_rate=1.0, models=["sim-reasoning"])
+    try:
+        response = httpx.post(f"{live.url('gateway')}/v1/chat/completions", timeout=30, json={
+            "model": "sim-reasoning", "messages": [{"role": "user", "content": "fail, please"}],
+            "attribution": ATTRIBUTION})
+    finally:
+        live.heal_faults()
+    assert response.status_code == 502, response.text
+    request_id = response.headers["x-request-id"]
+    spans = _trace_of(otlp_collector, request_id, 4)
+    root = next(s for s in spans if s.parent_id is None)
+    assert root.status == "ERROR" and root.attributes["http.response.status_code"] == 502
+    chat = next(s for s in spans if s.name == "chat sim-reasoning")
+    assert chat.status == "ERROR" and chat.attributes["error.type"] == "server_error", chat
+    assert "exception" in chat.events, "the provider error is recorded as an exception event"
+    generate = next(s for s in spans if s.name == "generate sim-reasoning")
+    assert generate.status == "ERROR" and generate.attributes["llmsim.outcome"] == "error"
+
+
+def test_status_says_where_the_spans_go(stack: LiveStack, otlp_collector: OtlpCollector) -> None:
+    status = subprocess.run([sys.executable, "-m", "stack.runner", "status"], capture_output=True, text=True,
+                            timeout=60, env={**os.environ, "COLUMNS": "200"})
+    assert f"Traces: sent over OTLP/HTTP to {otlp_collector.url}/v1/traces" in status.stdout, status.stdout
+
+
+def test_only_the_latency_histogram_has_exemplars(workflow_trace) -> None:
+    """Exemplars come from the OpenMetrics exposition Prometheus asks for; the counters have none."""
+    text = httpx.get(f"{live.url('gateway')}/metrics", timeout=5,
+                     headers={"Accept": "application/openmetrics-text; version=1.0.0"}).text
+    with_exemplars = {line.split("{")[0] for line in text.splitlines() if " # {" in line}
+    assert with_exemplars == {"llm_request_duration_seconds_bucket"}, with_exemplars
+    assert promapi.query('llm_request_duration_seconds_count{job="gateway"}'), "the histogram is scraped"
