@@ -4,11 +4,7 @@ typical mistakes loses exactly the points of the exercises it breaks, each with 
 
 from __future__ import annotations
 
-import json
-import os
 import shutil
-import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,8 +13,8 @@ import pytest
 
 from graders import course
 from stack import promapi, topology
-from stack.paths import REPO_ROOT
 from tests import live
+from tests.classgrading import grade_class, start_class
 from tests.conftest import LiveStack
 
 pytestmark = pytest.mark.stack
@@ -80,18 +76,12 @@ def grades(live_stack: LiveStack, tmp_path_factory: pytest.TempPathFactory) -> d
     """student -> {"lab": the grades.json entry, "exercises": exercise -> (points, max points, message)}."""
     live.heal_faults()
     class_dir = tmp_path_factory.mktemp("class")
-    shutil.copytree(V2.source, class_dir / "solutions" / V2.id,
-                    ignore=shutil.ignore_patterns("student_*", ".ipynb_checkpoints"))
-    shutil.copytree(course.LABS_DIR / V2.id, class_dir / "released" / V2.id)
+    start_class(V2, class_dir)
     _mutated_copy(class_dir / "mistakes" / V2.id)
-    result = subprocess.run([sys.executable, "-m", "graders", "--lab", "v2", "--submissions", str(class_dir)],
-                            cwd=REPO_ROOT, capture_output=True, text=True, timeout=GRADING_TIMEOUT_SECONDS,
-                            env={**os.environ, "COLUMNS": "200"})
-    live.heal_faults()
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    labs = json.loads(course.GRADES_JSON.read_text())["labs"]
-    return {lab["student"]: {"lab": lab, "exercises": {e["exercise"]: (e["points"], e["max_points"], e["message"])
-                                                       for e in lab["exercises"]}} for lab in labs}
+    try:
+        return grade_class(V2, class_dir, GRADING_TIMEOUT_SECONDS)
+    finally:
+        live.heal_faults()
 
 
 def test_solutions_score_full_marks(grades: dict[str, dict]) -> None:

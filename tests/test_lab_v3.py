@@ -10,8 +10,6 @@ exec() to try more wrong answers against the check cells, and check the grading 
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
 import sys
 import time
@@ -24,11 +22,12 @@ import pytest
 import yaml
 
 from graders import notebooks, v3_alertmanager, v3_quality, v3_rules, v3_timelines
-from graders.course import GRADES_JSON, LABS_DIR, select
+from graders.course import LABS_DIR, select
 from graders.results import ExerciseResult
 from stack import topology
 from stack.paths import REPO_ROOT, STACK_DIR
 from tests import live
+from tests.classgrading import grade_class, start_class
 from tests.conftest import LiveStack
 
 LAB = select("v3")[0]
@@ -195,20 +194,12 @@ def grades(live_stack: LiveStack, tmp_path_factory: pytest.TempPathFactory) -> d
     """student -> {"lab": the grades.json entry, "exercises": exercise -> (points, max points, message)}."""
     live.heal_faults()
     class_dir = tmp_path_factory.mktemp("class")
-    shutil.copytree(LAB.source, class_dir / "solutions" / LAB.id,
-                    ignore=shutil.ignore_patterns("student_*", ".ipynb_checkpoints"))
-    shutil.copytree(LABS_DIR / LAB.id, class_dir / "released" / LAB.id)
+    start_class(LAB, class_dir)
     notebook = _source()
     for name in GRADED:
         _mutate(notebook, name)
     _write(notebook, class_dir / "mistakes" / LAB.id)
-    result = subprocess.run([sys.executable, "-m", "graders", "--lab", "v3", "--submissions", str(class_dir)],
-                            cwd=REPO_ROOT, capture_output=True, text=True, timeout=GRADING_TIMEOUT_SECONDS,
-                            env={**os.environ, "COLUMNS": "200"})
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    labs = json.loads(GRADES_JSON.read_text())["labs"]
-    return {lab["student"]: {"lab": lab, "exercises": {e["exercise"]: (e["points"], e["max_points"], e["message"])
-                                                       for e in lab["exercises"]}} for lab in labs}
+    return grade_class(LAB, class_dir, GRADING_TIMEOUT_SECONDS)
 
 
 @pytest.mark.stack

@@ -10,10 +10,7 @@ exercises that need no stack (1, 2 and 4)."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,10 +23,11 @@ from graders import course, stackchecks
 from graders.v4_traces import TRACE_FILE
 from stack import topology
 from stack.otlp_collector import OtlpCollector
-from stack.paths import REPO_ROOT, run_dir
+from stack.paths import run_dir
 from stack.runner import processes
 from stack.runner.services import phoenix_python, phoenix_spec
 from tests import live
+from tests.classgrading import grade_class, start_class
 from tests.conftest import LiveStack
 
 V4 = course.select("v4")[0]
@@ -169,24 +167,19 @@ def grades(live_stack: LiveStack, tmp_path_factory: pytest.TempPathFactory) -> d
     """student -> {"lab": the grades.json entry, "exercises": exercise -> (points, max points, message)}."""
     live.heal_faults()
     class_dir = tmp_path_factory.mktemp("class")
-    shutil.copytree(V4.source, class_dir / "solutions" / V4.id,
-                    ignore=shutil.ignore_patterns("student_*", ".ipynb_checkpoints"))
-    shutil.copytree(course.LABS_DIR / V4.id, class_dir / "released" / V4.id)
+    start_class(V4, class_dir)
     mistakes = _source()
     for name in GRADED_MUTATIONS:
         _mutate(mistakes, name)
     _write(mistakes, class_dir / "mistakes" / V4.id)
     _write(_hostile(), class_dir / "hostile" / V4.id)
     started = time.monotonic()
-    result = subprocess.run([sys.executable, "-m", "graders", "--lab", "v4", "--submissions", str(class_dir)],
-                            cwd=REPO_ROOT, capture_output=True, text=True, timeout=GRADING_TIMEOUT_SECONDS,
-                            env={**os.environ, "COLUMNS": "200"})
-    live.heal_faults()
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    try:
+        graded = grade_class(V4, class_dir, GRADING_TIMEOUT_SECONDS)
+    finally:
+        live.heal_faults()
     print(f"graded 4 lab V4 notebooks in {time.monotonic() - started:.1f}s")
-    labs = json.loads(course.GRADES_JSON.read_text())["labs"]
-    return {lab["student"]: {"lab": lab, "exercises": {e["exercise"]: (e["points"], e["max_points"], e["message"])
-                                                       for e in lab["exercises"]}} for lab in labs}
+    return graded
 
 
 @pytest.mark.stack
