@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -66,6 +67,15 @@ def _exporter_endpoint(spec: ServiceSpec) -> str | None:
     return tracing.exporter_endpoint(child_env(spec))
 
 
+def _exporter_settings(run: Path, running: bool) -> dict[str, str]:
+    """OTEL_* variables of this `up`, or, when they are unset and the stack runs, those it was started with (so a
+    service restarted by a test, a scenario or a second `make up` exports where its siblings do)."""
+    given = {name: value for name, value in os.environ.items() if name.startswith("OTEL_")}
+    if given or not running:
+        return given
+    return dict(_state(run).get("otel") or {})
+
+
 def up(profile: str, run: Path, on_progress: Callable[[str], None] = lambda _: None,
        notebooks: bool = True, traces: bool = False) -> list[ServiceStatus]:
     """Start what is not running yet (JupyterLab too unless notebooks=False, Phoenix when traces=True), wait until
@@ -74,6 +84,9 @@ def up(profile: str, run: Path, on_progress: Callable[[str], None] = lambda _: N
     current = running_profile(run)
     notebooks = notebooks or (current is not None and _with_notebooks(run))
     traces = traces or (current is not None and _with_traces(run))
+    exporter_settings = _exporter_settings(run, current is not None)
+    for name, value in exporter_settings.items():  # a restart keeps the OTEL_* settings the stack started with
+        os.environ.setdefault(name, value)
     wanted = specs(profile, run, notebooks, traces)
     if current and current != profile and any(processes.running_pid(run, s.name) for s in wanted):
         raise StackError(f"the stack is running with the {current!r} profile; run `make down` first, "
@@ -106,7 +119,8 @@ def up(profile: str, run: Path, on_progress: Callable[[str], None] = lambda _: N
     if current and not traced_started:
         endpoint = trace_endpoint(run)  # the traced services kept running with the exporter they started with
     (run / STATE_FILE).write_text(json.dumps({"profile": profile, "notebooks": notebooks, "traces": traces,
-                                              "trace_endpoint": endpoint, "started_at": time.time()}))
+                                              "trace_endpoint": endpoint, "otel": exporter_settings,
+                                              "started_at": time.time()}))
     for spec in wanted:
         _wait_healthy(spec, run)
         on_progress(f"{spec.name} healthy")
