@@ -59,11 +59,18 @@ def install_error_handlers(app: FastAPI, on_invalid_body: Callable[[str, list[st
         )
 
 
+# An idle keep-alive connection must outlive every client's pool expiry (httpx: 5 s). With uvicorn's own 5 s the
+# server can close a connection at the instant a client reuses it, and that request fails with a ReadError.
+KEEP_ALIVE_SECONDS = 75
+CLIENT_KEEPALIVE_EXPIRY_SECONDS = 30.0
+
+
 def serve(app_path: str, port: int, host: str) -> None:
     """Run a service with uvicorn on the loopback address; access logs off (services log one line each)."""
     import uvicorn
 
-    uvicorn.run(app_path, host=host, port=port, access_log=False, log_level="warning", lifespan="on")
+    uvicorn.run(app_path, host=host, port=port, access_log=False, log_level="warning", lifespan="on",
+                timeout_keep_alive=KEEP_ALIVE_SECONDS)
 
 
 def add_metrics_route(

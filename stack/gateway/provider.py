@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 import httpx
 
+from stack.web import CLIENT_KEEPALIVE_EXPIRY_SECONDS
+
 
 @dataclass(frozen=True)
 class ProviderReply:
@@ -49,7 +51,8 @@ def _parse(body: object) -> ProviderReply:
 class ProviderClient:
     def __init__(self, base_url: str, timeout_seconds: float) -> None:
         self._client = httpx.AsyncClient(base_url=base_url, timeout=timeout_seconds,
-                                         limits=httpx.Limits(max_connections=200, max_keepalive_connections=50))
+                                         limits=httpx.Limits(max_connections=200, max_keepalive_connections=50,
+                                                             keepalive_expiry=CLIENT_KEEPALIVE_EXPIRY_SECONDS))
 
     async def chat(self, payload: dict, headers: dict[str, str] | None = None) -> ProviderReply:
         try:
