@@ -28,6 +28,7 @@ from graders.labcheck import fail
 from graders.v3_rules import TIMING, reject, seconds_of
 from stack import topology
 from stack.alertmanager.config import alertmanager_config
+from stack.runner.binaries import complaint_about
 from stack.runner.binaries import find as find_binary
 
 READY_SECONDS = 10
@@ -134,14 +135,8 @@ def _amtool(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def check_config(config: Mapping) -> None:
-    with tempfile.TemporaryDirectory(prefix="v3-am-") as folder:
-        path = Path(folder, "alertmanager.yml")
-        path.write_text(yaml.safe_dump(dict(config), sort_keys=False))
-        result = _amtool("check-config", str(path))
-    if result.returncode != 0:
-        lines = [line.strip().replace(str(path), "alertmanager.yml") for line in
-                 (result.stdout + result.stderr).splitlines() if line.strip()]
-        complaint = next((line for line in lines if "FAILED" in line or "error" in line.lower()), lines[-1])
+    complaint = complaint_about("amtool", ["check-config"], config, "alertmanager.yml")
+    if complaint:
         reject(f"amtool check-config rejects ALERTMANAGER_CONFIG: {complaint[:300]}",
              "every receiver a route names must be defined; matchers are strings like 'severity=\"critical\"'")
 

@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import math
 import re
-import subprocess
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
@@ -26,7 +24,7 @@ from graders.labcheck import LabCheckFailed
 from graders.v3_timelines import GATEWAY, Episode, TimelineError, World, replay
 from stack import catalog, profiles, topology
 from stack.prometheus import alerts as A
-from stack.runner.binaries import find as find_binary
+from stack.runner.binaries import complaint_about
 
 TIMING = profiles.load("classroom")
 W = TIMING.rate_window.seconds
@@ -101,15 +99,8 @@ def rules_file(groups: Mapping[str, Sequence[Mapping]]) -> dict:
 
 
 def promtool_check(document: Mapping, what: str) -> None:
-    with tempfile.TemporaryDirectory(prefix="v3-rules-") as folder:
-        path = Path(folder, "rules.yml")
-        path.write_text(yaml.safe_dump(dict(document), sort_keys=False))
-        result = subprocess.run([find_binary("promtool"), "check", "rules", str(path)], capture_output=True,
-                                text=True, timeout=20)
-    if result.returncode != 0:
-        lines = [line.strip().replace(str(path), "rules") for line in (result.stderr + result.stdout).splitlines()
-                 if line.strip() and not line.startswith("Checking")]
-        complaint = next((line for line in lines if "error" in line.lower()), lines[-1] if lines else "?")
+    complaint = complaint_about("promtool", ["check", "rules"], document, "rules")
+    if complaint:
         reject(f"promtool check rules rejects {what}: {complaint[:300]}",
              "try the expression in Prometheus first; labels and annotations are string-to-string mappings")
 

@@ -80,3 +80,10 @@ def stack(live_stack: LiveStack) -> Iterator[LiveStack]:
     live.clear_notifications()
     yield live_stack
     live.heal_faults()
+
+
+@pytest.fixture
+def in_lab_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Run notebook cells from an empty folder, to see whether they leave files behind."""
+    monkeypatch.chdir(tmp_path)
+    return tmp_path

@@ -16,6 +16,8 @@ import pytest
 from graders import notebooks
 from graders.course import LABS_DIR, select
 from graders.results import ExerciseResult
+from tests import notebook_cells as cells
+from tests.classgrading import short_cell_timeout
 
 LAB = select("v1")[0]
 NOTEBOOK = f"{LAB.id}.ipynb"
@@ -158,28 +160,12 @@ GRADED_MUTATIONS = ["raw user id logged", "cost per thousand tokens", "failed ca
 
 
 def _source() -> nbformat.NotebookNode:
-    return nbformat.read(SOURCE, as_version=4)
-
-
-def _cell(notebook: nbformat.NotebookNode, grade_id: str) -> nbformat.NotebookNode:
-    return next(c for c in notebook.cells if c.metadata.get("nbgrader", {}).get("grade_id") == grade_id)
-
-
-def _replace(notebook: nbformat.NotebookNode, grade_id: str, old: str, new: str) -> None:
-    cell = _cell(notebook, grade_id)
-    assert old in cell.source, f"{old!r} is no longer in the cell {grade_id}: update this test"
-    cell.source = cell.source.replace(old, new)
+    return cells.read(SOURCE)
 
 
 def _mutate(notebook: nbformat.NotebookNode, name: str) -> None:
     exercise, old, new, _ = MUTATIONS[name]
-    _replace(notebook, f"{exercise}_answer", old, new)
-
-
-def _write(notebook: nbformat.NotebookNode, folder: Path) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    nbformat.write(notebook, folder / NOTEBOOK)
-    return folder
+    cells.replace_once(notebook, f"{exercise}_answer", old, new)
 
 
 @pytest.fixture(scope="module")
@@ -203,11 +189,7 @@ def test_solutions_score_full_marks(api) -> None:
 
 
 def test_released_stubs_score_zero_and_say_not_attempted(api) -> None:
-    released = nbformat.read(RELEASED, as_version=4)
-    grade_ids = [c.metadata["nbgrader"]["grade_id"] for c in released.cells if "nbgrader" in c.metadata]
-    assert grade_ids == [c.metadata["nbgrader"]["grade_id"] for c in _source().cells if "nbgrader" in c.metadata], \
-        "labs/ is stale: run `python -m graders.release`"
-    assert "BEGIN SOLUTION" not in RELEASED.read_text() and "HIDDEN TESTS" not in RELEASED.read_text()
+    cells.assert_released_from(SOURCE, RELEASED, LAB.short)
     graded = _grade(api, "test-v1-stubs", RELEASED.parent)
     for name, exercise in graded.items():
         assert exercise.points == 0, name
@@ -218,8 +200,8 @@ def test_plausible_mistakes_lose_their_points_with_a_useful_message(api, tmp_pat
     notebook = _source()
     for name in GRADED_MUTATIONS:
         _mutate(notebook, name)
-    notebook.cells.remove(_cell(notebook, "ex4_cost_by"))  # a deleted check of a right answer is restored: full marks
-    graded = _grade(api, "test-v1-mistakes", _write(notebook, tmp_path / "mistakes"))
+    notebook.cells.remove(cells.cell(notebook, "ex4_cost_by"))  # a deleted check of a right answer is restored: full marks
+    graded = _grade(api, "test-v1-mistakes", cells.write(notebook, tmp_path / "mistakes", NOTEBOOK))
     mutated = {MUTATIONS[name][0]: name for name in GRADED_MUTATIONS}
     assert len(mutated) >= 5
     for exercise, result in graded.items():
@@ -229,33 +211,28 @@ def test_plausible_mistakes_lose_their_points_with_a_useful_message(api, tmp_pat
             assert phrase in result.message, (exercise, mutated[exercise], result.message)
         else:
             assert result.points == result.max_points, (exercise, result.message)
-    autograded = nbformat.read(notebooks.GRADING_DIR / "autograded" / "test-v1-mistakes" / LAB.id / NOTEBOOK, 4)
-    assert "was missing from the submission" in _cell(autograded, "ex4_cost_by").source
+    autograded = cells.read(notebooks.GRADING_DIR / "autograded" / "test-v1-mistakes" / LAB.id / NOTEBOOK)
+    assert "was missing from the submission" in cells.cell(autograded, "ex4_cost_by").source
 
 
 def test_hostile_notebook_costs_only_the_exercises_it_breaks(api, tmp_path: Path) -> None:
     notebook = _source()
     notebook.cells = [c for c in notebook.cells if not c.id.endswith("_try")]  # optional demos re-call the answers
-    _replace(notebook, "ex1_json_formatter_answer", "    return hashlib.sha256(",  # ex1: endless loop
+    cells.replace_once(notebook, "ex1_json_formatter_answer", "    return hashlib.sha256(",  # ex1: endless loop
              "    while True:\n        pass\n    return hashlib.sha256(")
-    _replace(notebook, "ex2_request_cost_answer", "    if model not in prices:\n",  # ex2: exits the kernel
+    cells.replace_once(notebook, "ex2_request_cost_answer", "    if model not in prices:\n",  # ex2: exits the kernel
              "    sys.exit()\n    if model not in prices:\n")
-    _replace(notebook, "ex3_logging_client_answer", "        self.http = http\n",  # ex3: 100k lines, then broken
+    cells.replace_once(notebook, "ex3_logging_client_answer", "        self.http = http\n",  # ex3: 100k lines, then broken
              "        print('\\n'.join(f'debug line {n}' for n in range(100_000)))\n        self.http = None\n")
     _mutate(notebook, "requests counted over successful calls only")   # ex4: wrong answer, check cell deleted
-    notebook.cells.remove(_cell(notebook, "ex4_cost_by"))
+    notebook.cells.remove(cells.cell(notebook, "ex4_cost_by"))
     _mutate(notebook, "error rate over successful calls only")         # ex5: wrong answer, check cell emptied
-    _cell(notebook, "ex5_top_and_error_rate").source = "pass"
+    cells.cell(notebook, "ex5_top_and_error_rate").source = "pass"
     # ex6 is left alone and must keep its points.
-    folder = _write(notebook, tmp_path / "hostile")
+    folder = cells.write(notebook, tmp_path / "hostile", NOTEBOOK)
 
-    # The course config interrupts a cell after 30 s and goes on; a shorter limit tests the same path faster.
-    assert api.config.Execute.interrupt_on_timeout and 0 < api.config.Execute.timeout <= 30
-    course_timeout, api.config.Execute.timeout = api.config.Execute.timeout, HOSTILE_TIMEOUT_SECONDS
-    try:
+    with short_cell_timeout(api, HOSTILE_TIMEOUT_SECONDS):
         graded = _grade(api, "test-v1-hostile", folder)
-    finally:
-        api.config.Execute.timeout = course_timeout
 
     messages = {name: e.message for name, e in graded.items()}
     assert graded["ex1_json_formatter"].points == 0 and "time limit" in messages["ex1_json_formatter"], messages
@@ -265,11 +242,11 @@ def test_hostile_notebook_costs_only_the_exercises_it_breaks(api, tmp_path: Path
     assert graded["ex5_top_and_error_rate"].points == 0 and "divide by ALL calls" in messages["ex5_top_and_error_rate"]
     assert graded["ex6_request_story"].points == POINTS["ex6_request_story"], messages
 
-    autograded = nbformat.read(notebooks.GRADING_DIR / "autograded" / "test-v1-hostile" / LAB.id / NOTEBOOK, 4)
-    restored = _cell(autograded, "ex4_cost_by").source
+    autograded = cells.read(notebooks.GRADING_DIR / "autograded" / "test-v1-hostile" / LAB.id / NOTEBOOK)
+    restored = cells.cell(autograded, "ex4_cost_by").source
     assert "was missing from the submission" in restored and "_check_cost_by" in restored
-    assert _cell(autograded, "ex5_top_and_error_rate").source == _cell(_source(), "ex5_top_and_error_rate").source
-    flood = "".join(o.get("text", "") for o in _cell(autograded, "ex3_logging_client").outputs)
+    assert cells.cell(autograded, "ex5_top_and_error_rate").source == cells.cell(_source(), "ex5_top_and_error_rate").source
+    flood = "".join(o.get("text", "") for o in cells.cell(autograded, "ex3_logging_client").outputs)
     assert "debug line 0" in flood and "debug line 99999" not in flood and len(flood.splitlines()) <= 250
 
 
@@ -277,16 +254,7 @@ def test_hostile_notebook_costs_only_the_exercises_it_breaks(api, tmp_path: Path
 
 def _run(notebook: nbformat.NotebookNode, exercise: str) -> None:
     """Setup cell, then this exercise's answer and check cell only: each exercise stands on its own."""
-    namespace: dict = {"__name__": "__main__"}
-    for cell_id in ("setup", f"{exercise}_answer", exercise):
-        cell = next(c for c in notebook.cells if c.metadata.get("nbgrader", {}).get("grade_id") == cell_id)
-        exec(compile(cell.source, f"<{cell_id}>", "exec"), namespace)
-
-
-@pytest.fixture
-def in_lab_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
+    cells.run(notebook, ("setup", f"{exercise}_answer", exercise))
 
 
 @pytest.mark.parametrize("exercise", list(POINTS))
@@ -302,5 +270,4 @@ def test_check_cells_catch_a_plausible_mistake(name: str, in_lab_folder: Path) -
     _mutate(notebook, name)
     with pytest.raises(AssertionError) as failure:
         _run(notebook, exercise)
-    first_line = str(failure.value).strip().splitlines()[0]
-    assert phrase in first_line, first_line
+    assert phrase in cells.first_failure_line(failure), cells.first_failure_line(failure)

@@ -27,7 +27,8 @@ from graders.results import ExerciseResult
 from stack import topology
 from stack.paths import REPO_ROOT, STACK_DIR
 from tests import live
-from tests.classgrading import grade_class, start_class
+from tests import notebook_cells as cells
+from tests.classgrading import grade_class, short_cell_timeout, start_class
 from tests.conftest import LiveStack
 
 LAB = select("v3")[0]
@@ -166,25 +167,13 @@ GRADED = ("attribution columns nullable", "no validation at all (booked to nobod
 
 
 def _source() -> nbformat.NotebookNode:
-    return nbformat.read(SOURCE, as_version=4)
-
-
-def _cell(notebook: nbformat.NotebookNode, grade_id: str) -> nbformat.NotebookNode:
-    return next(c for c in notebook.cells if c.metadata.get("nbgrader", {}).get("grade_id") == grade_id)
+    return cells.read(SOURCE)
 
 
 def _mutate(notebook: nbformat.NotebookNode, name: str) -> None:
     mutation = MUTATIONS[name]
-    cell = _cell(notebook, mutation.cell)
     for old, new in mutation.replacements:
-        assert cell.source.count(old) == 1, f"mutation {name!r} no longer applies to {mutation.cell}: {old!r}"
-        cell.source = cell.source.replace(old, new)
-
-
-def _write(notebook: nbformat.NotebookNode, folder: Path) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    nbformat.write(notebook, folder / NOTEBOOK)
-    return folder
+        cells.replace_once(notebook, mutation.cell, old, new)
 
 
 # --- the class, graded end to end against the live stack ----------------------------------------------------------
@@ -198,7 +187,7 @@ def grades(live_stack: LiveStack, tmp_path_factory: pytest.TempPathFactory) -> d
     notebook = _source()
     for name in GRADED:
         _mutate(notebook, name)
-    _write(notebook, class_dir / "mistakes" / LAB.id)
+    cells.write(notebook, class_dir / "mistakes" / LAB.id, NOTEBOOK)
     return grade_class(LAB, class_dir, GRADING_TIMEOUT_SECONDS)
 
 
@@ -268,7 +257,7 @@ def test_the_live_check_says_when_a_critical_alert_reaches_chat_instead_of_the_p
                                                                                      tmp_path: Path) -> None:
     """The solution's rules with a routing that sends everything to chat: the alert fires, and the message says where
     it went (without waiting out the full time limit)."""
-    namespace = _execute(_source(), ("setup", "ex4_error_ratio_answer", "ex10_alertmanager_answer"))
+    namespace = cells.run(_source(), ("setup", "ex4_error_ratio_answer", "ex10_alertmanager_answer"))
     rules, _ = v3_rules.collect(namespace)
     config = v3_alertmanager.load_config(namespace["ALERTMANAGER_CONFIG"])
     for route in config["route"]["routes"]:
@@ -297,16 +286,12 @@ def test_hostile_notebook_costs_only_the_exercise_it_breaks(tmp_path: Path) -> N
     """An endless loop in exercise 3 is interrupted after the cell time limit; every other exercise keeps its points."""
     notebook = _source()
     notebook.cells = [c for c in notebook.cells if not c.id.endswith("_try")]  # demos would call it again
-    cell = _cell(notebook, "ex3_retention_answer")
-    cell.source = cell.source.replace("    today = datetime", "    while True:\n        pass\n    today = datetime", 1)
+    cells.replace_once(notebook, "ex3_retention_answer", "    today = datetime",
+                       "    while True:\n        pass\n    today = datetime")
     api = notebooks.prepare([LAB])
-    assert api.config.Execute.interrupt_on_timeout and 0 < api.config.Execute.timeout <= 30
-    course_timeout, api.config.Execute.timeout = api.config.Execute.timeout, HOSTILE_TIMEOUT_SECONDS
-    try:
-        notebooks.submit(LAB, "test-v3-hostile", _write(notebook, tmp_path / "hostile"))
+    with short_cell_timeout(api, HOSTILE_TIMEOUT_SECONDS):
+        notebooks.submit(LAB, "test-v3-hostile", cells.write(notebook, tmp_path / "hostile", NOTEBOOK))
         result = notebooks.autograde(api, LAB, "test-v3-hostile")
-    finally:
-        api.config.Execute.timeout = course_timeout
     assert result.problem is None, result.problem
     graded: dict[str, ExerciseResult] = {e.exercise: e for e in result.exercises}
     assert graded["ex3_retention"].points == 0 and "time limit" in graded["ex3_retention"].message
@@ -316,13 +301,6 @@ def test_hostile_notebook_costs_only_the_exercise_it_breaks(tmp_path: Path) -> N
 
 # --- in-process: the check cells against many wrong answers, without nbgrader --------------------------------------
 
-def _execute(notebook: nbformat.NotebookNode, cell_ids: tuple[str, ...]) -> dict:
-    namespace: dict = {"__name__": "__main__"}
-    for cell_id in cell_ids:
-        exec(compile(_cell(notebook, cell_id).source, f"<{cell_id}>", "exec"), namespace)
-    return namespace
-
-
 _SETUP: dict = {}
 
 
@@ -330,16 +308,8 @@ def _run(notebook: nbformat.NotebookNode, exercise: str) -> None:
     """Setup cell, then this exercise's answer and check cell only: each exercise stands on its own. (The setup cell
     runs once per module; each exercise gets its own copy of what it defined.)"""
     if not _SETUP:
-        _SETUP.update(_execute(_source(), ("setup",)))
-    namespace = dict(_SETUP)
-    for cell_id in (ANSWER_OF[exercise], exercise):
-        exec(compile(_cell(notebook, cell_id).source, f"<{cell_id}>", "exec"), namespace)
-
-
-@pytest.fixture
-def in_lab_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
+        _SETUP.update(cells.run(_source(), ("setup",)))
+    cells.run(notebook, (ANSWER_OF[exercise], exercise), namespace=dict(_SETUP))
 
 
 @pytest.mark.parametrize("exercise", list(ANSWER_OF))
@@ -355,8 +325,7 @@ def test_check_cells_catch_a_plausible_mistake(name: str, in_lab_folder: Path) -
     _mutate(notebook, name)
     with pytest.raises(AssertionError) as failure:
         _run(notebook, mutation.exercise)
-    first_line = str(failure.value).strip().splitlines()[0]
-    assert mutation.says in first_line, first_line
+    assert mutation.says in cells.first_failure_line(failure), cells.first_failure_line(failure)
 
 
 # --- the grading helpers -------------------------------------------------------------------------------------------

@@ -27,6 +27,7 @@ from stack.paths import run_dir
 from stack.runner import processes
 from stack.runner.services import phoenix_python, phoenix_spec
 from tests import live
+from tests import notebook_cells as cells
 from tests.classgrading import grade_class, start_class
 from tests.conftest import LiveStack
 
@@ -123,39 +124,30 @@ GRADED_MUTATIONS = ("step span not made current", "no context propagation", "bot
 
 
 def _source() -> nbformat.NotebookNode:
-    return nbformat.read(V4.source / NOTEBOOK, as_version=4)
-
-
-def _cell(notebook: nbformat.NotebookNode, grade_id: str) -> nbformat.NotebookNode:
-    return next(c for c in notebook.cells if c.metadata.get("nbgrader", {}).get("grade_id") == grade_id)
-
-
-def _replace(notebook: nbformat.NotebookNode, grade_id: str, old: str, new: str) -> None:
-    cell = _cell(notebook, grade_id)
-    assert cell.source.count(old) == 1, f"{old!r} is no longer (once) in the cell {grade_id}: update this test"
-    cell.source = cell.source.replace(old, new)
+    return cells.read(V4.source / NOTEBOOK)
 
 
 def _mutate(notebook: nbformat.NotebookNode, name: str) -> None:
     mutation = MUTATIONS[name]
-    _replace(notebook, ANSWERS[mutation.exercise[:3]], mutation.old, mutation.new)
+    cells.replace_once(notebook, ANSWERS[mutation.exercise[:3]], mutation.old, mutation.new)
 
 
 def _write(notebook: nbformat.NotebookNode, folder: Path) -> None:
+    """V4's folder holds data files beside the notebook: the copy takes them along."""
     shutil.copytree(V4.source, folder, ignore=shutil.ignore_patterns("student_*", ".ipynb_checkpoints"))
-    nbformat.write(notebook, folder / NOTEBOOK)
+    cells.write(notebook, folder, NOTEBOOK)
 
 
 def _hostile() -> nbformat.NotebookNode:
     notebook = _source()
-    _replace(notebook, "ex2_bottleneck_answer", '    """count, mean_s, p50_s, p95_s, total_s of each step\'s spans, '
+    cells.replace_once(notebook, "ex2_bottleneck_answer", '    """count, mean_s, p50_s, p95_s, total_s of each step\'s spans, '
              'indexed classify, answer, format."""\n',  # ex2 (a): stops its kernel when called
              '    """count, mean_s, p50_s, p95_s, total_s of each step\'s spans, indexed classify, answer, format."""\n'
              '    import sys\n    sys.exit()\n')
-    _replace(notebook, "ex4_optimize_answer", 'GROUP = ["application", "step", "model"]\n',  # ex4: floods, still right
+    cells.replace_once(notebook, "ex4_optimize_answer", 'GROUP = ["application", "step", "model"]\n',  # ex4: floods, still right
              'GROUP = ["application", "step", "model"]\nprint("\\n".join(f"debug line {n}" for n in range(100_000)))\n')
-    notebook.cells.remove(_cell(notebook, "ex1_span_tree"))  # a deleted check is put back and scored
-    _cell(notebook, "ex3_request_story").source = "pass"     # an emptied locked check is restored
+    notebook.cells.remove(cells.cell(notebook, "ex1_span_tree"))  # a deleted check is put back and scored
+    cells.cell(notebook, "ex3_request_story").source = "pass"     # an emptied locked check is restored
     return notebook
 
 
@@ -238,10 +230,10 @@ def test_hostile_notebook_costs_only_the_exercises_it_breaks(grades: dict[str, d
             if name not in ("ex2_step_latency", LIVE_CHECK) and points < most}
     assert not kept, f"the hostile notebook cost other checks their points: {kept}"
     autograded = course.GRADING_DIR / "autograded" / "hostile" / V4.id / NOTEBOOK
-    graded = nbformat.read(autograded, 4)
-    assert "was missing from the submission" in _cell(graded, "ex1_span_tree").source
-    assert _cell(graded, "ex3_request_story").source == _cell(_source(), "ex3_request_story").source
-    flood = "".join(o.get("text", "") for o in _cell(graded, "ex4_optimize_answer").outputs)
+    graded = cells.read(autograded)
+    assert "was missing from the submission" in cells.cell(graded, "ex1_span_tree").source
+    assert cells.cell(graded, "ex3_request_story").source == cells.cell(_source(), "ex3_request_story").source
+    flood = "".join(o.get("text", "") for o in cells.cell(graded, "ex4_optimize_answer").outputs)
     assert "debug line 0" in flood and "debug line 99999" not in flood and len(flood.splitlines()) <= 250
 
 
@@ -250,18 +242,9 @@ def test_hostile_notebook_costs_only_the_exercises_it_breaks(grades: dict[str, d
 
 def _run(notebook: nbformat.NotebookNode, check: str) -> None:
     """The setup cell, the data cell of the exercise (if any), its answer and one check cell."""
-    namespace: dict = {"__name__": "__main__", "display": lambda *_: None}
     exercise = check[:3]
     ids = ["setup", *(["ex2_data"] if exercise == "ex2" else []), ANSWERS[exercise], check]
-    for cell_id in ids:
-        cell = next(c for c in notebook.cells if (c.metadata.get("nbgrader", {}).get("grade_id") or c.id) == cell_id)
-        exec(compile(cell.source, f"<{cell_id}>", "exec"), namespace)
-
-
-@pytest.fixture
-def in_lab_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
+    cells.run(notebook, ids, namespace={"__name__": "__main__", "display": lambda *_: None})
 
 
 OFFLINE_CHECKS = [name for name in POINTS if not name.startswith("ex3")]
@@ -280,17 +263,11 @@ def test_check_cells_catch_a_plausible_mistake(name: str, in_lab_folder: Path) -
     _mutate(notebook, name)
     with pytest.raises(AssertionError) as failure:
         _run(notebook, mutation.exercise)
-    first_line = str(failure.value).strip().splitlines()[0]
-    assert mutation.says in first_line, first_line
+    assert mutation.says in cells.first_failure_line(failure), cells.first_failure_line(failure)
 
 
 def test_released_notebook_is_the_release_of_the_solutions() -> None:
-    released = nbformat.read(course.LABS_DIR / V4.id / NOTEBOOK, 4)
-    ids = [c.metadata["nbgrader"]["grade_id"] for c in released.cells if "nbgrader" in c.metadata]
-    assert ids == [c.metadata["nbgrader"]["grade_id"] for c in _source().cells if "nbgrader" in c.metadata], \
-        "labs/ is stale: run `python -m graders.release --lab v4`"
-    text = (course.LABS_DIR / V4.id / NOTEBOOK).read_text()
-    assert "BEGIN SOLUTION" not in text and "HIDDEN TESTS" not in text
+    cells.assert_released_from(V4.source / NOTEBOOK, course.LABS_DIR / V4.id / NOTEBOOK, V4.short)
 
 
 # --- the live check against a real Phoenix (only where the `traces` extra is installed) ---------------------------
@@ -340,9 +317,8 @@ def test_request_story_check_catches_matching_the_trace_id_as_text(tmp_path: Pat
     batch = v4_traces.Batch(0.0, 0.0, 0.0, "r", trace, ())
 
     def request_story(notebook: nbformat.NotebookNode):  # noqa: ANN202
-        namespace: dict = {"__name__": "__main__", "json": json, "Path": Path, "httpx": httpx}
-        exec(compile(_cell(notebook, ANSWERS["ex3"]).source, "<ex3>", "exec"), namespace)
-        return namespace["request_story"]
+        namespace = {"__name__": "__main__", "json": json, "Path": Path, "httpx": httpx}
+        return cells.run(notebook, [ANSWERS["ex3"]], namespace)["request_story"]
 
     v4_traces.check_request_story(request_story(_source()), batch, log, hidden=True)
     wrong = _source()

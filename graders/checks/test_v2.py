@@ -4,7 +4,6 @@ the file comes from the student's own code and the exercise 3 batch is a few sec
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -39,15 +38,9 @@ def _panels(dashboard: dict) -> list[dict]:
 
 
 @pytest.fixture(scope="module")
-def dashboard(submission: Path) -> dict:
-    path = submission / DASHBOARD_FILE
-    if not path.is_file():
-        pytest.fail(f"no {DASHBOARD_FILE} in the graded folder: run the exercise 5 cells (the locked one writes "
-                    "the file next to the notebook)", pytrace=False)
-    try:
-        board = json.loads(path.read_text())
-    except ValueError as error:
-        pytest.fail(f"{DASHBOARD_FILE} is not valid JSON ({error})", pytrace=False)
+def dashboard(notebook_artifact: Callable[[str, str], object]) -> dict:
+    board = notebook_artifact(DASHBOARD_FILE, "run the exercise 5 cells (the locked one writes the file next to the "
+                                              "notebook)")
     if not isinstance(board, dict) or not _panels(board):
         pytest.fail(f"{DASHBOARD_FILE} holds no panels: build_dashboard must return the dashboard dict",
                     pytrace=False)

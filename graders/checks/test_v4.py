@@ -7,9 +7,8 @@ Without a trace backend this check scores 0 and says how to start one; nothing e
 
 from __future__ import annotations
 
-import json
 import time
-from pathlib import Path
+from collections.abc import Callable
 
 import httpx
 import pytest
@@ -32,12 +31,12 @@ def _backend_up(service: topology.Service) -> bool:
 
 
 @pytest.fixture(scope="module")
-def slow_trace(submission: Path) -> dict:
-    path = submission / TRACE_FILE
-    if not path.is_file():
-        pytest.fail(f"no {TRACE_FILE} in the graded folder: the exercise 3 batch cell did not run (it needs the stack: "
-                    "`make up`)", pytrace=False)
-    return json.loads(path.read_text())
+def slow_trace(notebook_artifact: Callable[[str, str], object]) -> dict:
+    trace = notebook_artifact(TRACE_FILE, "the exercise 3 batch cell did not run (it needs the stack: `make up`)")
+    if not isinstance(trace, dict):
+        pytest.fail(f"{TRACE_FILE} should hold one JSON object with request_id and trace_id: re-run the exercise 3 "
+                    "batch cell", pytrace=False)
+    return trace
 
 
 def _spans(service: topology.Service, trace_id: str) -> list[dict]:

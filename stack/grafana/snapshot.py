@@ -294,29 +294,41 @@ def draw_timeseries(fig: plt.Figure, rect: tuple, panel: Mapping, renderer: Rend
     return True
 
 
-def _instant(fig: plt.Figure, rect: tuple, panel: Mapping, renderer: Renderer) -> tuple[list, dict] | None:
+@dataclass(frozen=True)
+class Instant:
+    """A stat-like panel's current values (NaN-free unless every one is NaN) and how to print them."""
+    values: list[tuple[str, float]]
+    defaults: Mapping
+    unit: str | None
+    decimals: int | None
+
+
+def _instant(fig: plt.Figure, rect: tuple, panel: Mapping, renderer: Renderer,
+             drop_nan: bool = False) -> Instant | None:
     """The panel's current values and field defaults, or None (and "No data" drawn) when there are none."""
-    values = renderer.instant_values(panel)
+    values = [(n, v) for n, v in renderer.instant_values(panel) if not (drop_nan and math.isnan(v))]
     if not values or all(math.isnan(v) for _, v in values):
         _no_data(fig, rect)
         return None
-    return values, (panel.get("fieldConfig") or {}).get("defaults") or {}
+    defaults = (panel.get("fieldConfig") or {}).get("defaults") or {}
+    return Instant(values, defaults, defaults.get("unit"), defaults.get("decimals"))
+
+
+def _value_color(panel: Mapping, value: float) -> str:
+    return MUTED if math.isnan(value) else threshold_color(panel, value)
 
 
 def draw_stat(fig: plt.Figure, rect: tuple, panel: Mapping, renderer: Renderer) -> bool:
     found = _instant(fig, rect, panel, renderer)
     if found is None:
         return False
-    values, defaults = found
     left, bottom, width, height = rect
-    unit, decimals = defaults.get("unit"), defaults.get("decimals")
-    count = len(values)
-    for index, (name, value) in enumerate(values):
+    count = len(found.values)
+    for index, (name, value) in enumerate(found.values):
         x = left + width * (index + 0.5) / count
-        color = threshold_color(panel, value) if not math.isnan(value) else MUTED
-        size = 26 if count == 1 else 20
-        fig.text(x, bottom + height * 0.42, format_value(value, unit, decimals), color=color, fontsize=size,
-                 fontweight="bold", ha="center", va="center")
+        fig.text(x, bottom + height * 0.42, format_value(value, found.unit, found.decimals),
+                 color=_value_color(panel, value), fontsize=26 if count == 1 else 20, fontweight="bold",
+                 ha="center", va="center")
         if count > 1:
             fig.text(x, bottom + height * 0.12, name, color=MUTED, fontsize=8, ha="center", va="center")
     return True
@@ -326,11 +338,9 @@ def draw_gauge(fig: plt.Figure, rect: tuple, panel: Mapping, renderer: Renderer)
     found = _instant(fig, rect, panel, renderer)
     if found is None:
         return False
-    values, defaults = found
     left, bottom, width, height = rect
-    unit, decimals = defaults.get("unit"), defaults.get("decimals")
-    low, high = defaults.get("min", 0) or 0, defaults.get("max", 1) or 1
-    value = values[0][1]
+    low, high = found.defaults.get("min", 0) or 0, found.defaults.get("max", 1) or 1
+    value = found.values[0][1]
     side = min(width * fig.get_figwidth(), height * fig.get_figheight())
     ax_w, ax_h = side / fig.get_figwidth(), side / fig.get_figheight()
     ax = fig.add_axes((left + (width - ax_w) / 2, bottom + 0.02 * height, ax_w, ax_h * 0.95))
@@ -350,23 +360,19 @@ def draw_gauge(fig: plt.Figure, rect: tuple, panel: Mapping, renderer: Renderer)
             continue
         ax.add_patch(Wedge((0, 0), 1.0, angle(stop), angle(start), width=0.07, color=color))
     if not math.isnan(value):
-        color = threshold_color(panel, value)
         ax.add_patch(Wedge((0, 0), 0.9, 0, 180, width=0.22, color=BORDER))
-        ax.add_patch(Wedge((0, 0), 0.9, angle(value), 180, width=0.22, color=color))
-    ax.text(0, -0.18, format_value(value, unit, decimals), color=threshold_color(panel, value) if not math.isnan(value)
-            else MUTED, fontsize=16, fontweight="bold", ha="center", va="center")
+        ax.add_patch(Wedge((0, 0), 0.9, angle(value), 180, width=0.22, color=_value_color(panel, value)))
+    ax.text(0, -0.18, format_value(value, found.unit, found.decimals), color=_value_color(panel, value), fontsize=16,
+            fontweight="bold", ha="center", va="center")
     return not math.isnan(value)
 
 
 def draw_bargauge(fig: plt.Figure, rect: tuple, panel: Mapping, renderer: Renderer) -> bool:
-    values = [(n, v) for n, v in renderer.instant_values(panel) if not math.isnan(v)]
-    if not values:
-        _no_data(fig, rect)
+    found = _instant(fig, rect, panel, renderer, drop_nan=True)
+    if found is None:
         return False
     left, bottom, width, height = rect
-    defaults = (panel.get("fieldConfig") or {}).get("defaults") or {}
-    unit, decimals = defaults.get("unit"), defaults.get("decimals")
-    values.sort(key=lambda item: item[1])
+    values = sorted(found.values, key=lambda item: item[1])
     ax = fig.add_axes((left + width * 0.2, bottom + height * 0.06, width * 0.62, height * 0.88))
     _style_axes(ax)
     names = [n for n, _ in values]
@@ -381,7 +387,7 @@ def draw_bargauge(fig: plt.Figure, rect: tuple, panel: Mapping, renderer: Render
     ax.set_xlim(0, top * 1.02)
     for index, number in enumerate(numbers):
         fig.text(left + width * 0.84, bottom + height * 0.06 + height * 0.88 * (index + 0.5) / len(numbers),
-                 format_value(number, unit, decimals), color=TEXT, fontsize=8, va="center")
+                 format_value(number, found.unit, found.decimals), color=TEXT, fontsize=8, va="center")
     return True
 
 

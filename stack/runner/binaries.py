@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+
+import yaml
 
 # Debian names the Alertmanager binary prometheus-alertmanager; upstream tarballs call it alertmanager.
 CANDIDATES = {
@@ -27,3 +33,17 @@ def find(tool: str) -> str:
         if path:
             return path
     raise MissingBinary(f"{tool} is not installed (looked for {', '.join(CANDIDATES[tool])} on PATH); {INSTALL_HINT}")
+
+
+def complaint_about(tool: str, command: list[str], document: Mapping, file_name: str) -> str | None:
+    """Write `document` as YAML to a temporary `file_name`, run `tool command... <file>` on it, and return None when
+    the tool accepts it, else its first error line (naming `file_name`, never the temporary path)."""
+    with tempfile.TemporaryDirectory(prefix=f"{tool}-") as folder:
+        path = Path(folder, file_name)
+        path.write_text(yaml.safe_dump(dict(document), sort_keys=False))
+        result = subprocess.run([find(tool), *command, str(path)], capture_output=True, text=True, timeout=20)
+    if result.returncode == 0:
+        return None
+    lines = [line.strip().replace(str(path), file_name) for line in (result.stderr + result.stdout).splitlines()
+             if line.strip() and not line.startswith("Checking")]
+    return next((line for line in lines if "FAILED" in line or "error" in line.lower()), lines[-1] if lines else "?")
