@@ -1,0 +1,87 @@
+"""Time from trigger to alert for every failure scenario, classroom profile, as an instructor runs them.
+
+Each scenario starts through stack/scenarios/engine.py (the detached driver `make break` uses); the same live view
+that the CLI shows (stack/scenarios/observe.py) is polled until the key signal is broken and every expected alert
+fires, then `make heal`'s path runs and the view is polled until it is green again."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from stack import profiles
+from stack.paths import run_dir
+from stack.scenarios import engine, observe, registry
+
+RUN_FOR_SECONDS = 150  # longer than any scenario needs to fire: the benchmark, not the timer, heals it
+FIRE_TIMEOUT_SECONDS = 90
+GREEN_TIMEOUT_SECONDS = 90
+POLL_SECONDS = 0.5
+
+
+@dataclass(frozen=True)
+class ScenarioTiming:
+    name: str
+    expected: str
+    key_broken_after: float | None
+    firing_after: float | None  # the last expected alert to fire, seconds after the trigger
+    notified_after: float | None  # the first notification of an expected alert
+    green_after_heal: float | None
+    problem: str | None = None
+
+
+def _poll(timeline: observe.Timeline, scenario: registry.Scenario, profile: profiles.Profile,
+          done: Callable[[observe.Snapshot], bool], timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        snapshot = observe.take(scenario, profile, timeline.t0)
+        timeline.update(snapshot)
+        if done(snapshot):
+            return True
+        time.sleep(POLL_SECONDS)
+    return False
+
+
+def time_one(name: str, profile: profiles.Profile) -> ScenarioTiming:
+    scenario = registry.get(name)
+    run = run_dir()
+    expected = ", ".join(str(m) for m in scenario.expected_alerts)
+    state = engine.start(name, run, duration=RUN_FOR_SECONDS)
+    timeline = observe.Timeline(scenario, state["t0"])
+    try:
+        caught = _poll(timeline, scenario, profile,
+                       lambda _: timeline.key_broken_at is not None and timeline.all_expected_fired(),
+                       FIRE_TIMEOUT_SECONDS)
+    finally:
+        engine.heal(run)
+        timeline.healed_at = time.time()
+    green = _poll(timeline, scenario, profile, timeline.green, GREEN_TIMEOUT_SECONDS)
+    engine.heal(run)  # also ends the driver's recovery recording
+    summary = timeline.summary()
+    firing = [summary["first_firing"].get(str(m)) for m in scenario.expected_alerts]
+    notified = [t for label, t in summary["first_notification"].items()
+                if label.startswith("firing ") and any(label.split()[1] == m.alertname for m in scenario.expected_alerts)]
+    problem = None if caught else f"not caught within {FIRE_TIMEOUT_SECONDS}s: {summary}"
+    if caught and not green:
+        problem = f"not green within {GREEN_TIMEOUT_SECONDS}s of healing: {summary}"
+    healed = timeline.seconds(timeline.healed_at)
+    return ScenarioTiming(
+        name, expected, timeline.key_broken_at,
+        max(firing) if firing and None not in firing else None,  # type: ignore[type-var]
+        min(notified) if notified else None,
+        round(time.time() - timeline.t0 - healed, 1) if green else None,
+        problem)
+
+
+def measure(progress: Callable[[str], None] = print) -> list[ScenarioTiming]:
+    """Every scenario in the registry, one after another, on the running (classroom) stack."""
+    profile = engine.running_profile(run_dir())
+    timings = []
+    engine.heal(run_dir())
+    for name in registry.load():
+        progress(f"scenario {name}: trigger → alert")
+        timing = time_one(name, profile)
+        timings.append(timing)
+        progress(f"scenario {name}: firing after {timing.firing_after}s, green {timing.green_after_heal}s after heal")
+    return timings
