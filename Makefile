@@ -68,7 +68,7 @@ test: $(STAMP) ## run every test (installs what is missing first)
 	@bash $(OS_PACKAGES) $(TEST_OS_PACKAGES)
 	@$(PY) -m pytest $(PYTEST_ARGS)
 
-bench: $(STAMP) ## run the benchmarks (~4 min, stack must be down) and rewrite docs/performance.md
+bench: $(STAMP) ## run the benchmarks (~10 min, stack must be down) and rewrite docs/performance.md
 	@bash $(OS_PACKAGES) wrk:wrk
 	@$(PY) -m bench
 
