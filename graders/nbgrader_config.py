@@ -42,3 +42,8 @@ c.GenerateFeedback.preprocessors = [
     "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor",
 ]
 
+
+# The grading kernel's own log goes to the terminal of `make grade`, not into the notebook: keep it to errors, so
+# ipykernel's "running over TCP without encryption" warning (the kernel listens on 127.0.0.1 only) is not printed
+# under every grade table.
+c.Execute.extra_arguments = ["--IPKernelApp.log_level=ERROR"]

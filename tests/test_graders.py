@@ -63,6 +63,7 @@ def test_grading_a_class_writes_csv_feedback_and_hides_hidden_tests(tmp_path: Pa
     (submitted / "cyd").mkdir()  # submitted nothing
     result = _grade("--lab", "v1", "--submissions", str(tmp_path))
     assert result.returncode == 0, result.stdout + result.stderr
+    assert "WARNING" not in result.stdout + result.stderr, "the grading kernels' log warnings reach the terminal"
     rows = {row["student"]: row for row in csv.DictReader((course.BUILD_DIR / "grades.csv").open())}
     assert set(rows) == {"ada", "bob", "cyd"}
     assert float(rows["ada"]["score"]) == float(rows["ada"]["max_score"]) > 0
