@@ -59,9 +59,10 @@ def install_error_handlers(app: FastAPI, on_invalid_body: Callable[[str, list[st
         )
 
 
-# An idle keep-alive connection must outlive every client's pool expiry (httpx: 5 s). With uvicorn's own 5 s the
-# server can close a connection at the instant a client reuses it, and that request fails with a ReadError.
-KEEP_ALIVE_SECONDS = 75
+# An idle keep-alive connection must outlive every client's pool expiry (httpx: 5 s; Go's net/http in Prometheus and
+# Alertmanager: 90 s). With uvicorn's own 5 s the server can close a connection at the instant a client reuses it,
+# and that request fails with a ReadError.
+KEEP_ALIVE_SECONDS = 120
 CLIENT_KEEPALIVE_EXPIRY_SECONDS = 30.0
 
 
