@@ -69,18 +69,18 @@ def time_one(name: str, profile: profiles.Profile) -> ScenarioTiming:
         engine.heal(run)
         timeline.healed_at = time.time()
     green = _poll(timeline, scenario, profile, timeline.green, GREEN_TIMEOUT_SECONDS)
+    green_at = time.time()
     engine.heal(run)  # also ends the driver's recovery recording
     summary = timeline.summary()
     firing = [summary["first_firing"].get(str(m)) for m in scenario.expected_alerts]
     problem = None if caught else f"not caught within {FIRE_TIMEOUT_SECONDS}s: {summary}"
     if caught and not green:
         problem = f"not green within {GREEN_TIMEOUT_SECONDS}s of healing: {summary}"
-    healed = timeline.seconds(timeline.healed_at)
     return ScenarioTiming(
         name, expected, timeline.key_broken_at,
         max(firing) if firing and None not in firing else None,  # type: ignore[type-var]
         _notified(timeline, scenario),
-        round(time.time() - timeline.t0 - healed, 1) if green else None,
+        round(green_at - timeline.healed_at, 1) if green else None,
         problem)
 
 
