@@ -104,16 +104,17 @@ Re-run it after a change that could matter and commit the new numbers. Nothing h
   before its critical fires); "green" is seconds after the heal until no expected alert is pending or firing and
   the key signal is back to normal.
 - **Memory**: VmRSS of the five processes after the alert runs (Prometheus holding a few minutes of
-  1 s scrapes), before the scenarios and the load test. The optional trace backend (Phoenix, `make up TRACES=1`, about 450 MiB) is not included.
+  1 s scrapes), before the scenarios and the load test. The optional trace backend (Phoenix, `make up TRACES=1`,
+  about 450 MiB) is not included.
 """
 
 
 WHY_NOT_MET = {
     "gateway req/s, instrumentation on / off":
         "the two gateways differ only by the instrumentation but share the two cores with wrk and llmsim, and the "
-        "ratio moves with that: five `make bench` runs of the same gateway code on 2026-12-05 gave 0.91, 0.95, 0.99, 1.01 "
-        "and 1.03. A single run below 0.95 is within that noise; raise `ROUNDS` in bench/throughput.py for a "
-        "tighter figure.",
+        "ratio moves with that: five `make bench` runs of the same gateway code on 2026-12-05 gave 0.91, 0.95, "
+        "0.99, 1.01 and 1.03. A single run below 0.95 is within that noise; raise `ROUNDS` in "
+        "bench/throughput.py for a tighter figure.",
     "gateway req/s, instrumentation on + OTLP span export / off":
         "the batch span processor encodes every span to protobuf in the gateway's own process, and at several "
         "hundred requests per second on two shared cores that is CPU taken from serving. Real LLM traffic is tens "

@@ -200,7 +200,8 @@ def test_plausible_mistakes_lose_their_points_with_a_useful_message(api, tmp_pat
     notebook = _source()
     for name in GRADED_MUTATIONS:
         _mutate(notebook, name)
-    notebook.cells.remove(cells.cell(notebook, "ex4_cost_by"))  # a deleted check of a right answer is restored: full marks
+    # a deleted check of a right answer is restored: full marks
+    notebook.cells.remove(cells.cell(notebook, "ex4_cost_by"))
     graded = _grade(api, "test-v1-mistakes", cells.write(notebook, tmp_path / "mistakes", NOTEBOOK))
     mutated = {MUTATIONS[name][0]: name for name in GRADED_MUTATIONS}
     assert len(mutated) >= 5
@@ -219,11 +220,13 @@ def test_hostile_notebook_costs_only_the_exercises_it_breaks(api, tmp_path: Path
     notebook = _source()
     notebook.cells = [c for c in notebook.cells if not c.id.endswith("_try")]  # optional demos re-call the answers
     cells.replace_once(notebook, "ex1_json_formatter_answer", "    return hashlib.sha256(",  # ex1: endless loop
-             "    while True:\n        pass\n    return hashlib.sha256(")
+                       "    while True:\n        pass\n    return hashlib.sha256(")
     cells.replace_once(notebook, "ex2_request_cost_answer", "    if model not in prices:\n",  # ex2: exits the kernel
-             "    sys.exit()\n    if model not in prices:\n")
-    cells.replace_once(notebook, "ex3_logging_client_answer", "        self.http = http\n",  # ex3: 100k lines, then broken
-             "        print('\\n'.join(f'debug line {n}' for n in range(100_000)))\n        self.http = None\n")
+                       "    sys.exit()\n    if model not in prices:\n")
+    cells.replace_once(notebook, "ex3_logging_client_answer",  # ex3: 100k lines, then broken
+                       "        self.http = http\n",
+                       "        print('\\n'.join(f'debug line {n}' for n in range(100_000)))\n"
+                       "        self.http = None\n")
     _mutate(notebook, "requests counted over successful calls only")   # ex4: wrong answer, check cell deleted
     notebook.cells.remove(cells.cell(notebook, "ex4_cost_by"))
     _mutate(notebook, "error rate over successful calls only")         # ex5: wrong answer, check cell emptied
@@ -245,7 +248,8 @@ def test_hostile_notebook_costs_only_the_exercises_it_breaks(api, tmp_path: Path
     autograded = cells.read(notebooks.GRADING_DIR / "autograded" / "test-v1-hostile" / LAB.id / NOTEBOOK)
     restored = cells.cell(autograded, "ex4_cost_by").source
     assert "was missing from the submission" in restored and "_check_cost_by" in restored
-    assert cells.cell(autograded, "ex5_top_and_error_rate").source == cells.cell(_source(), "ex5_top_and_error_rate").source
+    emptied = "ex5_top_and_error_rate"
+    assert cells.cell(autograded, emptied).source == cells.cell(_source(), emptied).source
     flood = "".join(o.get("text", "") for o in cells.cell(autograded, "ex3_logging_client").outputs)
     assert "debug line 0" in flood and "debug line 99999" not in flood and len(flood.splitlines()) <= 250
 

@@ -140,12 +140,13 @@ def _write(notebook: nbformat.NotebookNode, folder: Path) -> None:
 
 def _hostile() -> nbformat.NotebookNode:
     notebook = _source()
-    cells.replace_once(notebook, "ex2_bottleneck_answer", '    """count, mean_s, p50_s, p95_s, total_s of each step\'s spans, '
-             'indexed classify, answer, format."""\n',  # ex2 (a): stops its kernel when called
-             '    """count, mean_s, p50_s, p95_s, total_s of each step\'s spans, indexed classify, answer, format."""\n'
-             '    import sys\n    sys.exit()\n')
-    cells.replace_once(notebook, "ex4_optimize_answer", 'GROUP = ["application", "step", "model"]\n',  # ex4: floods, still right
-             'GROUP = ["application", "step", "model"]\nprint("\\n".join(f"debug line {n}" for n in range(100_000)))\n')
+    docstring = ('    """count, mean_s, p50_s, p95_s, total_s of each step\'s spans, '
+                 'indexed classify, answer, format."""\n')
+    cells.replace_once(notebook, "ex2_bottleneck_answer", docstring,  # ex2 (a): stops its kernel when called
+                       docstring + "    import sys\n    sys.exit()\n")
+    group = 'GROUP = ["application", "step", "model"]\n'
+    cells.replace_once(notebook, "ex4_optimize_answer", group,  # ex4: floods, still right
+                       group + 'print("\\n".join(f"debug line {n}" for n in range(100_000)))\n')
     notebook.cells.remove(cells.cell(notebook, "ex1_span_tree"))  # a deleted check is put back and scored
     cells.cell(notebook, "ex3_request_story").source = "pass"     # an emptied locked check is restored
     return notebook

@@ -44,6 +44,10 @@ def complaint_about(tool: str, command: list[str], document: Mapping, file_name:
         result = subprocess.run([find(tool), *command, str(path)], capture_output=True, text=True, timeout=20)
     if result.returncode == 0:
         return None
-    lines = [line.strip().replace(str(path), file_name) for line in (result.stderr + result.stdout).splitlines()
-             if line.strip() and not line.startswith("Checking")]
-    return next((line for line in lines if "FAILED" in line or "error" in line.lower()), lines[-1] if lines else "?")
+    # promtool: "Checking <file>", "FAILED:", then the error; amtool: "Checking '<file>'  FAILED: <error>", then
+    # a generic "amtool: error: failed to validate" line. Keep the line that says what is wrong.
+    lines = [line.strip().replace(str(path), file_name) for line in (result.stdout + result.stderr).splitlines()]
+    lines = [line for line in lines if line and line != "FAILED:" and not (line.startswith("Checking")
+                                                                             and "FAILED" not in line)]
+    return next((line for line in lines if "FAILED" in line), None) \
+        or next((line for line in lines if "error" in line.lower()), lines[-1] if lines else "?")
