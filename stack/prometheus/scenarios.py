@@ -20,6 +20,7 @@ from stack.gateway.metrics import LATENCY_BUCKETS_SECONDS
 from stack.profiles import Duration, Profile
 from stack.prometheus import alerts as A
 from stack.prometheus.alerts import alert_rules
+from stack.prometheus.rulefiles import rule_files
 from stack.prometheus.rules import RECORDING_GROUP, AlertRule
 from stack.prometheus.scrape import SCRAPED_SERVICES, lab_jobs
 from stack.prometheus.series import (
@@ -678,8 +679,6 @@ def _rule_file_of(files: Mapping[str, dict]) -> dict[str, tuple[str, str]]:
 
 def promtool_tests(profile: Profile) -> dict[str, dict]:
     """Test file name (under tests/) → content: one file per alertname, and one for the recording rules."""
-    from stack.generate import rule_files  # generate imports this module lazily; this way round there is no cycle
-
     step = unit_test_interval(profile)
     where = _rule_file_of(rule_files(profile))
     recording_file, _ = where["model:llm_requests:rate"]
