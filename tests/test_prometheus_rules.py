@@ -17,7 +17,7 @@ import yaml
 from stack.paths import STACK_DIR
 from stack.profiles import PROFILE_NAMES, Duration
 from stack.prometheus import alerts
-from stack.prometheus.scenarios import ALWAYS_FIRING, RECORDING_TESTS
+from stack.prometheus.alert_cases import ALWAYS_FIRING, RECORDING_TESTS
 from stack.runner import binaries
 
 PROFILES = tuple(sorted(PROFILE_NAMES))

@@ -6,7 +6,7 @@ later phase owns its steps only, so a phase that starts at time t changes the sa
 `Timeline` answers rate(), increase(), delta() and friends over those samples the way Prometheus 2.42 does, in the
 same order of float operations, so the expected values in the unit tests are predicted, not copied from promtool.
 It only handles the cases where Prometheus does not extrapolate (a full window, or a counter that starts at 0) and
-raises `ScenarioError` otherwise, so a scenario can never silently rely on a guess.
+raises `CaseError` otherwise, so an alert case can never silently rely on a guess.
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ Vector = dict[Labels, float]
 INF = float("inf")
 
 
-class ScenarioError(ValueError):
-    """A scenario whose outcome the model cannot predict exactly (extrapolation, a value on a threshold, ...)."""
+class CaseError(ValueError):
+    """An alert case whose outcome the model cannot predict exactly (extrapolation, a value on a threshold, ...)."""
 
 
 def number(value: float) -> str:
@@ -155,7 +155,7 @@ def histogram(
     for _, per_bucket in phases:
         unknown = set(per_bucket) - set(buckets)
         if unknown:
-            raise ScenarioError(f"{name}: {sorted(unknown)} are not bucket bounds {list(buckets)}")
+            raise CaseError(f"{name}: {sorted(unknown)} are not bucket bounds {list(buckets)}")
     result = []
     for bound in [*buckets, INF]:
         rates = [Phase(duration, sum(r for upper, r in per_bucket.items() if upper <= bound))
@@ -211,7 +211,7 @@ def above(value: float, threshold: float, inclusive: bool = False) -> bool:
     if math.isnan(value):
         return False
     if abs(value - threshold) <= 1e-9 * max(1.0, abs(threshold)):
-        raise ScenarioError(f"{value!r} is too close to the threshold {threshold!r}: pick other numbers")
+        raise CaseError(f"{value!r} is too close to the threshold {threshold!r}: pick other numbers")
     return value >= threshold if inclusive else value > threshold
 
 
@@ -232,13 +232,13 @@ class Timeline:
 
     def index(self, t: int) -> int:
         if t % self.interval.seconds:
-            raise ScenarioError(f"{t}s is not a multiple of the test interval {self.interval}")
+            raise CaseError(f"{t}s is not a multiple of the test interval {self.interval}")
         return t // self.interval.seconds
 
     def value(self, s: InputSeries, t: int) -> float:
         i = self.index(t)
         if i >= len(s.samples):
-            raise ScenarioError(f"{s.series} ends before {t}s: the input must cover every evaluation")
+            raise CaseError(f"{s.series} ends before {t}s: the input must cover every evaluation")
         return s.samples[i]
 
     def _first_last(self, s: InputSeries, t: int, window: Duration, counter_like: bool) -> tuple[float, float] | None:
@@ -248,12 +248,12 @@ class Timeline:
             return None
         first, last = self.value(s, -(-start_time // self.interval.seconds) * self.interval.seconds), self.value(s, t)
         if counter_like and not s.monotonic:
-            raise ScenarioError(f"{s.series} decreases; counter resets are not modelled")
+            raise CaseError(f"{s.series} decreases; counter resets are not modelled")
         # Without a sample at the window's start Prometheus extrapolates, except from a counter that starts at 0
         # (it does not extrapolate below zero) or when nothing changed.
         exact = start_time == t - window.seconds or (counter_like and first == 0) or first == last
         if not exact:
-            raise ScenarioError(f"{s.series} at {t}s: a partial {window} window would be extrapolated")
+            raise CaseError(f"{s.series} at {t}s: a partial {window} window would be extrapolated")
         return first, last
 
     def increase(self, s: InputSeries, t: int, window: Duration) -> float | None:

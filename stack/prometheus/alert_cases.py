@@ -1,10 +1,10 @@
-"""promtool unit tests per profile, written from scenarios ("12% of sim-balanced requests fail") instead of by hand.
+"""promtool unit tests per profile, written from cases ("12% of sim-balanced requests fail") instead of by hand.
 
-Every alert rule (alertname x severity x reason) gets a scenario where it must fire and a realistic near miss where
-it must stay quiet (except Watchdog, which always fires). A firing scenario is checked one test interval before the
+Every alert rule (alertname x severity x reason) gets a case where it must fire and a realistic near miss where
+it must stay quiet (except Watchdog, which always fires). A firing case is checked one test interval before the
 rule's `for` elapses (not firing yet) and when it elapses (firing, with exact labels and annotations). The expected
 alerts come from `Model`, which evaluates the rules' expressions over the input series (series.Timeline); rendering
-fails if a scenario fires other rules than it declares, or if one lacks a firing or a quiet scenario.
+fails if a case fires other rules than it declares, or if one lacks a firing or a quiet case.
 
 Timings come from the profile and thresholds from alerts.py, so the same code renders the tests of every profile.
 """
@@ -24,14 +24,14 @@ from stack.prometheus.rulefiles import rule_files
 from stack.prometheus.rules import RECORDING_GROUP, AlertRule
 from stack.prometheus.scrape import SCRAPED_SERVICES, lab_jobs
 from stack.prometheus.series import (
-    InputSeries, Labels, Phase, ScenarioError, Timeline, Vector, above, bucket_quantile, counter, gauge, histogram,
+    InputSeries, Labels, Phase, CaseError, Timeline, Vector, above, bucket_quantile, counter, gauge, histogram,
     labels_of, ramp, ratio, sum_by,
 )
 from stack.prometheus.series import avg as avg_over_time
 from stack.prometheus.templating import render
 
 Key = tuple[str, str, str | None]  # (alertname, severity, reason)
-ALWAYS_FIRING = frozenset({"Watchdog"})  # no quiet scenario can exist for these
+ALWAYS_FIRING = frozenset({"Watchdog"})  # no quiet case can exist for these
 RECORDING_TESTS = "recording.yml"
 FAST, BALANCED, REASONING = "sim-fast", "sim-balanced", "sim-reasoning"
 
@@ -57,14 +57,14 @@ def unit_test_interval(p: Profile) -> Duration:
         if (common % step == 0 and step % p.evaluation_interval.seconds == 0
                 and p.rate_window.seconds >= 4 * step and shortest_for >= 2 * step):
             return Duration(step)
-    raise ScenarioError(f"profile {p.name}: no unit-test interval divides its windows and `for` durations and is a "
+    raise CaseError(f"profile {p.name}: no unit-test interval divides its windows and `for` durations and is a "
                         f"multiple of its evaluation interval {p.evaluation_interval}")
 
 
 # ---------------------------------------------------------------- the rules' expressions, evaluated by the model
 
 class Model:
-    """The recording rules of rules.py and the alert expressions of alerts.py over one scenario's input."""
+    """The recording rules of rules.py and the alert expressions of alerts.py over one case's input."""
 
     def __init__(self, profile: Profile, timeline: Timeline) -> None:
         self.p, self.tl = profile, timeline
@@ -241,20 +241,20 @@ def alert_states(rule: AlertRule, m: Model) -> AlertStates:
     return AlertStates(rule.for_.seconds if rule.for_ else 0, step, over_time)
 
 
-# ---------------------------------------------------------------- scenarios
+# ---------------------------------------------------------------- cases
 
 @dataclass(frozen=True)
-class Scenario:
+class AlertCase:
     title: str
     alertname: str
-    fires: tuple[Key, ...]  # the rules this scenario must fire; none: every rule of `alertname` stays quiet
+    fires: tuple[Key, ...]  # the rules this case must fire; none: every rule of `alertname` stays quiet
     series: tuple[InputSeries, ...]
     also_at: tuple[Duration, ...] = ()  # extra checks, e.g. when a naive version of the rule would fire
 
 
 @dataclass(frozen=True)
 class Ctx:
-    """What scenarios derive their numbers from: the profile's timing and the test interval."""
+    """What cases derive their numbers from: the profile's timing and the test interval."""
 
     p: Profile
     step: Duration
@@ -290,11 +290,11 @@ def _models() -> tuple[str, ...]:
     models = tuple(catalog.load().model_names)
     missing = {FAST, BALANCED, REASONING} - set(models)
     if missing:
-        raise ScenarioError(f"scenarios use models {sorted(missing)} that stack/catalog.yaml lacks")
+        raise CaseError(f"cases use models {sorted(missing)} that stack/catalog.yaml lacks")
     return models
 
 
-def error_ratio_scenarios(c: Ctx) -> list[Scenario]:
+def error_ratio_cases(c: Ctx) -> list[AlertCase]:
     name = "LLMHighErrorRatio"
     warning, critical = (name, "warning", None), (name, "critical", None)
     lead, run = c.lead, c.run(name)
@@ -308,13 +308,13 @@ def error_ratio_scenarios(c: Ctx) -> list[Scenario]:
     few = tuple(s for m in _models() for s in _requests(
         c, m, [(lead + run, c.p.min_request_rate / 2 if m == REASONING else c.busy, 0.5 if m == REASONING else 0.0)]))
     return [
-        Scenario(f"{BALANCED}: {warning_only:.0%} of requests fail -> warning only, critical stays quiet", name,
+        AlertCase(f"{BALANCED}: {warning_only:.0%} of requests fail -> warning only, critical stays quiet", name,
                  (warning,), failing(BALANCED, warning_only)),
-        Scenario(f"{REASONING}: {outage:.0%} of requests fail -> warning and critical (Alertmanager inhibits the "
+        AlertCase(f"{REASONING}: {outage:.0%} of requests fail -> warning and critical (Alertmanager inhibits the "
                  "warning, Prometheus does not)", name, (warning, critical), failing(REASONING, outage)),
-        Scenario(f"{FAST}: {noise:.0%} of requests fail, under the warning threshold -> quiet", name, (),
+        AlertCase(f"{FAST}: {noise:.0%} of requests fail, under the warning threshold -> quiet", name, (),
                  failing(FAST, noise)),
-        Scenario(f"{REASONING}: half of very few requests fail ({c.p.min_request_rate / 2:g}/s, under the minimum "
+        AlertCase(f"{REASONING}: half of very few requests fail ({c.p.min_request_rate / 2:g}/s, under the minimum "
                  "request rate) -> quiet", name, (), few),
     ]
 
@@ -336,16 +336,16 @@ def _latency_series(c: Ctx, model: str, phases: Sequence[tuple[Duration, Mapping
                      per_second)
 
 
-def latency_scenarios(c: Ctx) -> list[Scenario]:
+def latency_cases(c: Ctx) -> list[AlertCase]:
     name = "LLMLatencyP95High"
     total = c.lead + c.run(name)
     slow = [*_latency_series(c, REASONING, [(c.lead, HEALTHY_LATENCY), (c.run(name), SLOW_LATENCY)]),
             *_latency_series(c, FAST, [(total, HEALTHY_LATENCY)])]
     near = [*_latency_series(c, BALANCED, [(total, P95_3S)]), *_latency_series(c, FAST, [(total, FEW_STRAGGLERS)])]
     return [
-        Scenario(f"{REASONING} slows down to a p95 of {_p95(SLOW_LATENCY):.2g}s -> fires", name,
+        AlertCase(f"{REASONING} slows down to a p95 of {_p95(SLOW_LATENCY):.2g}s -> fires", name,
                  ((name, "warning", None),), tuple(slow)),
-        Scenario(f"{BALANCED} has a p95 of {_p95(P95_3S):.2g}s and 3% of {FAST} calls take over 15s (p95 "
+        AlertCase(f"{BALANCED} has a p95 of {_p95(P95_3S):.2g}s and 3% of {FAST} calls take over 15s (p95 "
                  f"{_p95(FEW_STRAGGLERS):.2g}s) -> quiet", name, (), tuple(near)),
     ]
 
@@ -355,7 +355,7 @@ def _provider_errors(c: Ctx, model: str, error_type: str, phases: Sequence[tuple
     return counter("llm_provider_errors_total", labels, c.step, [Phase(d, share * c.busy) for d, share in phases])
 
 
-def rate_limited_scenarios(c: Ctx) -> list[Scenario]:
+def rate_limited_cases(c: Ctx) -> list[AlertCase]:
     name = "LLMProviderRateLimited"
     lead, run = c.lead, c.run(name)
     limited, near, server_errors = A.RATE_LIMITED_RATIO * 2.7, A.RATE_LIMITED_RATIO * 0.8, 0.3
@@ -366,9 +366,9 @@ def rate_limited_scenarios(c: Ctx) -> list[Scenario]:
              _provider_errors(c, BALANCED, "rate_limited", [(lead + run, 0)]),
              _provider_errors(c, BALANCED, "server_error", [(lead + run, server_errors)]))
     return [
-        Scenario(f"the provider answers 429 to {limited:.0%} of {FAST} requests -> fires", name,
+        AlertCase(f"the provider answers 429 to {limited:.0%} of {FAST} requests -> fires", name,
                  ((name, "warning", None),), fires),
-        Scenario(f"{near:.0%} of {FAST} requests get 429 and {server_errors:.0%} of {BALANCED} requests get server "
+        AlertCase(f"{near:.0%} of {FAST} requests get 429 and {server_errors:.0%} of {BALANCED} requests get server "
                  "errors (not 429) -> quiet", name, (), quiet),
     ]
 
@@ -379,7 +379,7 @@ def _cost(c: Ctx, model: str, department: str, phases: Sequence[tuple[Duration, 
     return counter("llm_cost_usd_total", labels, c.step, [Phase(d, usd / 3600) for d, usd in phases])
 
 
-def cost_scenarios(c: Ctx) -> list[Scenario]:
+def cost_cases(c: Ctx) -> list[AlertCase]:
     name, floor, factor = "LLMCostAnomaly", A.COST_FLOOR_USD_PER_HOUR, A.COST_ANOMALY_FACTOR
     lead, run = c.p.baseline_window + c.p.rate_window, c.run(name)  # a full baseline before the change
 
@@ -392,16 +392,16 @@ def cost_scenarios(c: Ctx) -> list[Scenario]:
     spike, small = (0.6 * floor, 6 * floor), (0.05 * floor, 0.5 * floor)
     steady = (2.4 * floor, (factor - 0.5) * 2.4 * floor)
     return [
-        Scenario(f"a marketing batch job takes spend from {spike[0]:g} to {spike[1]:g} USD/h (10x) -> fires", name,
+        AlertCase(f"a marketing batch job takes spend from {spike[0]:g} to {spike[1]:g} USD/h (10x) -> fires", name,
                  ((name, "warning", None),), spend(*spike)),
-        Scenario(f"spend jumps 10x, from {small[0]:g} to {small[1]:g} USD/h, under the {floor:g} USD/h floor -> quiet",
+        AlertCase(f"spend jumps 10x, from {small[0]:g} to {small[1]:g} USD/h, under the {floor:g} USD/h floor -> quiet",
                  name, (), spend(*small)),
-        Scenario(f"spend grows {steady[1] / steady[0]:g}x, from {steady[0]:g} to {steady[1]:g} USD/h, under "
+        AlertCase(f"spend grows {steady[1] / steady[0]:g}x, from {steady[0]:g} to {steady[1]:g} USD/h, under "
                  f"{factor:g}x its baseline -> quiet", name, (), spend(*steady)),
     ]
 
 
-def budget_scenarios(c: Ctx) -> list[Scenario]:
+def budget_cases(c: Ctx) -> list[AlertCase]:
     name = "LLMDailyBudgetBurn"
     warning, critical = (name, "warning", None), (name, "critical", None)
     daily, duration = catalog.load().daily_budget_usd, c.p.budget_window + c.run(name)
@@ -416,11 +416,11 @@ def budget_scenarios(c: Ctx) -> list[Scenario]:
     fast, runaway, careful = A.BUDGET_WARNING * 1.15, A.BUDGET_CRITICAL * 1.3, A.BUDGET_WARNING * 0.9
     window = f"the {c.p.budget_window} window"
     return [
-        Scenario(f"spending at {fast:.0%} of the budget's pace over {window} -> warning only", name, (warning,),
+        AlertCase(f"spending at {fast:.0%} of the budget's pace over {window} -> warning only", name, (warning,),
                  pace(fast)),
-        Scenario(f"a runaway agent spends at {runaway:.0%} of the budget's pace -> warning, then critical", name,
+        AlertCase(f"a runaway agent spends at {runaway:.0%} of the budget's pace -> warning, then critical", name,
                  (warning, critical), pace(runaway)),
-        Scenario(f"spending at {careful:.0%} of the budget's pace for all of {window} -> quiet", name, (),
+        AlertCase(f"spending at {careful:.0%} of the budget's pace for all of {window} -> quiet", name, (),
                  pace(careful)),
     ]
 
@@ -432,27 +432,27 @@ def _up(c: Ctx, phases_by_service: Mapping[str, Sequence[Phase]], duration: Dura
                  for job, level in default.items())
 
 
-def target_down_scenarios(c: Ctx) -> list[Scenario]:
+def target_down_cases(c: Ctx) -> list[AlertCase]:
     name, for_ = "TargetDown", c.p.for_("TargetDown")
     lead, run = c.lead, c.run(name)
     down = [Phase(lead, 1), Phase(run, 0)]
     blip = [Phase(lead, 1), Phase(for_, 0), Phase(run, 1)]
-    scenarios = [
-        Scenario("llmsim stops answering scrapes (no lab notebook running either) -> fires for llmsim only", name,
+    cases = [
+        AlertCase("llmsim stops answering scrapes (no lab notebook running either) -> fires for llmsim only", name,
                  ((name, "critical", None),), _up(c, {"llmsim": down}, lead + run)),
-        Scenario(f"llmsim fails its scrapes for {for_} (a restart), one evaluation short of firing, and comes back "
+        AlertCase(f"llmsim fails its scrapes for {for_} (a restart), one evaluation short of firing, and comes back "
                  "-> quiet", name, (),
                  _up(c, {"llmsim": blip}, lead + for_ + run)),
     ]
     for job in lab_jobs():
         stopped = [Phase(lead, 1), Phase(run, 0)]
-        scenarios.append(Scenario(f"the {job} exporter's notebook is closed: {job} is down for good -> quiet (lab "
+        cases.append(AlertCase(f"the {job} exporter's notebook is closed: {job} is down for good -> quiet (lab "
                                   "targets only run while a lab notebook does)", name, (),
                                   _up(c, {job: stopped}, lead + run)))
-    return scenarios
+    return cases
 
 
-def metrics_absent_scenarios(c: Ctx) -> list[Scenario]:
+def metrics_absent_cases(c: Ctx) -> list[AlertCase]:
     name = "LLMMetricsAbsent"
     duration = c.lead + c.run(name)
     renamed = tuple(counter("llm_gateway_requests_total", {**GATEWAY, "model": m, "status": "success"}, c.step,
@@ -460,13 +460,13 @@ def metrics_absent_scenarios(c: Ctx) -> list[Scenario]:
     idle = tuple(gauge("llm_requests_total", {**GATEWAY, "model": m, "status": status}, c.step, [Phase(duration, 0)])
                  for m in _models() for status in ("success", "error"))
     return [
-        Scenario("the gateway exports llm_gateway_requests_total instead (metric renamed) -> fires", name,
+        AlertCase("the gateway exports llm_gateway_requests_total instead (metric renamed) -> fires", name,
                  ((name, "warning", None),), renamed),
-        Scenario("an idle gateway: every llm_requests_total child exported at 0 -> quiet", name, (), idle),
+        AlertCase("an idle gateway: every llm_requests_total child exported at 0 -> quiet", name, (), idle),
     ]
 
 
-def cardinality_scenarios(c: Ctx) -> list[Scenario]:
+def cardinality_cases(c: Ctx) -> list[AlertCase]:
     name, threshold, limit = "CardinalityGrowth", A.CARDINALITY_GROWTH_SAMPLES, c.p.gateway_sample_limit
     growth, sample_limit = (name, "warning", "growth"), (name, "warning", "sample_limit")
     window, run = c.p.baseline_window, c.run(name)
@@ -491,23 +491,23 @@ def cardinality_scenarios(c: Ctx) -> list[Scenario]:
     outage = [Phase(window, alertmanager), Phase(window + c.p.rate_window, 0),
               Phase(Duration(total.seconds - (window * 2 + c.p.rate_window).seconds), alertmanager)]
     return [
-        Scenario(f"a user id leaks into a gateway label: {per_step:.4g} more samples every {c.step} -> fires (growth)",
+        AlertCase(f"a user id leaks into a gateway label: {per_step:.4g} more samples every {c.step} -> fires (growth)",
                  name, (growth,), leak),
-        Scenario(f"a deploy adds {0.6 * threshold:g} samples at once, then stays flat -> quiet", name, (),
+        AlertCase(f"a deploy adds {0.6 * threshold:g} samples at once, then stays flat -> quiet", name, (),
                  scrapes([Phase(window, usual), Phase(window * 2 + run, usual + 0.6 * threshold)])),
-        Scenario(f"alertmanager is down for longer than {window}, then back: its sample count climbs from 0 to "
+        AlertCase(f"alertmanager is down for longer than {window}, then back: its sample count climbs from 0 to "
                  f"{alertmanager} -> quiet (failed scrapes are TargetDown's business)", name, (),
                  scrapes([Phase(total, usual)], alertmanager_phases=outage),
                  also_at=(window * 2 + c.p.rate_window + c.p.for_(name) + c.step,)),
-        Scenario(f"the gateway jumps to {1.2 * limit:g} samples, over its sample_limit {limit}, so its scrapes fail -> "
+        AlertCase(f"the gateway jumps to {1.2 * limit:g} samples, over its sample_limit {limit}, so its scrapes fail -> "
                  "fires (sample_limit; growth leaves failing targets alone)", name, (sample_limit,),
                  scrapes(over, [Phase(window, 1), Phase(window * 2 + run, 0)])),
-        Scenario(f"the gateway steadily exposes {0.9 * limit:g} samples, under its sample_limit {limit} -> quiet", name,
+        AlertCase(f"the gateway steadily exposes {0.9 * limit:g} samples, under its sample_limit {limit} -> quiet", name,
                  (), scrapes([Phase(total, 0.9 * limit)])),
     ]
 
 
-def notification_scenarios(c: Ctx) -> list[Scenario]:
+def notification_cases(c: Ctx) -> list[AlertCase]:
     name = "AlertmanagerNotificationsFailing"
     lead, run, per_second = c.lead, c.run(name), 0.2
     am = target("alertmanager")
@@ -525,29 +525,29 @@ def notification_scenarios(c: Ctx) -> list[Scenario]:
 
     rare = A.NOTIFICATION_FAILURE_RATIO / 2
     return [
-        Scenario("the receiver is down: every webhook notification fails -> fires", name, ((name, "warning", None),),
+        AlertCase("the receiver is down: every webhook notification fails -> fires", name, ((name, "warning", None),),
                  notifications([(lead, 0), (run, 1)])),
-        Scenario(f"{rare:.1%} of webhook notifications fail (1 in {1 / rare:g}), email sends none -> quiet", name, (),
+        AlertCase(f"{rare:.1%} of webhook notifications fail (1 in {1 / rare:g}), email sends none -> quiet", name, (),
                  notifications([(lead + run, rare)])),
     ]
 
 
-def watchdog_scenarios(c: Ctx) -> list[Scenario]:
-    return [Scenario("always firing, whatever the input", "Watchdog", (("Watchdog", "none", None),),
+def watchdog_cases(c: Ctx) -> list[AlertCase]:
+    return [AlertCase("always firing, whatever the input", "Watchdog", (("Watchdog", "none", None),),
                      _up(c, {}, c.lead))]
 
 
-SCENARIOS: dict[str, Callable[[Ctx], list[Scenario]]] = {
-    "LLMHighErrorRatio": error_ratio_scenarios,
-    "LLMLatencyP95High": latency_scenarios,
-    "LLMProviderRateLimited": rate_limited_scenarios,
-    "LLMCostAnomaly": cost_scenarios,
-    "LLMDailyBudgetBurn": budget_scenarios,
-    "TargetDown": target_down_scenarios,
-    "LLMMetricsAbsent": metrics_absent_scenarios,
-    "CardinalityGrowth": cardinality_scenarios,
-    "AlertmanagerNotificationsFailing": notification_scenarios,
-    "Watchdog": watchdog_scenarios,
+CASES: dict[str, Callable[[Ctx], list[AlertCase]]] = {
+    "LLMHighErrorRatio": error_ratio_cases,
+    "LLMLatencyP95High": latency_cases,
+    "LLMProviderRateLimited": rate_limited_cases,
+    "LLMCostAnomaly": cost_cases,
+    "LLMDailyBudgetBurn": budget_cases,
+    "TargetDown": target_down_cases,
+    "LLMMetricsAbsent": metrics_absent_cases,
+    "CardinalityGrowth": cardinality_cases,
+    "AlertmanagerNotificationsFailing": notification_cases,
+    "Watchdog": watchdog_cases,
 }
 
 
@@ -563,47 +563,47 @@ def _expected_alerts(rules: Sequence[AlertRule], states: Sequence[AlertStates], 
     return alerts
 
 
-def _check_steps(scenario: Scenario, keys: Sequence[Key], states: Sequence[AlertStates], step: int) -> list[int]:
+def _check_steps(case: AlertCase, keys: Sequence[Key], states: Sequence[AlertStates], step: int) -> list[int]:
     """Firing: one step before each declared rule fires (pending), and when it fires. Quiet: halfway, at the end,
     and when an alert came closest to firing (if one was ever pending)."""
     steps = range(len(states[0].active))
-    extra = {at.steps(Duration(step)) for at in scenario.also_at}
-    if not scenario.fires:
+    extra = {at.steps(Duration(step)) for at in case.also_at}
+    if not case.fires:
         closest = max(steps, key=lambda i: max(s.pending_for(i) for s in states))
         pending = any(s.pending_for(closest) >= 0 for s in states)
         return sorted({len(steps) // 2, steps[-1], *extra, *([closest] if pending else [])})
     chosen = set(extra)
-    for key in scenario.fires:
+    for key in case.fires:
         first = next(i for i in steps if states[keys.index(key)].firing(i))
         chosen |= {first - 1, first} if first else {0, steps[-1]}
     return sorted(chosen)
 
 
-def _alert_test_group(p: Profile, step: Duration, scenario: Scenario, rules: Sequence[AlertRule]) -> dict:
-    model = Model(p, Timeline(step, scenario.series))
+def _alert_test_group(p: Profile, step: Duration, case: AlertCase, rules: Sequence[AlertRule]) -> dict:
+    model = Model(p, Timeline(step, case.series))
     keys = [rule_key(rule) for rule in rules]
     try:
         states = [alert_states(rule, model) for rule in rules]
-    except ScenarioError as error:
-        raise ScenarioError(f"profile {p.name}, {scenario.alertname}: {scenario.title!r}: {error}") from None
+    except CaseError as error:
+        raise CaseError(f"profile {p.name}, {case.alertname}: {case.title!r}: {error}") from None
     fired = {key for key, s in zip(keys, states) if any(s.firing(i) for i in range(len(s.active)))}
-    if fired != set(scenario.fires):
-        raise ScenarioError(f"profile {p.name}, {scenario.alertname}: {scenario.title!r} declares that "
-                            f"{sorted(scenario.fires, key=str)} fire, but {sorted(fired, key=str)} do")
+    if fired != set(case.fires):
+        raise CaseError(f"profile {p.name}, {case.alertname}: {case.title!r} declares that "
+                        f"{sorted(case.fires, key=str)} fire, but {sorted(fired, key=str)} do")
     checks = [
-        {"eval_time": str(step * i), "alertname": scenario.alertname, "exp_alerts": _expected_alerts(rules, states, i)}
-        for i in _check_steps(scenario, keys, states, step.seconds)
+        {"eval_time": str(step * i), "alertname": case.alertname, "exp_alerts": _expected_alerts(rules, states, i)}
+        for i in _check_steps(case, keys, states, step.seconds)
     ]
-    return {"name": f"{scenario.alertname}: {scenario.title}", "interval": str(step),
-            "input_series": [s.as_dict() for s in scenario.series], "alert_rule_test": checks}
+    return {"name": f"{case.alertname}: {case.title}", "interval": str(step),
+            "input_series": [s.as_dict() for s in case.series], "alert_rule_test": checks}
 
 
-def _check_coverage(p: Profile, keys: Sequence[Key], scenarios: Sequence[Scenario]) -> None:
-    missing = [f"{key} has no firing scenario" for key in keys if not any(key in s.fires for s in scenarios)]
-    missing += [f"{key} has no quiet scenario" for key in keys if key[0] not in ALWAYS_FIRING
-                and not any(s.alertname == key[0] and key not in s.fires for s in scenarios)]
+def _check_coverage(p: Profile, keys: Sequence[Key], cases: Sequence[AlertCase]) -> None:
+    missing = [f"{key} has no firing case" for key in keys if not any(key in s.fires for s in cases)]
+    missing += [f"{key} has no quiet case" for key in keys if key[0] not in ALWAYS_FIRING
+                and not any(s.alertname == key[0] and key not in s.fires for s in cases)]
     if missing:
-        raise ScenarioError(f"profile {p.name}: " + "; ".join(missing))
+        raise CaseError(f"profile {p.name}: " + "; ".join(missing))
 
 
 def _sample(record: str, labels: Labels, value: float) -> dict:
@@ -638,7 +638,7 @@ def recording_test_groups(p: Profile, step: Duration) -> list[dict]:
                   for (m, d), usd in zip(((BALANCED, "engineering"), (FAST, "support")), per_step_usd))
     ratio_model, latency_model, cost_model = (Model(p, Timeline(step, s)) for s in (requests, latency, costs))
     if ratio_model.error_ratio(w.seconds) == {labels_of({"model": FAST}): 1.0}:
-        raise ScenarioError("the error-ratio scenario cannot tell aggregated from per-series division")
+        raise CaseError("the error-ratio case cannot tell aggregated from per-series division")
     steady = p.baseline_window.seconds + w.seconds
     return [
         {"name": f"error ratio: {FAST} errors / all {FAST} requests, summed over status and instance before dividing "
@@ -685,16 +685,16 @@ def promtool_tests(profile: Profile) -> dict[str, dict]:
     rules = alert_rules(profile)
     keys = [rule_key(rule) for rule in rules]
     if set(keys) != set(EVALUATORS):
-        raise ScenarioError(f"alert rules {sorted(set(keys) ^ set(EVALUATORS), key=str)} lack a model (EVALUATORS)")
+        raise CaseError(f"alert rules {sorted(set(keys) ^ set(EVALUATORS), key=str)} lack a model (EVALUATORS)")
     result = {RECORDING_TESTS: _test_file([recording_file], [RECORDING_GROUP], step,
                                           recording_test_groups(profile, step))}
-    every_scenario = []
+    every_case = []
     for alertname in dict.fromkeys(rule.alert for rule in rules):
-        scenarios = SCENARIOS[alertname](Ctx(profile, step))
-        every_scenario += scenarios
+        cases = CASES[alertname](Ctx(profile, step))
+        every_case += cases
         same_name = [rule for rule in rules if rule.alert == alertname]
         alert_file, group = where[alertname]
-        tests = [_alert_test_group(profile, step, scenario, same_name) for scenario in scenarios]
+        tests = [_alert_test_group(profile, step, case, same_name) for case in cases]
         result[f"{alertname}.yml"] = _test_file([recording_file, alert_file], [RECORDING_GROUP, group], step, tests)
-    _check_coverage(profile, keys, every_scenario)
+    _check_coverage(profile, keys, every_case)
     return result
