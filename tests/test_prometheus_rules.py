@@ -17,7 +17,8 @@ import yaml
 from stack.paths import STACK_DIR
 from stack.profiles import PROFILE_NAMES, Duration
 from stack.prometheus import alerts
-from stack.prometheus.alert_cases import ALWAYS_FIRING, RECORDING_TESTS
+from stack.prometheus.alert_cases import ALWAYS_FIRING
+from stack.prometheus.unit_tests import RECORDING_TESTS
 from stack.runner import binaries
 
 PROFILES = tuple(sorted(PROFILE_NAMES))

@@ -1,0 +1,62 @@
+"""The stack's recording rules (rules.py) and the queries its alert rules build on, evaluated in Python over one alert
+case's input series (series.Timeline), so the expected values of the promtool unit tests are predicted, not copied
+from promtool. Each alert's own expression is modelled beside its cases, in alert_cases.py."""
+
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+from stack.profiles import Profile
+from stack.prometheus.series import Labels, Timeline, Vector, bucket_quantile, labels_of, ratio, sum_by
+from stack.prometheus.series import avg as avg_over_time
+
+
+class Model:
+    """The recording rules of rules.py (and the rates alert rules share) over one case's input."""
+
+    def __init__(self, profile: Profile, timeline: Timeline) -> None:
+        self.p, self.tl = profile, timeline
+        self._memo: dict[tuple[str, int], Vector] = {}
+
+    def _cached(self, name: str, t: int, compute: Callable[[int], Vector]) -> Vector:
+        if (name, t) not in self._memo:
+            self._memo[name, t] = compute(t)
+        return self._memo[name, t]
+
+    def sum_rate(self, by: Sequence[str], t: int, name: str, **matchers: str) -> Vector:
+        window = self.p.rate_window
+        return sum_by(by, ((s, self.tl.rate(s, t, window)) for s in self.tl.select(name, **matchers)))
+
+    def requests(self, t: int) -> Vector:
+        return self._cached("requests", t, lambda at: self.sum_rate(
+            ("model",), at, "llm_requests_total", job="gateway"))
+
+    def errors(self, t: int) -> Vector:
+        return self._cached("errors", t, lambda at: self.sum_rate(
+            ("model",), at, "llm_requests_total", job="gateway", status="error"))
+
+    def error_ratio(self, t: int) -> Vector:
+        requests = self.requests(t)
+        return {model: ratio(errors, requests[model]) for model, errors in self.errors(t).items() if model in requests}
+
+    def p95(self, t: int) -> Vector:
+        rates = self.sum_rate(("le", "model"), t, "llm_request_duration_seconds_bucket", job="gateway")
+        buckets: dict[Labels, list[tuple[float, float]]] = {}
+        for labels, value in rates.items():
+            label = dict(labels)
+            buckets.setdefault(labels_of({"model": label["model"]}), []).append((float(label["le"]), value))
+        return {model: bucket_quantile(0.95, sorted(pairs)) for model, pairs in buckets.items()}
+
+    def cost_rate(self, t: int) -> Vector:
+        return self._cached("cost", t, lambda at: self.sum_rate(("job",), at, "llm_cost_usd_total", job="gateway"))
+
+    def cost_baseline(self, t: int) -> Vector:
+        step, points = self.tl.interval.seconds, {}
+        for at in range(max(0, t - self.p.baseline_window.seconds), t + 1, step):
+            for labels, value in self.cost_rate(at).items():
+                points.setdefault(labels, []).append(value)
+        return {labels: avg_over_time(values) for labels, values in points.items()}
+
+
+
+Evaluate = Callable[[Model, int], Vector]  # an alert expression at time t: its series and their values
