@@ -14,19 +14,21 @@ import math
 from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
-from graders.v3_rules import (
-    BALANCED, BUSY, FAST, HEALTHY_LATENCY, MODELS, REASONING, SLACK, SLOW_LATENCY, STRAGGLERS, TIMING, W, _for,
-)
-from graders.v3_timelines import Episode, World, replay
+from graders.v3_rules import BUSY, MODELS, SLACK, TIMING, W, _for
+from graders.v3_timelines import Episode, replay
 from stack import catalog
 from stack.prometheus import alerts as A
+from stack.prometheus.shapes import BALANCED, FAST, HEALTHY_LATENCY, REASONING, SLOW_LATENCY, STRAGGLERS
+from stack.prometheus.world import World
 
 Window = tuple[int, int, float]  # (from second, to second, value)
 LATENCY_MODELS = (FAST, REASONING)
 
 
 @dataclass(frozen=True)
-class Timeline:
+class LabeledCase:
+    """A replay of the gateway labeled with what happened: an incident the rules should detect, or harmless noise."""
+
     key: str
     title: str
     kind: str                        # "incident" or "noise"
@@ -77,7 +79,7 @@ def world(seconds: int, errors: Mapping[str, Sequence[Window]] = {}, slow: Mappi
     return w
 
 
-def timelines() -> list[Timeline]:
+def labeled_cases() -> list[LabeledCase]:
     daily = catalog.load().daily_budget_usd
     short, fault, until = 12 * W, 3 * W, 9 * W
     baseline = TIMING.baseline_window.seconds + W       # a full baseline of normal spend before the change
@@ -90,35 +92,35 @@ def timelines() -> list[Timeline]:
 
     errors_ratio = A.ERROR_RATIO_CRITICAL * 1.75
     return [
-        Timeline("provider-errors", f"{errors_ratio:.0%} of {BALANCED} requests fail for a minute", "incident",
+        LabeledCase("provider-errors", f"{errors_ratio:.0%} of {BALANCED} requests fail for a minute", "incident",
                  world(short, errors={BALANCED: [(fault, until, errors_ratio)]}), fault, until,
                  frozenset({"LLMHighErrorRatio", "LLMErrorBudgetBurn"}), deadline(fault, "LLMHighErrorRatio")),
-        Timeline("slow-model", f"{REASONING} slows down to a p95 of about 7.6 s for a minute", "incident",
+        LabeledCase("slow-model", f"{REASONING} slows down to a p95 of about 7.6 s for a minute", "incident",
                  world(short, slow={REASONING: [(fault, until, 1.0)]}), fault, until,
                  frozenset({"LLMLatencyP95High"}), deadline(fault, "LLMLatencyP95High")),
-        Timeline("provider-outage", "llmsim is down for a minute: every request fails", "incident",
+        LabeledCase("provider-outage", "llmsim is down for a minute: every request fails", "incident",
                  world(short, errors={m: [(fault, until, 1.0)] for m in MODELS},
                        down={"llmsim": [(fault, until - fault)]}), fault, until,
                  frozenset({"TargetDown", "LLMHighErrorRatio", "LLMErrorBudgetBurn"}), deadline(fault, "TargetDown")),
-        Timeline("runaway-batch", "a marketing batch job takes spend from 0.6 to 6 USD/h", "incident",
+        LabeledCase("runaway-batch", "a marketing batch job takes spend from 0.6 to 6 USD/h", "incident",
                  world(baseline + 4 * W, extra_cost=[(baseline, baseline + 4 * W, 5.4)]), baseline,
                  baseline + 4 * W, frozenset({"LLMCostAnomaly", "LLMDailyBudgetBurn"}),
                  deadline(baseline, "LLMCostAnomaly")),
-        Timeline("budget-burn", f"an agent loop spends at {runaway:.0%} of the daily budget's pace all along",
+        LabeledCase("budget-burn", f"an agent loop spends at {runaway:.0%} of the daily budget's pace all along",
                  "incident", world(budget_seconds, spend=runaway * daily / 24), 0, budget_seconds,
                  frozenset({"LLMDailyBudgetBurn"}), budget_seconds - 2 * SLACK),
-        Timeline("metric-renamed", "a deploy renames llm_requests_total", "incident",
+        LabeledCase("metric-renamed", "a deploy renames llm_requests_total", "incident",
                  world(fault + 6 * W, renamed_at=fault), fault, fault + 6 * W, frozenset({"LLMMetricsAbsent"}),
                  deadline(fault, "LLMMetricsAbsent")),
-        Timeline("gateway-restart", "the gateway restarts: 3 missed scrapes", "noise",
+        LabeledCase("gateway-restart", "the gateway restarts: 3 missed scrapes", "noise",
                  world(short, gaps=[("gateway", until, 3)])),
-        Timeline("background-noise", f"4% of {FAST} requests fail and 3% of its calls take over 15 s", "noise",
+        LabeledCase("background-noise", f"4% of {FAST} requests fail and 3% of its calls take over 15 s", "noise",
                  world(short, errors={FAST: [(0, short, 0.04)]}, stragglers=(FAST,))),
-        Timeline("busy-day", "a launch doubles spend (0.6 to 1.2 USD/h)", "noise",
+        LabeledCase("busy-day", "a launch doubles spend (0.6 to 1.2 USD/h)", "noise",
                  world(baseline + 4 * W, extra_cost=[(baseline, baseline + 4 * W, 0.6)])),
-        Timeline("llmsim-restart", "llmsim restarts: 3 failed scrapes", "noise",
+        LabeledCase("llmsim-restart", "llmsim restarts: 3 failed scrapes", "noise",
                  world(short, down={"llmsim": [(until, 3)]})),
-        Timeline("quiet-night", f"night: {REASONING} gets {BUSY / 20:g} requests/s and half of them fail", "noise",
+        LabeledCase("quiet-night", f"night: {REASONING} gets {BUSY / 20:g} requests/s and half of them fail", "noise",
                  world(short, errors={REASONING: [(0, short, 0.5)]}, night={REASONING: BUSY / 20})),
     ]
 
@@ -129,16 +131,16 @@ class Quality:
     recall: float
     time_to_detect: dict[str, float | None]
     false_alarms: list[Episode] = field(default_factory=list)
-    missed: list[Timeline] = field(default_factory=list)
+    missed: list[LabeledCase] = field(default_factory=list)
     rows: list[dict] = field(default_factory=list)   # one per timeline, for a table
 
 
-def _true_positive(timeline: Timeline, episode: Episode) -> bool:
+def _true_positive(timeline: LabeledCase, episode: Episode) -> bool:
     return (timeline.kind == "incident" and episode.alertname in timeline.expected
             and timeline.start <= episode.first <= timeline.end + W + SLACK)
 
 
-def score(lines: Sequence[Timeline], episodes: Mapping[str, Sequence[Episode]]) -> Quality:
+def score(lines: Sequence[LabeledCase], episodes: Mapping[str, Sequence[Episode]]) -> Quality:
     hits, alarms, detect, missed, rows = 0, [], {}, [], []
     for timeline in lines:
         mine = list(episodes.get(timeline.key, ()))
@@ -162,13 +164,13 @@ def score(lines: Sequence[Timeline], episodes: Mapping[str, Sequence[Episode]]) 
                    time_to_detect=detect, false_alarms=alarms, missed=missed, rows=rows)
 
 
-def evaluate(rules: Mapping) -> tuple[list[Timeline], dict[str, list[Episode]], Quality]:
-    lines = timelines()
+def evaluate(rules: Mapping) -> tuple[list[LabeledCase], dict[str, list[Episode]], Quality]:
+    lines = labeled_cases()
     episodes = replay(rules, {t.key: t.world for t in lines})
     return lines, episodes, score(lines, episodes)
 
 
-def plot(lines: Sequence[Timeline], episodes: Mapping[str, Sequence[Episode]], axis=None):
+def plot(lines: Sequence[LabeledCase], episodes: Mapping[str, Sequence[Episode]], axis=None):
     """One row per timeline: the incident shaded, each alert episode a bar (red critical, orange warning)."""
     import matplotlib.pyplot as plt
 

@@ -2,11 +2,12 @@
 
 Each exercise sets a notebook variable to its rules (a list of rule mappings, or the same as YAML text). A check
 (1) reads them, (2) checks what a page needs (severity, summary, description, runbook_url, `for`), (3) runs
-`promtool check rules`, and (4) replays scenarios through them with `promtool test rules` (graders/v3_timelines.py):
+`promtool check rules`, and (4) replays cases through them with `promtool test rules` (graders/v3_timelines.py):
 the alert must fire for the right model or job, and by when; it must stay quiet under harmless noise; it must
-survive a scrape gap; some must resolve once the fault is over. Visible scenarios run in the notebook's check cell,
+survive a scrape gap; some must resolve once the fault is over. Visible cases run in the notebook's check cell,
 the others in its hidden part. Numbers come from the classroom profile (stack/profiles.yaml) and the thresholds of
-the stack's own rules (stack/prometheus/alerts.py); nothing is repeated here.
+the stack's own rules (stack/prometheus/alerts.py); the traffic shapes (failing models, slow models, latency
+distributions) from stack/prometheus/shapes.py, which the stack's own promtool tests use too; nothing is repeated here.
 """
 
 from __future__ import annotations
@@ -14,16 +15,19 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 from urllib.parse import urlparse
 
 import yaml
 
 from graders.labcheck import LabCheckFailed
-from graders.v3_timelines import GATEWAY, Episode, TimelineError, World, replay
+from graders.v3_timelines import Episode, TimelineError, replay
 from stack import catalog, profiles, topology
 from stack.prometheus import alerts as A
+from stack.prometheus.shapes import (
+    BALANCED, FAST, HEALTHY_LATENCY, REASONING, SLOW_LATENCY, failing_models, latency_near_miss, slow_model,
+)
+from stack.prometheus.world import GATEWAY, World
 from stack.runner.binaries import complaint_about
 
 TIMING = profiles.load("classroom")
@@ -31,7 +35,6 @@ W = TIMING.rate_window.seconds
 MIN_RATE = TIMING.min_request_rate
 BUSY = 10 * MIN_RATE             # healthy requests/s per model: well above the minimum the ratio alerts need
 SLACK = 5                        # seconds an alert may take beyond `for` and a rate window before it is "late"
-FAST, BALANCED, REASONING = "sim-fast", "sim-balanced", "sim-reasoning"
 MODELS = (FAST, BALANCED, REASONING)
 RULES_FILE = "student_rules.yml"
 
@@ -168,7 +171,7 @@ def lint(rules: list[dict], spec: RuleExercise, hidden: bool = False) -> None:
         spec.extra_lint(rules)
 
 
-# ---------------------------------------------------------------- scenarios and what they expect
+# ---------------------------------------------------------------- cases and what they expect
 
 @dataclass(frozen=True)
 class Fires:
@@ -189,7 +192,10 @@ class Quiet:
 
 
 @dataclass(frozen=True)
-class Scenario:
+class RuleCase:
+    """One graded case of a rules exercise: a timeline of the gateway's series and what the rules must do on it.
+    (Shown to students as a "scenario"; the live failure scenarios of stack/scenarios/ are another thing.)"""
+
     key: str
     title: str
     world: World
@@ -201,10 +207,10 @@ def _subject_text(subject: Mapping[str, str]) -> str:
     return ",".join(f'{k}="{v}"' for k, v in subject.items()) or "no model or job label"
 
 
-def judge(scenario: Scenario, episodes: Sequence[Episode]) -> str | None:
-    """The first way the episodes miss the scenario's expectations, as a message; None when they meet them."""
-    where = f"in the scenario '{scenario.title}'"
-    for expectation in scenario.expect:
+def judge(case: RuleCase, episodes: Sequence[Episode]) -> str | None:
+    """The first way the episodes miss the case's expectations, as a message; None when they meet them."""
+    where = f"in the scenario '{case.title}'"
+    for expectation in case.expect:
         hint = f". Hint: {expectation.hint}" if expectation.hint else ""
         if isinstance(expectation, Quiet):
             noisy = [e for e in episodes if e.alertname == expectation.alertname
@@ -241,7 +247,7 @@ class RuleExercise:
     key: str                                   # group name suffix, e.g. error-ratio
     variable: str                              # the notebook variable holding the rules
     alerts: tuple[tuple[str, str], ...]        # (alertname, severity) the exercise asks for
-    scenarios: Callable[[], list[Scenario]]
+    cases: Callable[[], list[RuleCase]]
     min_for: Mapping[str, int]                 # alertname -> the shortest acceptable `for` (seconds)
     per_model: bool = False
     runbooks: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
@@ -326,16 +332,10 @@ def _aggregated_ratio(rules: list[dict], alertname: str) -> None:
 
 def _requests(world: World, share: Mapping[str, float], rate: float = BUSY, lead: int = 2 * W,
               run: int | None = None) -> World:
-    run = world.seconds - lead if run is None else run
-    for model in MODELS:
-        phases = [(lead, rate, 0.0), (run, rate, share.get(model, 0.0))]
-        if world.seconds - lead - run:
-            phases.append((world.seconds - lead - run, rate, 0.0))
-        world.requests(model, [p for p in phases if p[0]])
-    return world
+    return failing_models(world, MODELS, rate, lead, world.seconds - lead if run is None else run, share)
 
 
-def error_ratio_scenarios() -> list[Scenario]:
+def error_ratio_cases() -> list[RuleCase]:
     name, lead = "LLMHighErrorRatio", 2 * W
     run = _run(name)
     total = lead + run
@@ -354,51 +354,43 @@ def error_ratio_scenarios() -> list[Scenario]:
     _requests(recovery, {BALANCED: outage}, lead=lead, run=3 * W + _for(name))
     fault_end = lead + 3 * W + _for(name)
     return [
-        Scenario("error-some", f"{some:.0%} of {BALANCED} requests fail", _requests(World(total), {BALANCED: some}),
+        RuleCase("error-some", f"{some:.0%} of {BALANCED} requests fail", _requests(World(total), {BALANCED: some}),
                  (Fires(name, "warning", by, {"model": BALANCED}, hint=f"warning above {warning:g}; {aggregate}"),
                   Quiet(name, "critical", hint=f"critical only above {critical:g}"))),
-        Scenario("error-noise", f"{noise:.0%} of {FAST} requests fail (normal noise)",
+        RuleCase("error-noise", f"{noise:.0%} of {FAST} requests fail (normal noise)",
                  _requests(World(total), {FAST: noise}),
                  (Quiet(name, hint=f"the warning threshold is {warning:g} ({warning:.0%}); {aggregate}"),)),
-        Scenario("error-outage", f"{outage:.0%} of {REASONING} requests fail",
+        RuleCase("error-outage", f"{outage:.0%} of {REASONING} requests fail",
                  _requests(World(total), {REASONING: outage}),
                  (Fires(name, "warning", by, {"model": REASONING}), Fires(name, "critical", by, {"model": REASONING},
                                                                            hint=f"critical above {critical:g}"))),
-        Scenario("error-few", f"half of very few {REASONING} requests fail ({MIN_RATE / 2:g}/s)",
+        RuleCase("error-few", f"half of very few {REASONING} requests fail ({MIN_RATE / 2:g}/s)",
                  World(total).requests(REASONING, [(total, MIN_RATE / 2, 0.5)]).requests(
                      FAST, [(total, BUSY, 0.0)]),
                  (Quiet(name, hint=f"one failed request out of two must not page: `and sum by (model) (rate(all "
                                    f"requests[{W}s])) >= {MIN_RATE:g}` (TIMING.min_request_rate)"),), hidden=True),
-        Scenario("error-replicas", f"two gateway replicas; one fails {2 * some:.0%} of its {BALANCED} requests "
+        RuleCase("error-replicas", f"two gateway replicas; one fails {2 * some:.0%} of its {BALANCED} requests "
                  f"({some:.0%} of all {BALANCED} requests)", two_replicas,
                  (Fires(name, "warning", by, {"model": BALANCED}),
                   Quiet(name, "critical", hint="the ratio is per model over every replica: sum by (model), not by "
                                                "(model, instance)")), hidden=True),
-        Scenario("error-gap", f"{outage:.0%} of {REASONING} requests fail and the gateway misses 3 scrapes",
+        RuleCase("error-gap", f"{outage:.0%} of {REASONING} requests fail and the gateway misses 3 scrapes",
                  _requests(World(total + 10), {REASONING: outage}).gap("gateway", gap_at, 3),
                  (Fires(name, "critical", by, {"model": REASONING}, until=total + 10,
                         hint=f"a rate window of {W}s still holds samples around a 3 s gap; a window of 1-2 "
                              "scrapes does not"),), hidden=True),
-        Scenario("error-recovers", f"{outage:.0%} of {BALANCED} requests fail, then the provider recovers", recovery,
+        RuleCase("error-recovers", f"{outage:.0%} of {BALANCED} requests fail, then the provider recovers", recovery,
                  (Fires(name, "critical", by, {"model": BALANCED}, resolves_by=fault_end + W + SLACK,
                         hint=f"use the rate window TIMING.rate_window ({W}s): a long window keeps paging after "
                              "the fault is gone"),), hidden=True),
     ]
 
 
-HEALTHY_LATENCY = {0.5: 0.5, 1.0: 0.3, 2.0: 0.2}              # p95 about 1.75 s
-SLOW_LATENCY = {2.0: 0.5, 8.0: 0.5}                           # p95 about 7.6 s
-P95_3S = {0.5: 0.6, 1.0: 0.2, 2.0: 0.1, 4.0: 0.1}             # p95 3 s
-STRAGGLERS = {0.25: 0.9, 0.5: 0.07, 30.0: 0.03}               # 3 % take over 15 s, p95 about 0.43 s
-
-
-def latency_scenarios() -> list[Scenario]:
+def latency_cases() -> list[RuleCase]:
     name, lead = "LLMLatencyP95High", 2 * W
     run = _run(name)
     total, by, slo = lead + run, _by(lead, name), A.LATENCY_P95_SECONDS
-    slow = World(total).latency(REASONING, BUSY, [(lead, HEALTHY_LATENCY), (run, SLOW_LATENCY)]).latency(
-        FAST, BUSY, [(total, HEALTHY_LATENCY)])
-    near = World(total).latency(BALANCED, BUSY, [(total, P95_3S)]).latency(FAST, BUSY, [(total, STRAGGLERS)])
+    slow, near = slow_model(World(total), BUSY, lead), latency_near_miss(World(total), BUSY)
     replica = {**GATEWAY, "instance": "replica-2"}
     replicas = World(total).latency(REASONING, BUSY, [(total, HEALTHY_LATENCY)]).latency(
         REASONING, BUSY / 25, [(total, {8.0: 1.0})], where=replica)
@@ -408,16 +400,16 @@ def latency_scenarios() -> list[Scenario]:
         REASONING, BUSY, [(lead, HEALTHY_LATENCY), (slow_for, SLOW_LATENCY), (tail, HEALTHY_LATENCY)])
     buckets = f"histogram_quantile(0.95, sum by (le, model) (rate(llm_request_duration_seconds_bucket[{W}s])))"
     return [
-        Scenario("latency-slow", f"{REASONING} slows down to a p95 of about 7.6 s", slow,
+        RuleCase("latency-slow", f"{REASONING} slows down to a p95 of about 7.6 s", slow,
                  (Fires(name, "warning", by, {"model": REASONING},
                         hint=f"{buckets} > {slo:g}; keep `le` when you sum the buckets"),)),
-        Scenario("latency-near", f"{BALANCED} has a p95 of 3 s and 3% of {FAST} calls take over 15 s", near,
+        RuleCase("latency-near", f"{BALANCED} has a p95 of 3 s and 3% of {FAST} calls take over 15 s", near,
                  (Quiet(name, hint=f"p95 above {slo:g} s only: a few stragglers are not the 95th percentile"),)),
-        Scenario("latency-replicas", f"a second gateway replica serves 4% of {REASONING} calls, all slow (p95 over "
+        RuleCase("latency-replicas", f"a second gateway replica serves 4% of {REASONING} calls, all slow (p95 over "
                  "every replica about 1.9 s)", replicas,
                  (Quiet(name, hint="sum the bucket rates by (le, model) over every instance before "
                                    "histogram_quantile: a quantile per instance cannot be averaged"),), hidden=True),
-        Scenario("latency-recovers", f"{REASONING} is slow for {slow_for}s, then fast again", recovery,
+        RuleCase("latency-recovers", f"{REASONING} is slow for {slow_for}s, then fast again", recovery,
                  (Fires(name, "warning", by, {"model": REASONING}, resolves_by=lead + slow_for + W + SLACK,
                         hint="take rate() of the buckets first: a quantile over the raw cumulative buckets is the "
                              "p95 since the gateway started, and never recovers"),), hidden=True),
@@ -433,21 +425,21 @@ def _spend(world: World, lead: int, before: float, after: float) -> World:
     return world
 
 
-def cost_scenarios() -> list[Scenario]:
+def cost_cases() -> list[RuleCase]:
     name, floor, factor = "LLMCostAnomaly", A.COST_FLOOR_USD_PER_HOUR, A.COST_ANOMALY_FACTOR
     lead = TIMING.baseline_window.seconds + W
     total, by = lead + _run(name), _by(lead, name)
     spike, small, steady = (0.6 * floor, 6 * floor), (0.05 * floor, 0.5 * floor), (2.4 * floor, 6 * floor)
     return [
-        Scenario("cost-spike", f"a marketing batch job takes spend from {spike[0]:g} to {spike[1]:g} USD/h",
+        RuleCase("cost-spike", f"a marketing batch job takes spend from {spike[0]:g} to {spike[1]:g} USD/h",
                  _spend(World(total), lead, *spike),
                  (Fires(name, "warning", by, hint=f"sum(rate(cost[{W}s])) > {factor:g} x the same sum over the "
                                                   f"baseline window ({TIMING.baseline_window})"),)),
-        Scenario("cost-small", f"spend jumps 10x, from {small[0]:g} to {small[1]:g} USD/h (under the "
+        RuleCase("cost-small", f"spend jumps 10x, from {small[0]:g} to {small[1]:g} USD/h (under the "
                  f"{floor:g} USD/h floor)", _spend(World(total), lead, *small),
                  (Quiet(name, hint=f"add the floor: `and sum(rate(...)) * 3600 > {floor:g}`: 10x of nothing is "
                                    "nothing"),)),
-        Scenario("cost-steady", f"spend grows {steady[1] / steady[0]:g}x, from {steady[0]:g} to {steady[1]:g} USD/h, "
+        RuleCase("cost-steady", f"spend grows {steady[1] / steady[0]:g}x, from {steady[0]:g} to {steady[1]:g} USD/h, "
                  "through a department that spent nothing before", _spend(World(total), lead, *steady),
                  (Quiet(name, hint="compare the gateway's total spend (sum over every model and department) with "
                                    f"its baseline: a new department is not an anomaly when the total grows under "
@@ -458,7 +450,7 @@ def cost_scenarios() -> list[Scenario]:
     ]
 
 
-def budget_scenarios() -> list[Scenario]:
+def budget_cases() -> list[RuleCase]:
     name = "LLMDailyBudgetBurn"
     daily, window = catalog.load().daily_budget_usd, TIMING.budget_window.seconds
     share = daily * window / 86400            # the budget for one budget window
@@ -481,24 +473,24 @@ def budget_scenarios() -> list[Scenario]:
     pro_rate = (f"compare the spend over {TIMING.budget_window} (increase) with the budget's share for that window: "
                 f"llm_daily_budget_usd * {window} / 86400")
     return [
-        Scenario("budget-fast", f"{spend} {fast:.0%} of the {TIMING.budget_window} share of the daily budget",
+        RuleCase("budget-fast", f"{spend} {fast:.0%} of the {TIMING.budget_window} share of the daily budget",
                  spending(fast),
                  (Fires(name, "warning", by(fast, A.BUDGET_WARNING), hint=pro_rate),
                   Quiet(name, "critical", hint=f"critical only at {A.BUDGET_CRITICAL:.0%} of the share"))),
-        Scenario("budget-careful", f"{spend} {careful:.0%} of the {TIMING.budget_window} share of the daily budget",
+        RuleCase("budget-careful", f"{spend} {careful:.0%} of the {TIMING.budget_window} share of the daily budget",
                  spending(careful), (Quiet(name, hint=f"warning at {A.BUDGET_WARNING:.0%} of the pro-rated budget"),)),
-        Scenario("budget-runaway", f"{spend} {runaway:.0%} of the {TIMING.budget_window} share of the daily budget",
+        RuleCase("budget-runaway", f"{spend} {runaway:.0%} of the {TIMING.budget_window} share of the daily budget",
                  spending(runaway),
                  (Fires(name, "warning", by(runaway, A.BUDGET_WARNING)),
                   Fires(name, "critical", by(runaway, A.BUDGET_CRITICAL), hint=pro_rate)), hidden=True),
-        Scenario("budget-raised", f"finance doubles the daily budget (llm_daily_budget_usd {2 * daily:g}); {spend} "
+        RuleCase("budget-raised", f"finance doubles the daily budget (llm_daily_budget_usd {2 * daily:g}); {spend} "
                  f"{runaway / 2:.0%} of the new share", spending(runaway, budget=2 * daily),
                  (Quiet(name, hint="read the budget from the gateway's llm_daily_budget_usd metric instead of "
                                    "writing the number into the rule"),), hidden=True),
     ]
 
 
-def availability_scenarios() -> list[Scenario]:
+def availability_cases() -> list[RuleCase]:
     down, absent = "TargetDown", "LLMMetricsAbsent"
     lead, total = 2 * W, 2 * W + 2 * (_for(absent) + W + SLACK)
 
@@ -517,21 +509,21 @@ def availability_scenarios() -> list[Scenario]:
     restart = _for(down) - 2
     lab = "only jobs `make up` runs: up{job!=\"lab\"} == 0 (the lab exporter runs only while a notebook does)"
     return [
-        Scenario("down-llmsim", "llmsim stops answering scrapes (and no lab notebook is running)",
+        RuleCase("down-llmsim", "llmsim stops answering scrapes (and no lab notebook is running)",
                  gateway(World(total)).up({"llmsim": [(lead, total)]}),
                  (Fires(down, "critical", lead + _for(down) + SLACK, {"job": "llmsim"}, hint=lab),
                   Quiet(absent))),
-        Scenario("absent-renamed", "a deploy renames the gateway's counter to llm_gateway_requests_total", renamed,
+        RuleCase("absent-renamed", "a deploy renames the gateway's counter to llm_gateway_requests_total", renamed,
                  (Fires(absent, "warning", lead + _for(absent) + SLACK,
                         hint='absent(llm_requests_total{job="gateway"})'), Quiet(down))),
-        Scenario("down-restart", f"llmsim restarts: {restart} failed scrapes, then fine",
+        RuleCase("down-restart", f"llmsim restarts: {restart} failed scrapes, then fine",
                  gateway(World(total)).up({"llmsim": [(lead, restart)]}),
                  (Quiet(down, hint=f"for: {TIMING.for_(down)} lets a restart pass without paging"),), hidden=True),
-        Scenario("gap-gateway", f"the gateway misses {restart} scrapes (its series are stale meanwhile)",
+        RuleCase("gap-gateway", f"the gateway misses {restart} scrapes (its series are stale meanwhile)",
                  gateway(World(total)).up().gap("gateway", lead, restart),
                  (Quiet(absent, hint=f"for: {TIMING.for_(absent)}: absent() is true during every failed scrape"),
                   Quiet(down)), hidden=True),
-        Scenario("absent-idle", "an idle gateway: every llm_requests_total child is exported at 0", idle.up(),
+        RuleCase("absent-idle", "an idle gateway: every llm_requests_total child is exported at 0", idle.up(),
                  (Quiet(absent, hint="absent() of the metric itself: an idle gateway still exports it (at 0)"),),
                  hidden=True),
     ]
@@ -544,7 +536,7 @@ def _burn_world(seconds: int, phases: Sequence[tuple[int, Mapping[str, float]]])
     return world
 
 
-def burn_rate_scenarios() -> list[Scenario]:
+def burn_rate_cases() -> list[RuleCase]:
     name = "LLMErrorBudgetBurn"
     fast, slow = BURN_TIERS
     lead = 3 * fast.short_window + W
@@ -559,25 +551,25 @@ def burn_rate_scenarios() -> list[Scenario]:
     blip = 2
     multi = "both windows: (error ratio over the long window > burn x budget) and (over the short window > the same)"
     return [
-        Scenario("burn-fast", f"{BALANCED} fails completely: a third of all requests", _burn_world(
+        RuleCase("burn-fast", f"{BALANCED} fails completely: a third of all requests", _burn_world(
             lead + outage, [(lead, {}), (outage, {BALANCED: 1.0})]),
                  (Fires(name, "critical", by(one_model, fast),
                         hint=f"burn rate {fast.burn_rate:g} over {fast.long_window}s and {fast.short_window}s: "
                              f"error ratio > {fast.burn_rate:g} * {ERROR_BUDGET:g}"),)),
-        Scenario("burn-slow", f"{burning:.0%} of all requests fail for minutes", _burn_world(
+        RuleCase("burn-slow", f"{burning:.0%} of all requests fail for minutes", _burn_world(
             slow_total, [(lead, {}), (slow_total - lead, {"*": burning})]),
                  (Fires(name, "warning", by(burning, slow),
                         hint=f"burn rate {slow.burn_rate:g} over {slow.long_window}s and {slow.short_window}s"),
                   Quiet(name, "critical", hint=f"{burning:.0%} burns the budget {burning / ERROR_BUDGET:g}x, "
                                                f"under {fast.burn_rate:g}x"))),
-        Scenario("burn-blip", f"a {blip}s blip where half of all requests fail", _burn_world(
+        RuleCase("burn-blip", f"a {blip}s blip where half of all requests fail", _burn_world(
             lead + blip + 3 * fast.long_window // 2, [(lead, {}), (blip, {"*": 0.5}), (3 * fast.long_window // 2, {})]),
                  (Quiet(name, hint=f"{multi}: the long window keeps a blip from paging"),), hidden=True),
-        Scenario("burn-recovers", f"{BALANCED} fails completely for {outage}s, then recovers", _burn_world(
+        RuleCase("burn-recovers", f"{BALANCED} fails completely for {outage}s, then recovers", _burn_world(
             lead + outage + fast.long_window, [(lead, {}), (outage, {BALANCED: 1.0}), (fast.long_window, {})]),
                  (Fires(name, "critical", by(one_model, fast), resolves_by=lead + outage + fast.short_window + SLACK,
                         hint=f"{multi}: the short window ends the page soon after the errors stop"),), hidden=True),
-        Scenario("burn-steady", f"{0.5 * slow.burn_rate * ERROR_BUDGET:.0%} of requests fail all along",
+        RuleCase("burn-steady", f"{0.5 * slow.burn_rate * ERROR_BUDGET:.0%} of requests fail all along",
                  _burn_world(lead + 2 * fast.long_window, [(lead + 2 * fast.long_window,
                                                             {"*": 0.5 * slow.burn_rate * ERROR_BUDGET})]),
                  (Quiet(name, hint=f"the slowest tier pages at {slow.burn_rate:g}x the budget"),), hidden=True),
@@ -587,37 +579,37 @@ def burn_rate_scenarios() -> list[Scenario]:
 EXERCISES: dict[str, RuleExercise] = {
     "error_ratio": RuleExercise(
         "error-ratio", "ERROR_RATIO_RULES", (("LLMHighErrorRatio", "warning"), ("LLMHighErrorRatio", "critical")),
-        error_ratio_scenarios, {"LLMHighErrorRatio": _for("LLMHighErrorRatio")}, per_model=True,
+        error_ratio_cases, {"LLMHighErrorRatio": _for("LLMHighErrorRatio")}, per_model=True,
         extra_lint=lambda rules: _aggregated_ratio(rules, "LLMHighErrorRatio")),
     "latency": RuleExercise(
-        "latency", "LATENCY_RULES", (("LLMLatencyP95High", "warning"),), latency_scenarios,
+        "latency", "LATENCY_RULES", (("LLMLatencyP95High", "warning"),), latency_cases,
         {"LLMLatencyP95High": _for("LLMLatencyP95High")}, per_model=True),
     "cost_anomaly": RuleExercise(
-        "cost-anomaly", "COST_ANOMALY_RULES", (("LLMCostAnomaly", "warning"),), cost_scenarios,
+        "cost-anomaly", "COST_ANOMALY_RULES", (("LLMCostAnomaly", "warning"),), cost_cases,
         {"LLMCostAnomaly": _for("LLMCostAnomaly")}),
     "budget": RuleExercise(
         "budget", "BUDGET_RULES", (("LLMDailyBudgetBurn", "warning"), ("LLMDailyBudgetBurn", "critical")),
-        budget_scenarios, {"LLMDailyBudgetBurn": _for("LLMDailyBudgetBurn")}),
+        budget_cases, {"LLMDailyBudgetBurn": _for("LLMDailyBudgetBurn")}),
     "availability": RuleExercise(
         "availability", "AVAILABILITY_RULES", (("TargetDown", "critical"), ("LLMMetricsAbsent", "warning")),
-        availability_scenarios, {"TargetDown": _for("TargetDown"), "LLMMetricsAbsent": _for("LLMMetricsAbsent")}),
+        availability_cases, {"TargetDown": _for("TargetDown"), "LLMMetricsAbsent": _for("LLMMetricsAbsent")}),
     "burn_rate": RuleExercise(
         "burn-rate", "BURN_RATE_RULES", (("LLMErrorBudgetBurn", "critical"), ("LLMErrorBudgetBurn", "warning")),
-        burn_rate_scenarios, {}, runbooks={"LLMErrorBudgetBurn": ("LLMErrorBudgetBurn", "LLMHighErrorRatio")},
+        burn_rate_cases, {}, runbooks={"LLMErrorBudgetBurn": ("LLMErrorBudgetBurn", "LLMHighErrorRatio")},
         extra_lint=lambda rules: _aggregated_ratio(rules, "LLMErrorBudgetBurn")),
 }
 
 
-def check(exercise: str, value: Any, hidden: bool = False) -> list[Scenario]:
-    """The check cell of a rules exercise: structure, promtool check rules, then the (visible or hidden) scenarios.
-    Returns the scenarios it replayed. Raises LabCheckFailed with the first problem."""
+def check(exercise: str, value: Any, hidden: bool = False) -> list[RuleCase]:
+    """The check cell of a rules exercise: structure, promtool check rules, then the (visible or hidden) cases.
+    Returns the cases it replayed. Raises LabCheckFailed with the first problem."""
     spec = EXERCISES[exercise]
     rules = load_rules(value, spec.variable)
     lint(rules, spec, hidden=hidden)
     document = rules_file({spec.group: rules})
     key = (exercise, yaml.safe_dump(document, sort_keys=True))
-    every = spec.scenarios()
-    if key not in _REPLAYED:  # the visible check replays the hidden scenarios too, in the same promtool run
+    every = spec.cases()
+    if key not in _REPLAYED:  # the visible check replays the hidden cases too, in the same promtool run
         promtool_check(document, spec.variable)
         try:
             _REPLAYED.clear()
@@ -625,12 +617,12 @@ def check(exercise: str, value: Any, hidden: bool = False) -> list[Scenario]:
         except TimelineError as error:
             reject(f"{spec.variable}: {error}", "promtool check rules accepts the file; does every expression "
                                                 "evaluate?")
-    scenarios = [s for s in every if s.hidden == hidden]
-    for scenario in scenarios:
-        problem = judge(scenario, _REPLAYED[key][scenario.key])
+    cases = [s for s in every if s.hidden == hidden]
+    for case in cases:
+        problem = judge(case, _REPLAYED[key][case.key])
         if problem:
             raise LabCheckFailed(problem)
-    return scenarios
+    return cases
 
 
 _REPLAYED: dict[tuple[str, str], dict[str, list[Episode]]] = {}  # the last exercise's replay, by its rules
@@ -656,18 +648,18 @@ def collect(namespace: Mapping[str, Any]) -> tuple[dict, dict[str, str]]:
 
 
 def preview(exercise: str, value: Any) -> Any:
-    """The visible scenarios of an exercise replayed through `value`: when each alert fired, and the verdict."""
+    """The visible cases of an exercise replayed through `value`: when each alert fired, and the verdict."""
     import pandas as pd
 
     spec = EXERCISES[exercise]
     document = rules_file({spec.group: load_rules(value, spec.variable)})
-    scenarios = [s for s in spec.scenarios() if not s.hidden]
-    results = replay(document, {s.key: s.world for s in scenarios})
+    cases = [s for s in spec.cases() if not s.hidden]
+    results = replay(document, {s.key: s.world for s in cases})
     rows = []
-    for scenario in scenarios:
-        verdict = judge(scenario, results[scenario.key]) or "ok"
-        for episode in results[scenario.key] or [None]:
-            rows.append({"scenario": scenario.title,
+    for case in cases:
+        verdict = judge(case, results[case.key]) or "ok"
+        for episode in results[case.key] or [None]:
+            rows.append({"scenario": case.title,
                          "alert": episode.describe() if episode else "(nothing fired)",
                          "fired at (s)": episode.first if episode else None,
                          "until (s)": episode.last if episode else None,
