@@ -37,6 +37,32 @@ def run(notebook: nbformat.NotebookNode, cell_ids: list[str] | tuple[str, ...], 
     return namespace
 
 
+def points(path: Path) -> dict[str, float]:
+    """grade id -> points of every graded cell, read from the notebook's nbgrader metadata (where they live)."""
+    return {meta["grade_id"]: meta["points"] for meta in _nbgrader(read(path)) if meta.get("grade")}
+
+
+def answer_of(path: Path) -> dict[str, str]:
+    """Graded cell -> the answer cell it checks: the nearest answer (solution) cell above it of the same exercise
+    (grade ids start with `exN_`). Checks with no answer of their own exercise above them (a score over the whole
+    notebook's work, such as V3's alert quality) are left out."""
+    found, answer = {}, None
+    for meta in _nbgrader(read(path)):
+        if meta.get("solution"):
+            answer = meta["grade_id"]
+        elif meta.get("grade") and answer is not None and _exercise(answer) == _exercise(meta["grade_id"]):
+            found[meta["grade_id"]] = answer
+    return found
+
+
+def _nbgrader(notebook: nbformat.NotebookNode) -> list[dict]:
+    return [c.metadata["nbgrader"] for c in notebook.cells if "grade_id" in c.metadata.get("nbgrader", {})]
+
+
+def _exercise(grade_id: str) -> str:
+    return grade_id.split("_", 1)[0]
+
+
 def first_failure_line(failure: pytest.ExceptionInfo[AssertionError]) -> str:
     return str(failure.value).strip().splitlines()[0]
 

@@ -21,7 +21,8 @@ import nbformat
 import pytest
 import yaml
 
-from graders import notebooks, v3_alertmanager, v3_quality, v3_rules, v3_timelines
+from graders import notebooks, v3_quality, v3_rules, v3_timelines
+from graders.v3 import alertmanager as v3_alertmanager
 from graders.course import LABS_DIR, select
 from graders.results import ExerciseResult
 from stack import topology
@@ -39,21 +40,8 @@ GRADING_TIMEOUT_SECONDS = 240
 HOSTILE_TIMEOUT_SECONDS = 8
 LIVE = "live: a provider fault pages through your rules and routing"
 
-POINTS = {
-    "ex1_store_schema": 2, "ex1_attribution_required": 2, "ex2_chargeback": 3, "ex3_retention": 3,
-    "ex4_error_ratio": 3, "ex5_latency": 2, "ex6_cost_anomaly": 2, "ex7_budget": 2, "ex8_availability": 2,
-    "ex9_burn_rate": 2, "ex10_routing": 2, "ex10_grouping": 1, "ex10_inhibition": 2, "ex11_silence": 1,
-    "ex12_recall": 2, "ex12_precision": 2,
-}
-ANSWER_OF = {  # check cell -> the answer cell it checks
-    "ex1_store_schema": "ex1_store_answer", "ex1_attribution_required": "ex1_store_answer",
-    "ex2_chargeback": "ex2_chargeback_answer", "ex3_retention": "ex3_retention_answer",
-    "ex4_error_ratio": "ex4_error_ratio_answer", "ex5_latency": "ex5_latency_answer",
-    "ex6_cost_anomaly": "ex6_cost_anomaly_answer", "ex7_budget": "ex7_budget_answer",
-    "ex8_availability": "ex8_availability_answer", "ex9_burn_rate": "ex9_burn_rate_answer",
-    "ex10_routing": "ex10_alertmanager_answer", "ex10_grouping": "ex10_alertmanager_answer",
-    "ex10_inhibition": "ex10_alertmanager_answer", "ex11_silence": "ex11_silence_answer",
-}
+POINTS = cells.points(SOURCE)        # grade id -> points, from the notebook's nbgrader metadata
+ANSWER_OF = cells.answer_of(SOURCE)  # check cell -> the answer cell it checks
 
 
 @dataclass(frozen=True)

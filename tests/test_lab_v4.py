@@ -20,9 +20,11 @@ import nbformat
 import pytest
 
 from graders import course, stackchecks
-from graders.v4_traces import TRACE_FILE
+from graders.labcheck import LabCheckFailed
+from graders.v4 import traces as v4_traces
+from graders.v4.traces import TRACE_FILE
 from stack import topology
-from stack.otlp_collector import OtlpCollector
+from tests.otlp_collector import OtlpCollector
 from stack.paths import run_dir
 from stack.runner import processes
 from stack.runner.services import phoenix_python, phoenix_spec
@@ -34,15 +36,10 @@ from tests.conftest import LiveStack
 V4 = course.select("v4")[0]
 NOTEBOOK = f"{V4.id}.ipynb"
 GRADING_TIMEOUT_SECONDS = 240
-POINTS = {
-    "ex1_span_tree": 3, "ex1_span_attributes": 3, "ex1_propagation_errors": 2,
-    "ex2_step_latency": 2, "ex2_tail_bottleneck": 2,
-    "ex3_slowest_exemplar": 2, "ex3_request_story": 2,
-    "ex4_downgrades": 3, "ex4_oversized": 2, "ex4_savings": 2,
-}
+SOURCE = V4.source / NOTEBOOK
+POINTS = cells.points(SOURCE)        # grade id -> points, from the notebook's nbgrader metadata
+ANSWER_OF = cells.answer_of(SOURCE)  # check cell -> the answer cell it checks
 LIVE_CHECK = "ex3 trace backend: the slow request's trace holds gateway and llmsim spans"
-ANSWERS = {"ex1": "ex1_instrument_answer", "ex2": "ex2_bottleneck_answer", "ex3": "ex3_follow_answer",
-           "ex4": "ex4_optimize_answer"}
 
 
 @dataclass(frozen=True)
@@ -124,12 +121,12 @@ GRADED_MUTATIONS = ("step span not made current", "no context propagation", "bot
 
 
 def _source() -> nbformat.NotebookNode:
-    return cells.read(V4.source / NOTEBOOK)
+    return cells.read(SOURCE)
 
 
 def _mutate(notebook: nbformat.NotebookNode, name: str) -> None:
     mutation = MUTATIONS[name]
-    cells.replace_once(notebook, ANSWERS[mutation.exercise[:3]], mutation.old, mutation.new)
+    cells.replace_once(notebook, ANSWER_OF[mutation.exercise], mutation.old, mutation.new)
 
 
 def _write(notebook: nbformat.NotebookNode, folder: Path) -> None:
@@ -244,7 +241,7 @@ def test_hostile_notebook_costs_only_the_exercises_it_breaks(grades: dict[str, d
 def _run(notebook: nbformat.NotebookNode, check: str) -> None:
     """The setup cell, the data cell of the exercise (if any), its answer and one check cell."""
     exercise = check[:3]
-    ids = ["setup", *(["ex2_data"] if exercise == "ex2" else []), ANSWERS[exercise], check]
+    ids = ["setup", *(["ex2_data"] if exercise == "ex2" else []), ANSWER_OF[check], check]
     cells.run(notebook, ids, namespace={"__name__": "__main__", "display": lambda *_: None})
 
 
@@ -306,9 +303,6 @@ def test_live_check_awards_its_points_when_the_trace_reaches_phoenix(
 def test_request_story_check_catches_matching_the_trace_id_as_text(tmp_path: Path) -> None:
     """Exercise 3's hidden log (several interleaved traces, non-JSON lines, a message naming another trace), run
     without the stack: a right answer passes, a substring match fails with a message that names the mistake."""
-    from graders import v4_traces
-    from graders.labcheck import LabCheckFailed
-
     trace = "ab" * 16
     steps = [("classify", 80.0), ("answer", 1900.0), ("format", 95.0)]
     lines = [json.dumps({"event": "llm_call", "step": step, "duration_ms": ms, "trace_id": trace, "span_id": f"{n:016x}",
@@ -319,7 +313,7 @@ def test_request_story_check_catches_matching_the_trace_id_as_text(tmp_path: Pat
 
     def request_story(notebook: nbformat.NotebookNode):  # noqa: ANN202
         namespace = {"__name__": "__main__", "json": json, "Path": Path, "httpx": httpx}
-        return cells.run(notebook, [ANSWERS["ex3"]], namespace)["request_story"]
+        return cells.run(notebook, [ANSWER_OF["ex3_request_story"]], namespace)["request_story"]
 
     v4_traces.check_request_story(request_story(_source()), batch, log, hidden=True)
     wrong = _source()

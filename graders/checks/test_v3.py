@@ -20,7 +20,7 @@ import httpx
 import pytest
 import yaml
 
-from graders import v3_alertmanager as am
+from graders.v3 import alertmanager as am
 from graders.v3_rules import RULES_FILE
 from stack import topology
 from stack.traffic import SteadyTraffic

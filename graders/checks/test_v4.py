@@ -13,7 +13,7 @@ from collections.abc import Callable
 import httpx
 import pytest
 
-from graders.v4_traces import TRACE_FILE
+from graders.v4.traces import TRACE_FILE
 from stack import topology, tracing
 
 WAIT_SECONDS = 20.0
