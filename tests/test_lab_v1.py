@@ -24,14 +24,8 @@ NOTEBOOK = f"{LAB.id}.ipynb"
 SOURCE = LAB.source / NOTEBOOK
 RELEASED = LABS_DIR / LAB.id / NOTEBOOK
 
-POINTS = {
-    "ex1_json_formatter": 3,
-    "ex2_request_cost": 2,
-    "ex3_logging_client": 3,
-    "ex4_cost_by": 2,
-    "ex5_top_and_error_rate": 2,
-    "ex6_request_story": 2,
-}
+POINTS = cells.points(SOURCE)        # grade id -> points, from the notebook's nbgrader metadata
+ANSWER_OF = cells.answer_of(SOURCE)  # check cell -> the answer cell it checks
 
 # Plausible wrong answers: (exercise, text of the solution cell, its replacement, a phrase the message must contain).
 MUTATIONS = {
@@ -165,7 +159,7 @@ def _source() -> nbformat.NotebookNode:
 
 def _mutate(notebook: nbformat.NotebookNode, name: str) -> None:
     exercise, old, new, _ = MUTATIONS[name]
-    cells.replace_once(notebook, f"{exercise}_answer", old, new)
+    cells.replace_once(notebook, ANSWER_OF[exercise], old, new)
 
 
 @pytest.fixture(scope="module")
@@ -247,7 +241,7 @@ def test_hostile_notebook_costs_only_the_exercises_it_breaks(api, tmp_path: Path
 
     autograded = cells.read(notebooks.GRADING_DIR / "autograded" / "test-v1-hostile" / LAB.id / NOTEBOOK)
     restored = cells.cell(autograded, "ex4_cost_by").source
-    assert "was missing from the submission" in restored and "_check_cost_by" in restored
+    assert "was missing from the submission" in restored and "check_cost_by" in restored
     emptied = "ex5_top_and_error_rate"
     assert cells.cell(autograded, emptied).source == cells.cell(_source(), emptied).source
     flood = "".join(o.get("text", "") for o in cells.cell(autograded, "ex3_logging_client").outputs)
@@ -258,7 +252,7 @@ def test_hostile_notebook_costs_only_the_exercises_it_breaks(api, tmp_path: Path
 
 def _run(notebook: nbformat.NotebookNode, exercise: str) -> None:
     """Setup cell, then this exercise's answer and check cell only: each exercise stands on its own."""
-    cells.run(notebook, ("setup", f"{exercise}_answer", exercise))
+    cells.run(notebook, ("setup", ANSWER_OF[exercise], exercise))
 
 
 @pytest.mark.parametrize("exercise", list(POINTS))
