@@ -25,7 +25,7 @@ from stack.prometheus.templating import render
 from stack.prometheus.world import GATEWAY
 
 RECORDING_TESTS = "recording.yml"
-ALERTS_FILE, CASES_FILE, RUNBOOKS = "stack/prometheus/alerts.py", "stack/prometheus/alert_cases.py", "docs/runbooks"
+ALERTS_FILE, CASES_FILE = "stack/prometheus/alerts.py", "stack/prometheus/alert_cases.py"
 
 
 def unit_test_interval(p: Profile) -> Duration:
