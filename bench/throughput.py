@@ -2,7 +2,7 @@
 
 "on" is the gateway as `make up` runs it: Prometheus metrics, exemplars, and tracing that makes spans (trace ids in
 logs and exemplars) without exporting them. "on + export" also sends every span over OTLP/HTTP, as with
-`make up TRACES=1`, to a sink collector in this process (stack/otlp_collector.py; it receives, never decodes)."""
+`make up TRACES=1`, to a sink collector in this process (tests/otlp_collector.py; it receives, never decodes)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.servers import uvicorn_app
-from stack.otlp_collector import OtlpCollector
+from tests.otlp_collector import OtlpCollector
 from stack.traffic import chat_body
 
 ROUND_SECONDS = 8

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from stack import topology
-from stack.otlp_collector import OtlpCollector
+from tests.otlp_collector import OtlpCollector
 from stack.paths import REPO_ROOT
 from tests import live
 

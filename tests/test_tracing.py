@@ -15,10 +15,10 @@ import httpx
 import pytest
 
 from stack import catalog, promapi
-from stack.otlp_collector import OtlpCollector, ReceivedSpan
 from stack.paths import run_dir
 from tests import live
 from tests.conftest import LiveStack
+from tests.otlp_collector import OtlpCollector, ReceivedSpan
 
 pytestmark = pytest.mark.stack
 
