@@ -25,9 +25,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
-
-from stack import topology
+from stack import promapi, topology
 from stack.loadgen import run as loadgen
 from stack.loadgen.workload import CHAT_PATH
 from stack.paths import REPO_ROOT, run_dir
@@ -83,13 +81,12 @@ class LoadgenNumbers:
 
 
 def _prometheus_p95_ms(window_seconds: int) -> float | None:
-    prometheus = topology.load().services["prometheus"].url
-    body = httpx.get(f"{prometheus}/api/v1/query", params={"query": P95_QUERY.format(window=window_seconds)},
-                     timeout=10).json()
-    if body.get("status") != "success" or not body["data"]["result"]:
+    try:
+        with promapi.Prometheus() as prometheus:
+            value = prometheus.scalar(P95_QUERY.format(window=window_seconds))
+    except promapi.QueryError:
         return None
-    value = float(body["data"]["result"][0]["value"][1])
-    return None if value != value else value * 1000  # NaN: no calls in the window
+    return None if value is None or value != value else value * 1000  # NaN: no calls in the window
 
 
 def _cpu_seconds(pid: int | None) -> float | None:

@@ -112,9 +112,9 @@ def test_the_latency_exemplar_carries_the_trace_id(workflow_trace) -> None:
     chat_span_ids = {s.span_id for s in spans if s.name.startswith("chat ")}
 
     def exemplars() -> list[dict]:
-        body = httpx.get(f"{live.url('prometheus')}/api/v1/query_exemplars", timeout=5, params={
-            "query": "llm_request_duration_seconds_bucket", "start": started - 1, "end": time.time() + 1}).json()
-        found = [e["labels"] for series in body["data"] for e in series["exemplars"]]
+        with promapi.Prometheus(live.url("prometheus"), timeout=5) as prometheus:
+            series = prometheus.exemplars("llm_request_duration_seconds_bucket", started - 1, time.time() + 1)
+        found = [e["labels"] for one in series for e in one["exemplars"]]
         return [labels for labels in found if labels.get("trace_id") == trace_id]
 
     ours = live.eventually(exemplars, 15, "an exemplar with the workflow's trace id in Prometheus")
