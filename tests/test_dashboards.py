@@ -14,9 +14,11 @@ import pytest
 import yaml
 from matplotlib import image
 
-from stack.grafana import build, check, promql, snapshot
+from stack.grafana import build, check, promql, seed, snapshot
 from stack.grafana import variables as gv
 from stack.grafana.dashboards import DASHBOARDS
+from stack.grafana.panels import all_panels, template_variables
+from stack.grafana.problems import DATASOURCE, NO_DATA, RATIO, STRUCTURE, UNIT, VARIABLE, Problem
 from stack.grafana.provisioning import DASHBOARDS_DIR, datasource_uid
 from stack.paths import STACK_DIR
 from tests.conftest import LiveStack
@@ -31,10 +33,10 @@ def _operations() -> dict:
 
 
 def _panel(dashboard: dict, title: str) -> dict:
-    return next(p for p in check.all_panels(dashboard["panels"]) if p.get("title") == title)
+    return next(p for p in all_panels(dashboard["panels"]) if p.get("title") == title)
 
 
-def _about(problems: list[check.Problem], kind: str, panel: str) -> list[check.Problem]:
+def _about(problems: list[Problem], kind: str, panel: str) -> list[Problem]:
     return [p for p in problems if p.kind == kind and p.panel == panel]
 
 
@@ -59,7 +61,7 @@ def test_committed_dashboard_passes_the_structural_check(path: Path) -> None:
     problems = check.check_dashboard(path, live=False)
     assert not problems, "\n".join(map(str, problems))
     dashboard = json.loads(path.read_text())
-    names = {v["name"] for v in check.template_variables(dashboard)}
+    names = {v["name"] for v in template_variables(dashboard)}
     assert "model" in names or dashboard["uid"] == "llmobs-meta"
 
 
@@ -71,7 +73,7 @@ def test_checker_names_the_panel_with_an_unaggregated_ratio() -> None:
     target = _panel(broken, "Error ratio by model")["targets"][0]
     target["expr"] = ('rate(llm_requests_total{job="gateway",status="error"}[5m])\n/\n'
                       'rate(llm_requests_total{job="gateway"}[5m])')
-    found = _about(check.check_dashboard(broken, live=False), check.RATIO, "Error ratio by model")
+    found = _about(check.check_dashboard(broken, live=False), RATIO, "Error ratio by model")
     assert found and "sum by" in found[0].message and "'Error ratio by model'" in str(found[0])
 
 
@@ -85,7 +87,7 @@ def test_checker_names_the_panel_with_a_missing_or_wrong_datasource(datasource: 
         holder.pop("datasource")
         if datasource is not None:
             holder["datasource"] = copy.deepcopy(datasource)
-    found = _about(check.check_dashboard(broken, live=False), check.DATASOURCE, "p95 latency")
+    found = _about(check.check_dashboard(broken, live=False), DATASOURCE, "p95 latency")
     assert found, f"no datasource problem reported for {datasource!r}"
 
 
@@ -96,10 +98,10 @@ def test_checker_reports_broken_structure() -> None:
     _panel(broken, "In flight")["fieldConfig"]["defaults"].pop("unit")
     _panel(broken, "Tokens per minute by model")["targets"][0]["expr"] = "sum(rate(llm_tokens_total[$window]))"
     kinds = {(p.kind, p.panel) for p in check.check_dashboard(broken, live=False)}
-    assert (check.STRUCTURE, None) in kinds
-    assert (check.STRUCTURE, broken["panels"][2]["title"]) in kinds
-    assert (check.UNIT, "In flight") in kinds
-    assert (check.VARIABLE, "Tokens per minute by model") in kinds
+    assert (STRUCTURE, None) in kinds
+    assert (STRUCTURE, broken["panels"][2]["title"]) in kinds
+    assert (UNIT, "In flight") in kinds
+    assert (VARIABLE, "Tokens per minute by model") in kinds
 
 
 @pytest.mark.parametrize(("expr", "flagged"), [
@@ -129,7 +131,7 @@ def test_grafana_variables_and_intervals_are_substituted_like_grafana() -> None:
 
 @pytest.fixture(scope="module")
 def seeded(live_stack: LiveStack) -> Iterator[None]:
-    statuses = check.seed_load()
+    statuses = seed.seed_load()
     assert statuses.get(200), f"seeded traffic got no 200 answer: {statuses}"
     yield
 
@@ -147,7 +149,7 @@ def test_checker_names_the_panel_with_a_typo_metric(stack: LiveStack, seeded: No
     target = _panel(broken, "Requests by model and status")["targets"][0]
     target["expr"] = target["expr"].replace("llm_requests_total", "llm_request_total")
     problems = check.check_dashboard(broken)
-    found = _about(problems, check.NO_DATA, "Requests by model and status")
+    found = _about(problems, NO_DATA, "Requests by model and status")
     assert found, "\n".join(map(str, problems))
     assert "did you mean llm_requests_total" in found[0].message
     assert [p.panel for p in problems] == ["Requests by model and status"], "\n".join(map(str, problems))

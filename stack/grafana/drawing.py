@@ -1,22 +1,10 @@
-"""Render each dashboard to a PNG with matplotlib, from the live Prometheus: dashboards for students without
-Docker (Grafana only runs in docker-compose) and the pictures in docs/dashboards.md.
-
-    python -m stack.grafana.snapshot                 # every dashboard -> docs/img/dashboards/<uid>.png
-    python -m stack.grafana.snapshot --demo 240      # first 4 minutes of scripted traffic and faults
-    python -m stack.grafana.snapshot --out /tmp/snaps stack/grafana/dashboards/slo/llmobs-slo.json
-
-Panels are laid out on Grafana's 24-column grid with their titles and units; queries run like Grafana runs them
-(variables at their default selection, $__rate_interval and friends computed per panel). Timeseries panels are
-drawn over the dashboard's time range, shortened to the time Prometheus has been running.
+"""Draw a Grafana dashboard with matplotlib: panels on Grafana's 24-column grid, in its dark theme, with their
+titles, units and thresholds. The data comes from panel_data.PanelData; snapshot.py decides what to draw where.
 """
 
 from __future__ import annotations
 
-import argparse
 import math
-import re
-import sys
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -24,17 +12,15 @@ from pathlib import Path
 
 import matplotlib
 
-matplotlib.use("Agg")
+matplotlib.use("Agg")  # no display: draw to files only (before pyplot is imported)
 import matplotlib.dates as mdates  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.patches import Wedge  # noqa: E402
 
-from stack.grafana import check  # noqa: E402
-from stack.grafana import variables as gv  # noqa: E402
-from stack.grafana.provisioning import DASHBOARDS_DIR, dashboard_files, scrape_interval  # noqa: E402
-from stack.paths import DOCS_DIR, REPO_ROOT  # noqa: E402
+from stack.grafana.panel_data import PanelData  # noqa: E402
+from stack.grafana.panels import all_panels, panel_name  # noqa: E402
+from stack.grafana.units import format_value  # noqa: E402
 
-OUT_DIR = DOCS_DIR / "img" / "dashboards"
 FIG_WIDTH_IN = 18.0
 DPI = 100
 ROW_UNIT_IN = FIG_WIDTH_IN / 24 * 0.42   # Grafana: a grid row is 30 px, a column ~1/24 of ~1800 px
@@ -48,65 +34,6 @@ PALETTE = ("#7EB26D", "#EAB839", "#6ED0E0", "#EF843C", "#E24D42", "#1F78C1", "#B
            "#CCA300", "#447EBC", "#C15C17")
 NAMED_COLORS = {"green": "#73BF69", "yellow": "#FADE2A", "orange": "#FF9830", "red": "#F2495C", "blue": "#5794F2",
                 "purple": "#B877D9", "text": TEXT, "transparent": PANEL}
-
-
-# ---------------------------------------------------------------- units
-
-
-def _si(value: float, suffix: str = "") -> str:
-    magnitude = abs(value)
-    for limit, letter in ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "K")):
-        if magnitude >= limit:
-            return f"{value / limit:.3g}{letter}{suffix}"
-    return f"{_plain(value)}{suffix}"
-
-
-def _plain(value: float, decimals: int | None = None) -> str:
-    if decimals is not None:
-        return f"{value:.{decimals}f}"
-    if value == 0:
-        return "0"
-    magnitude = abs(value)
-    if magnitude >= 100:
-        return f"{value:.0f}"
-    if magnitude >= 1:
-        return f"{value:.3g}"
-    return f"{value:.2g}"
-
-
-def format_value(value: float, unit: str | None, decimals: int | None = None) -> str:
-    """A value as Grafana would show it for the unit ids the course dashboards use."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "NaN"
-    if isinstance(value, float) and math.isinf(value):
-        return "+Inf" if value > 0 else "-Inf"
-    unit = unit or "short"
-    if unit == "percentunit":
-        return f"{_plain(value * 100, decimals)}%"
-    if unit == "percent":
-        return f"{_plain(value, decimals)}%"
-    if unit == "s":
-        magnitude = abs(value)
-        if magnitude == 0:
-            return "0 s"
-        if magnitude < 1:
-            return f"{_plain(value * 1000, None if decimals is None else max(0, decimals - 3))} ms"
-        if magnitude < 60:
-            return f"{_plain(value, decimals)} s"
-        if magnitude < 3600:
-            return f"{_plain(value / 60, decimals)} min"
-        return f"{_plain(value / 3600, decimals)} hour"
-    if unit == "reqps":
-        return f"{_plain(value, decimals)} req/s"
-    if unit == "currencyUSD":
-        if abs(value) >= 1000:
-            return "$" + _si(value)
-        return f"${_plain(value, decimals)}"
-    if unit.startswith("suffix:"):
-        return f"{_plain(value, decimals) if abs(value) < 1000 else _si(value)}{unit[len('suffix:'):]}"
-    if unit == "none":
-        return _plain(value, decimals)
-    return _si(value) if abs(value) >= 1000 else _plain(value, decimals)
 
 
 def _color(name: str | None, fallback: str = TEXT) -> str:
@@ -126,85 +53,6 @@ def threshold_color(panel: Mapping, value: float) -> str:
         if limit is None or value >= limit:
             color = step_color
     return color
-
-
-# ---------------------------------------------------------------- data
-
-
-@dataclass(frozen=True)
-class Snapshot:
-    path: Path
-    dashboard: str
-    panels: int                  # data panels drawn
-    empty_panels: tuple[str, ...]  # titles of those that showed "No data"
-
-
-@dataclass
-class Series:
-    name: str
-    times: list[float]
-    values: list[float]
-
-
-def legend_name(fmt: str | None, labels: Mapping[str, str], ref: str) -> str:
-    shown = {k: v for k, v in labels.items() if k != "__name__"}
-    if fmt and fmt != "__auto":
-        return re.sub(r"\{\{\s*(\w+)\s*\}\}", lambda m: shown.get(m.group(1), ""), fmt).strip() or ref
-    if not shown:
-        return labels.get("__name__", ref)
-    return ", ".join(f"{k}={v}" for k, v in sorted(shown.items()))
-
-
-def _float(text: str) -> float:
-    try:
-        return float(text)
-    except (TypeError, ValueError):
-        return math.nan
-
-
-class Renderer:
-    def __init__(self, prometheus: check.Prometheus, start: float, end: float, scrape: float,
-                 selections: dict[str, gv.Selection]) -> None:
-        self.prometheus, self.start, self.end, self.scrape = prometheus, start, end, scrape
-        self.selections = selections
-
-    def _targets(self, panel: Mapping) -> list[tuple[check.Target, str, Mapping]]:
-        timing = gv.panel_timing(self.start, self.end, panel, self.scrape)
-        values = {**gv.builtin_values(timing), **self.selections}
-        raw = {str(t.get("refId")): t for t in panel.get("targets") or [] if isinstance(t, Mapping)}
-        found = []
-        for target in check.panel_targets(panel):
-            text, _ = gv.substitute(target.expr, values)
-            found.append((target, text, raw.get(target.ref, {})))
-        return found
-
-    def range_series(self, panel: Mapping) -> list[Series]:
-        timing = gv.panel_timing(self.start, self.end, panel, self.scrape)
-        found: list[Series] = []
-        for target, text, raw in self._targets(panel):
-            try:
-                result = self.prometheus.range(text, gv.range_start(self.start, self.end, timing.interval),
-                                               self.end, timing.interval)
-            except check.QueryError:
-                continue
-            for item in result:
-                points = [(float(t), _float(v)) for t, v in item.get("values") or []]
-                found.append(Series(legend_name(raw.get("legendFormat"), item["metric"], target.ref),
-                                    [p[0] for p in points], [p[1] for p in points]))
-        return found
-
-    def instant_values(self, panel: Mapping) -> list[tuple[str, float]]:
-        found: list[tuple[str, float]] = []
-        for target, text, raw in self._targets(panel):
-            try:
-                result = self.prometheus.instant(text, self.end)
-            except check.QueryError:
-                continue
-            for item in result:
-                found.append((legend_name(raw.get("legendFormat"), item["metric"], target.ref),
-                              _float(item["value"][1])))
-        return found
-
 
 # ---------------------------------------------------------------- drawing
 
@@ -237,8 +85,8 @@ def _no_data(fig: plt.Figure, rect: tuple[float, float, float, float]) -> None:
              ha="center", va="center")
 
 
-def draw_timeseries(fig: plt.Figure, rect: tuple, panel: Mapping, renderer: Renderer) -> bool:
-    series = [s for s in renderer.range_series(panel) if any(not math.isnan(v) for v in s.values)]
+def draw_timeseries(fig: plt.Figure, rect: tuple, panel: Mapping, data: PanelData) -> bool:
+    series = [s for s in data.range_series(panel) if any(not math.isnan(v) for v in s.values)]
     if not series:
         _no_data(fig, rect)
         return False
@@ -280,8 +128,8 @@ def draw_timeseries(fig: plt.Figure, rect: tuple, panel: Mapping, renderer: Rend
         low = ax.get_ylim()[0]
         top = max(defaults["max"], highest)
         ax.set_ylim(top=top + (top - low) * 0.04)
-    ax.set_xlim(datetime.fromtimestamp(renderer.start, tz=timezone.utc),
-                datetime.fromtimestamp(renderer.end, tz=timezone.utc))
+    ax.set_xlim(datetime.fromtimestamp(data.start, tz=timezone.utc),
+                datetime.fromtimestamp(data.end, tz=timezone.utc))
     ax.xaxis.set_major_formatter(mdates.DateFormatter("%H:%M", tz=timezone.utc))
     ax.xaxis.set_major_locator(mdates.AutoDateLocator(minticks=3, maxticks=7))
     ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: format_value(v, unit, None)))
@@ -303,10 +151,10 @@ class Instant:
     decimals: int | None
 
 
-def _instant(fig: plt.Figure, rect: tuple, panel: Mapping, renderer: Renderer,
+def _instant(fig: plt.Figure, rect: tuple, panel: Mapping, data: PanelData,
              drop_nan: bool = False) -> Instant | None:
     """The panel's current values and field defaults, or None (and "No data" drawn) when there are none."""
-    values = [(n, v) for n, v in renderer.instant_values(panel) if not (drop_nan and math.isnan(v))]
+    values = [(n, v) for n, v in data.instant_values(panel) if not (drop_nan and math.isnan(v))]
     if not values or all(math.isnan(v) for _, v in values):
         _no_data(fig, rect)
         return None
@@ -318,8 +166,8 @@ def _value_color(panel: Mapping, value: float) -> str:
     return MUTED if math.isnan(value) else threshold_color(panel, value)
 
 
-def draw_stat(fig: plt.Figure, rect: tuple, panel: Mapping, renderer: Renderer) -> bool:
-    found = _instant(fig, rect, panel, renderer)
+def draw_stat(fig: plt.Figure, rect: tuple, panel: Mapping, data: PanelData) -> bool:
+    found = _instant(fig, rect, panel, data)
     if found is None:
         return False
     left, bottom, width, height = rect
@@ -334,8 +182,8 @@ def draw_stat(fig: plt.Figure, rect: tuple, panel: Mapping, renderer: Renderer) 
     return True
 
 
-def draw_gauge(fig: plt.Figure, rect: tuple, panel: Mapping, renderer: Renderer) -> bool:
-    found = _instant(fig, rect, panel, renderer)
+def draw_gauge(fig: plt.Figure, rect: tuple, panel: Mapping, data: PanelData) -> bool:
+    found = _instant(fig, rect, panel, data)
     if found is None:
         return False
     left, bottom, width, height = rect
@@ -367,8 +215,8 @@ def draw_gauge(fig: plt.Figure, rect: tuple, panel: Mapping, renderer: Renderer)
     return not math.isnan(value)
 
 
-def draw_bargauge(fig: plt.Figure, rect: tuple, panel: Mapping, renderer: Renderer) -> bool:
-    found = _instant(fig, rect, panel, renderer, drop_nan=True)
+def draw_bargauge(fig: plt.Figure, rect: tuple, panel: Mapping, data: PanelData) -> bool:
+    found = _instant(fig, rect, panel, data, drop_nan=True)
     if found is None:
         return False
     left, bottom, width, height = rect
@@ -400,61 +248,26 @@ def draw_row(fig: plt.Figure, rect: tuple, panel: Mapping) -> None:
 
 DRAWERS = {"timeseries": draw_timeseries, "stat": draw_stat, "gauge": draw_gauge, "bargauge": draw_bargauge}
 
-
-# ---------------------------------------------------------------- whole dashboards
-
-
-def prometheus_started(prometheus: check.Prometheus) -> float | None:
-    try:
-        result = prometheus.instant('min(process_start_time_seconds{job="prometheus"})', time.time())
-        return float(result[0]["value"][1]) if result else None
-    except check.QueryError:
-        return None
-
-
-def render(source: Path | str | Mapping, out: Path, *, prometheus: check.Prometheus | None = None,
-           now: float | None = None, range_seconds: float | None = None) -> Snapshot:
-    """Draw one dashboard to `out` (a PNG); say which panels had no data."""
-    dashboard, name = check.load(source)
-    client = prometheus or check.Prometheus()
-    try:
-        now = time.time() if now is None else now
-        start, end = check.dashboard_time_range(dashboard, now)
-        if range_seconds:
-            start = end - range_seconds
-        started = prometheus_started(client)
-        if started and started + 60 > start:
-            start = min(started + 5, end - 60)
-        scrape = gv.parse_duration(scrape_interval())
-        context = check.LiveContext(client, start, end, scrape)
-        selections = check.resolve_variables(dashboard, context)
-        renderer = Renderer(client, start, end, scrape, selections)
-        drawn, empty = _draw(dashboard, renderer, out)
-    finally:
-        if prometheus is None:
-            client.close()
-    return Snapshot(out, name, drawn, tuple(empty))
-
-
 def _human(seconds: float) -> str:
     minutes = round(seconds / 60)
     if minutes < 120:
         return f"{max(minutes, 1)} min"
     return f"{minutes / 60:.1f} h"
 
-
-def _draw(dashboard: Mapping, renderer: Renderer, out: Path) -> tuple[int, list[str]]:
-    panels = [p for p in check.all_panels(dashboard.get("panels") or []) if isinstance(p.get("gridPos"), Mapping)]
+def draw_dashboard(dashboard: Mapping, data: PanelData, out: Path) -> tuple[int, list[str]]:
+    """Draw every panel of the dashboard to `out` (a PNG); the number of data panels drawn and the titles of
+    those that showed "No data"."""
+    panels = [p for p in all_panels(dashboard.get("panels") or []) if isinstance(p.get("gridPos"), Mapping)]
     rows = max((p["gridPos"].get("y", 0) + p["gridPos"].get("h", 1) for p in panels), default=1)
     height_in = HEADER_IN + rows * ROW_UNIT_IN
     fig = plt.figure(figsize=(FIG_WIDTH_IN, height_in), dpi=DPI, facecolor=BACKGROUND)
     header = HEADER_IN / height_in
-    span = renderer.end - renderer.start
+    span = data.end - data.start
     selections = ", ".join(f"{k}={'All' if v.all_value is not None else '|'.join(v.values)}"
-                           for k, v in renderer.selections.items())
+                           for k, v in data.selections.items())
     fig.text(0.008, 1 - header * 0.38, dashboard.get("title", ""), color=TEXT, fontsize=15, fontweight="bold",
              va="center")
-    stamp = datetime.fromtimestamp(renderer.end, tz=timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    stamp = datetime.fromtimestamp(data.end, tz=timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     fig.text(0.992, 1 - header * 0.38, f"last {_human(span)} to {stamp}"
              + (f"   |   {selections}" if selections else ""), color=MUTED, fontsize=9, ha="right", va="center")
     fig.text(0.008, 1 - header * 0.78, "rendered from Prometheus by stack/grafana/snapshot.py (Grafana shows the "
@@ -468,118 +281,16 @@ def _draw(dashboard: Mapping, renderer: Renderer, out: Path) -> tuple[int, list[
         if panel.get("type") == "row":
             draw_row(fig, rect, panel)
             continue
-        content = _panel_box(fig, rect, check.panel_name(panel))
+        content = _panel_box(fig, rect, panel_name(panel))
         drawer = DRAWERS.get(panel.get("type"))
         if drawer is None:
             fig.text(content[0] + content[2] / 2, content[1] + content[3] / 2,
                      f"({panel.get('type')} panel: not drawn)", color=MUTED, ha="center", va="center")
             continue
         drawn += 1
-        if not drawer(fig, content, panel, renderer):
-            empty.append(check.panel_name(panel))
+        if not drawer(fig, content, panel, data):
+            empty.append(panel_name(panel))
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=DPI, facecolor=BACKGROUND)
     plt.close(fig)
     return drawn, empty
-
-
-def output_name(source: Path | Mapping) -> str:
-    dashboard, _ = check.load(source)
-    return f"{dashboard.get('uid') or Path(str(source)).stem}.png"
-
-
-def render_all(paths: list[Path] | None = None, out_dir: Path = OUT_DIR, *,
-               range_seconds: float | None = None) -> list[Snapshot]:
-    files = paths if paths is not None else dashboard_files()
-    prometheus = check.Prometheus()
-    now = time.time()
-    try:
-        return [render(path, out_dir / output_name(path), prometheus=prometheus, now=now,
-                       range_seconds=range_seconds) for path in files]
-    finally:
-        prometheus.close()
-
-
-# ---------------------------------------------------------------- scripted traffic for the docs pictures
-
-
-def demo_traffic(seconds: float) -> None:
-    """Traffic on every model and department for `seconds`, with faults so the pictures show something: 30 %
-    errors and 10 % rate limiting on sim-balanced from 30 % of the time, slow (+3 s) and verbose (3x tokens)
-    sim-reasoning answers from 60 %, each for a fifth of the time."""
-    import httpx
-
-    from stack import catalog, topology
-    from stack.traffic import SteadyTraffic
-
-    cat = catalog.load()
-    llmsim = topology.load().services["llmsim"].url
-    generators = []
-    for index, model in enumerate(cat.model_names):
-        for offset, rate in ((0, 1.0), (3, 0.5)):
-            department = cat.departments[(index + offset) % len(cat.departments)]
-            generators.append(SteadyTraffic(model, rate=rate, max_seconds=seconds,
-                                            max_requests=int(seconds * rate) + 1, department=department))
-    # A department outside the catalog: the gateway records it as "other" (Department labels folded).
-    generators.append(SteadyTraffic("sim-fast", rate=0.3, max_seconds=seconds, max_requests=int(seconds * 0.3) + 1,
-                                    department="legal"))
-    for generator in generators:
-        generator.__enter__()
-    started = time.monotonic()
-    script = [
-        (0.30, {"error_rate": 0.3, "rate_limit_rate": 0.1, "models": ["sim-balanced"],
-                "duration_seconds": seconds * 0.2}),
-        (0.60, {"added_latency_seconds": 3.0, "token_multiplier": 3.0, "models": ["sim-reasoning"],
-                "duration_seconds": seconds * 0.2}),
-    ]
-    try:
-        for share, knobs in script:
-            time.sleep(max(0.0, started + share * seconds - time.monotonic()))
-            httpx.post(f"{llmsim}/faults", json=knobs, timeout=5).raise_for_status()
-            print(f"  t={time.monotonic() - started:.0f}s faults {knobs}")
-        time.sleep(max(0.0, started + seconds - time.monotonic()))
-    finally:
-        httpx.delete(f"{llmsim}/faults", timeout=5)
-        for generator in generators:
-            generator.stop()
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m stack.grafana.snapshot", description=__doc__.splitlines()[0])
-    parser.add_argument("paths", nargs="*", type=Path,
-                        help=f"dashboard JSON files or folders (default: {DASHBOARDS_DIR.relative_to(REPO_ROOT)})")
-    parser.add_argument("--out", type=Path, default=OUT_DIR, help="folder for the PNGs (default: %(default)s)")
-    parser.add_argument("--range", dest="range_", default=None,
-                        help="time range to draw, e.g. 15m (default: each dashboard's own, cut to Prometheus's uptime)")
-    parser.add_argument("--demo", type=float, default=0, metavar="SECONDS",
-                        help="first send SECONDS of scripted traffic with faults (for the docs pictures)")
-    parser.add_argument("--seed", action="store_true", help="first send a few seconds of seeded traffic")
-    args = parser.parse_args(argv)
-    files: list[Path] = []
-    for path in args.paths or [DASHBOARDS_DIR]:
-        files += dashboard_files(path) if path.is_dir() else [path]
-    try:
-        if args.demo:
-            print(f"demo traffic for {args.demo:.0f}s ...")
-            demo_traffic(args.demo)
-            check.seed_load(2)
-        elif args.seed:
-            check.seed_load()
-        written = render_all(files, args.out, range_seconds=gv.parse_duration(args.range_) if args.range_ else None)
-    except ConnectionError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    for snapshot in written:
-        path = snapshot.path
-        try:
-            shown = path.resolve().relative_to(REPO_ROOT)
-        except ValueError:
-            shown = path
-        print(f"wrote {shown} ({path.stat().st_size // 1024} KiB, {snapshot.panels} panels)")
-        if snapshot.empty_panels:
-            print(f"  no data: {', '.join(snapshot.empty_panels)}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
