@@ -121,6 +121,7 @@ def setup(service_name: str, enabled: bool = True, exporter: SpanExporter | None
         return Tracing(service_name, None, None)
     endpoint = exporter_endpoint(env)
     if exporter is None and endpoint:
+        # Imported only when spans are exported: the OTLP exporter pulls in protobuf and requests (~0.25 s to import).
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
         exporter = OTLPSpanExporter(endpoint=endpoint, timeout=EXPORT_TIMEOUT_SECONDS)
@@ -146,6 +147,7 @@ def instrument_fastapi(app, tracing: Tracing, lean: bool = False) -> None:  # no
     if lean:
         app.add_middleware(ServerSpanMiddleware, tracer=tracing.tracer("stack.tracing.server"))
         return
+    # Imported only for lean=False (llmsim): the gateway's lean middleware needs none of the contrib package.
     from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
     from opentelemetry.metrics import NoOpMeterProvider
 
