@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from stack import profiles
 from stack.paths import run_dir
 from stack.scenarios import engine, observe, registry
+from stack.scenarios.model import Scenario
 
 RUN_FOR_SECONDS = 150  # longer than any scenario needs to fire: the benchmark, not the timer, heals it
 FIRE_TIMEOUT_SECONDS = 90
@@ -32,7 +33,7 @@ class ScenarioTiming:
     problem: str | None = None
 
 
-def _poll(timeline: observe.Timeline, scenario: registry.Scenario, profile: profiles.Profile,
+def _poll(timeline: observe.Progress, scenario: Scenario, profile: profiles.Profile,
           done: Callable[[observe.Snapshot], bool], timeout: float) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -44,7 +45,7 @@ def _poll(timeline: observe.Timeline, scenario: registry.Scenario, profile: prof
     return False
 
 
-def _notified(timeline: observe.Timeline, scenario: registry.Scenario) -> float | None:
+def _notified(timeline: observe.Progress, scenario: Scenario) -> float | None:
     """Seconds after the trigger of the first firing notification that names an expected alert."""
     names = {m.alertname for m in scenario.expected_alerts}
     times = [t for (what, _), t in timeline.notified.items()
@@ -57,7 +58,7 @@ def time_one(name: str, profile: profiles.Profile) -> ScenarioTiming:
     run = run_dir()
     expected = ", ".join(str(m) for m in scenario.expected_alerts)
     state = engine.start(name, run, duration=RUN_FOR_SECONDS)
-    timeline = observe.Timeline(scenario, state["t0"])
+    timeline = observe.Progress(scenario, state["t0"])
     try:
         caught = _poll(timeline, scenario, profile,
                        lambda _: timeline.key_broken_at is not None and timeline.all_expected_fired(),

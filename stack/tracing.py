@@ -35,7 +35,7 @@ PHOENIX_PROJECT = "llmobs"
 DEFAULT_SCHEDULE_DELAY_MS = 1000
 EXPORT_TIMEOUT_SECONDS = 5.0
 # Paths that are polled, not used: no trace per health check or scrape.
-UNTRACED_PATHS = ("/health", "/ready", "/metrics", "/faults", "/demo")
+UNTRACED_PATHS = ("/health", "/ready", "/metrics", "/faults")
 
 
 def _off(value: str | None) -> bool:

@@ -66,12 +66,13 @@ KEEP_ALIVE_SECONDS = 120
 CLIENT_KEEPALIVE_EXPIRY_SECONDS = 30.0
 
 
-def serve(app_path: str, port: int, host: str) -> None:
-    """Run a service with uvicorn on the loopback address; access logs off (services log one line each)."""
+def serve(app_path: str, port: int, host: str, factory: bool = False) -> None:
+    """Run a service with uvicorn on the loopback address; access logs off (services log one line each).
+    factory=True: `app_path` names a function that builds the app (nothing is built when its module is imported)."""
     import uvicorn
 
     uvicorn.run(app_path, host=host, port=port, access_log=False, log_level="warning", lifespan="on",
-                timeout_keep_alive=KEEP_ALIVE_SECONDS)
+                timeout_keep_alive=KEEP_ALIVE_SECONDS, factory=factory)
 
 
 def add_metrics_route(

@@ -1,5 +1,5 @@
-"""The instructor console (/console on the receiver) in a real headless browser, and its JSON API's answers to
-mistakes.
+"""The instructor console (stack/console, at /console on the receiver's port) in a real headless browser, and its
+JSON API's answers to mistakes.
 
 The browser is Debian's chromium (/usr/bin/chromium, which `make test` installs), driven by the playwright Python
 package; Playwright's own browser download is never used. Without chromium the test fails and says how to get it.
@@ -181,7 +181,7 @@ def test_cross_site_posts_are_refused(stack: LiveStack) -> None:
 def test_only_loopback_clients_may_trigger_or_heal(tmp_path: Path) -> None:
     from fastapi.testclient import TestClient
 
-    from stack.receiver.app import create_app
+    from stack.console.app import create_app
 
     client = TestClient(create_app(data_dir=tmp_path / "receiver"), client=("192.0.2.7", 40000))
     for path in (f"/console/api/scenarios/{SCENARIO}/break", "/console/api/heal"):

@@ -194,7 +194,7 @@ SERVICE_FACTS_SCRIPT = textwrap.dedent(
     from fastapi.testclient import TestClient
     from stack.gateway.app import create_app as gateway
     from stack.llmsim.app import create_app as llmsim
-    from stack.receiver.app import create_app as receiver
+    from stack.console.app import create_app as receiver  # the receiver's port: receiver + instructor console
     facts = {}
     for name, factory in (("gateway", gateway), ("llmsim", llmsim), ("receiver", receiver)):
         app = factory()
@@ -418,7 +418,7 @@ def test_index_table_matches_the_generated_rules() -> None:
 
 
 def defined_in_source(name: str) -> bool:
-    """A metric only exported while a demo knob is on (e.g. the gateway's cardinality knob): its name, with or
+    """A metric only exported while a fault knob is on (e.g. the gateway's cardinality knob): its name, with or
     without the suffix prometheus-client adds, is a string literal in the services' code."""
     source = "\n".join(p.read_text() for service in PYTHON_SERVICES for p in (STACK_DIR / service).glob("*.py"))
     candidates = {name} | {name.removesuffix(suffix) for suffix in ("_total", "_bucket", "_sum", "_count")}
@@ -534,14 +534,12 @@ def test_every_local_address_in_the_docs_is_a_topology_service() -> None:
 
 
 def test_curl_commands_use_real_routes_and_valid_bodies(facts: dict) -> None:
-    from stack.gateway import demo
+    from stack.faults import REQUESTS, LlmsimFaults
     from stack.gateway.schemas import ChatRequest, WorkflowRequest
-    from stack.llmsim.faults import FaultRequest
     from stack.receiver.payload import Notification
 
-    models = {"/faults": FaultRequest, "/v1/chat/completions": ChatRequest, "/v1/agent/workflow": WorkflowRequest,
-              "/hook/{channel}": Notification, "/demo/cardinality": demo.CardinalityKnob,
-              "/demo/metrics-down": demo.MetricsDownKnob, "/demo/rename": demo.RenameKnob}
+    models = {"/v1/chat/completions": ChatRequest, "/v1/agent/workflow": WorkflowRequest,
+              "/hook/{channel}": Notification}
     catalog = catalog_module.load()
     services_by_port = {s.port: name for name, s in every_service(base_topology()).items()}
     checked = 0
@@ -558,12 +556,12 @@ def test_curl_commands_use_real_routes_and_valid_bodies(facts: dict) -> None:
             if call["body"] is None:
                 continue
             body = json.loads(call["body"])
-            model = models.get(route["path"])
+            model = REQUESTS[service] if route["path"] == "/faults" else models.get(route["path"])
             assert model, f"{path.name}: unexpected body for {route['path']}"
             unknown = set(body) - set(model.model_fields)
             assert not unknown, f"{path.name}: {route['path']} does not know field(s) {sorted(unknown)}"
             parsed = model.model_validate(body)
-            if model is FaultRequest:
+            if model is LlmsimFaults:
                 assert set(parsed.models or ()) <= set(catalog.models), f"{path.name}: unknown model in {body}"
             if model in (ChatRequest, WorkflowRequest):
                 assert parsed.model in catalog.models, f"{path.name}: unknown model {parsed.model!r}"

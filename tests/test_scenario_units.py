@@ -1,4 +1,4 @@
-"""The scenario registry loader, the naive storm config, and the gateway's demo knobs, without a running stack.
+"""The scenario registry loader, the naive storm config, and the fault knobs, without a running stack.
 
 (tests/test_scenarios.py runs every scenario on the live stack.)
 """
@@ -15,13 +15,15 @@ import pytest
 import yaml
 from starlette.testclient import TestClient
 
-from stack import profiles
+from stack import faults, profiles
+from stack.faults import CardinalityFault, GatewayFaults
 from stack.gateway.app import create_app
-from stack.gateway.demo import CardinalityKnob, DemoKnobs, RenameKnob
+from stack.gateway.faults import FaultState
+from stack.llmsim.app import create_app as create_llmsim
 from stack.paths import DOCS_DIR, REPO_ROOT
 from stack.scenarios import registry
 from stack.scenarios.kinds import KINDS, alert_storm
-from stack.scenarios.registry import AlertMatcher, Condition, RegistryError
+from stack.scenarios.model import AlertMatcher, Condition, RegistryError
 
 GOOD = """
 scenarios:
@@ -128,17 +130,26 @@ def test_registry_kind_specific_checks() -> None:
         registry.parse(storm({"group_wait": "1s"}))
     with pytest.raises(RegistryError, match="not a number followed by"):
         registry.parse(storm({"group_wait": "soon", "group_interval": "5s", "repeat_interval": "10s"}))
-    for params, words in [({"variant": "teleported"}, "unknown variant 'teleported'"),
-                          ({"variant": "target_gone", "traffic": [{"model": "sim-fast", "rate": 1}]}, "only fail"),
-                          ({"variant": "endpoint_down", "new_name": "x_total"}, "only applies to the renamed")]:
+    for params, words in [({"faults": {"teleported": True}}, "unknown knob(s) teleported"),
+                          ({"faults": {"cardinality": {}}}, "one of the knobs metrics_down, rename"),
+                          ({"stop": "gateway", "traffic": [{"model": "sim-fast", "rate": 1}]}, "only fail"),
+                          ({"stop": "gateway", "faults": {"rename": "x_total"}}, "either faults")]:
         raw = yaml.safe_load(GOOD)
         raw["scenarios"]["demo-burst"].update(kind="missing_metrics", params=params)
         with pytest.raises(RegistryError, match=re.escape(words)):
             registry.parse(yaml.safe_dump(raw))
     raw = yaml.safe_load(GOOD)
-    raw["scenarios"]["demo-burst"].update(kind="cardinality", params={"series_per_second": 200,
-                                                                      "beyond_sample_limit": 100_000})
+    raw["scenarios"]["demo-burst"].update(kind="cardinality",
+                                          params={"faults": {"cardinality": {"series_per_second": 200}},
+                                                  "beyond_sample_limit": 100_000})
     with pytest.raises(RegistryError, match="beyond_sample_limit"):
+        registry.parse(yaml.safe_dump(raw))
+    raw["scenarios"]["demo-burst"]["params"].update(beyond_sample_limit=100, faults={"cardinality": {"max_series": 9}})
+    with pytest.raises(RegistryError, match="leave max_series out"):
+        registry.parse(yaml.safe_dump(raw))
+    raw = yaml.safe_load(GOOD)
+    raw["scenarios"]["demo-burst"]["params"]["faults"] = {"metrics_down": True}
+    with pytest.raises(RegistryError, match="metrics_down not a knob of llmsim"):
         registry.parse(yaml.safe_dump(raw))
 
 
@@ -203,7 +214,7 @@ def test_storm_counts_only_storm_alerts_since_the_trigger_until_the_heal() -> No
     assert counts == alert_storm.StormCounts(1, 1, 2, 3, 2)
 
 
-# ---------------------------------------------------------------------------------------------- demo knobs
+# ---------------------------------------------------------------------------------------------- fault knobs
 
 @pytest.fixture
 def gateway(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[TestClient]:
@@ -212,28 +223,28 @@ def gateway(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[TestCli
         yield client
 
 
-@pytest.mark.parametrize(("knob", "body", "words"), [
-    ("cardinality", {"max_series": 10**6}, ["max_series", "less than or equal to 25000"]),
-    ("cardinality", {"series_per_second": -1}, ["series_per_second", "greater than or equal to 0"]),
-    ("cardinality", {"duration_seconds": 0}, ["duration_seconds", "greater than 0"]),
-    ("metrics-down", {"duration_seconds": 901}, ["duration_seconds", "less than or equal to 900"]),
-    ("metrics-down", {"duration": 60}, ["duration", "Extra inputs are not permitted"]),
-    ("rename", {"new_name": "llm calls"}, ["new_name", "not a counter name", "_total"]),
-    ("rename", {"new_name": "llm_calls"}, ["new_name", "_total"]),
+@pytest.mark.parametrize(("body", "words"), [
+    ({"cardinality": {"max_series": 10**6}}, ["cardinality.max_series", "less than or equal to 25000"]),
+    ({"cardinality": {"series_per_second": -1}}, ["cardinality.series_per_second", "greater than or equal to 0"]),
+    ({"cardinality": {}, "duration_seconds": 0}, ["duration_seconds", "greater than 0"]),
+    ({"metrics_down": True, "duration_seconds": 901}, ["duration_seconds", "less than or equal to 900"]),
+    ({"metrics_down": True, "duration": 60}, ["duration", "Extra inputs are not permitted"]),
+    ({"metrics-down": True}, ["metrics-down", "Extra inputs are not permitted"]),
+    ({"rename": "llm calls"}, ["rename", "not a counter name", "_total"]),
+    ({"rename": "llm_calls"}, ["rename", "_total"]),
 ])
-def test_demo_knob_bad_values_are_422_naming_the_field(gateway: TestClient, knob: str, body: dict,
-                                                       words: list[str]) -> None:
-    response = gateway.post(f"/demo/{knob}", json=body)
+def test_gateway_fault_bad_values_are_422_naming_the_field(gateway: TestClient, body: dict, words: list[str]) -> None:
+    response = gateway.post("/faults", json=body)
     assert response.status_code == 422, response.text
     message = response.json()["error"]["message"]
     for word in words:
         assert word in message, f"{word!r} not in {message!r}"
-    assert gateway.get("/demo").json()["healthy"], "a rejected knob must change nothing"
+    assert gateway.get("/faults").json()["healthy"], "a rejected knob must change nothing"
 
 
-def test_demo_knob_bodies_that_are_not_json_objects_are_422(gateway: TestClient) -> None:
+def test_gateway_fault_bodies_that_are_not_json_objects_are_422(gateway: TestClient) -> None:
     for raw in ("{nope", "[1, 2]"):
-        response = gateway.post("/demo/metrics-down", content=raw, headers={"content-type": "application/json"})
+        response = gateway.post("/faults", content=raw, headers={"content-type": "application/json"})
         assert response.status_code == 422 and "JSON object" in response.json()["error"]["message"]
     metrics = gateway.get("/metrics").text
     assert 'llm_rejected_requests_total{reason="invalid_body"} 0.0' in metrics, \
@@ -241,54 +252,73 @@ def test_demo_knob_bodies_that_are_not_json_objects_are_422(gateway: TestClient)
 
 
 def test_renaming_onto_an_existing_metric_is_400_and_unknown_knobs_404(gateway: TestClient) -> None:
-    clash = gateway.post("/demo/rename", json={"new_name": "llm_tokens_total"})
+    clash = gateway.post("/faults", json={"rename": "llm_tokens_total", "metrics_down": True})
     assert clash.status_code == 400 and "already exported" in clash.json()["error"]["message"]
-    same = gateway.post("/demo/rename", json={"new_name": "llm_requests_total"})
+    assert gateway.get("/faults").json()["healthy"], "a rejected rename sets no other knob either"
+    same = gateway.post("/faults", json={"rename": "llm_requests_total"})
     assert same.status_code == 400 and "current name" in same.json()["error"]["message"]
-    unknown = gateway.delete("/demo/volume")
-    assert unknown.status_code == 404 and "cardinality, metrics-down, rename" in unknown.json()["error"]["message"]
+    unknown = gateway.delete("/faults/volume")
+    assert unknown.status_code == 404 and "cardinality, metrics_down, rename" in unknown.json()["error"]["message"]
 
 
-def test_demo_knobs_are_for_loopback_clients_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_gateway_faults_are_for_loopback_clients_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GATEWAY_DATA_DIR", str(tmp_path))
     with TestClient(create_app(), client=("10.1.2.3", 50000)) as remote:
-        response = remote.post("/demo/metrics-down", json={})
+        response = remote.post("/faults", json={"metrics_down": True})
         assert response.status_code == 403 and "loopback" in response.json()["error"]["message"]
 
 
-def test_demo_knobs_can_be_switched_off(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_gateway_faults_can_be_switched_off(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GATEWAY_DATA_DIR", str(tmp_path))
-    monkeypatch.setenv("GATEWAY_DEMO_KNOBS", "off")
+    monkeypatch.setenv("GATEWAY_FAULTS", "off")
     with TestClient(create_app(), client=("127.0.0.1", 50000)) as client:
-        assert client.post("/demo/metrics-down", json={}).status_code == 404
+        assert client.post("/faults", json={"metrics_down": True}).status_code == 404
         assert client.get("/metrics").status_code == 200
 
 
 def test_rename_and_metrics_down_change_what_metrics_shows_then_heal(gateway: TestClient) -> None:
-    assert gateway.post("/demo/rename", json={}).json()["rename"]["to"] == "llm_calls_total"
-    assert gateway.post("/demo/rename", json={}).status_code == 200, "setting a knob twice is fine"
+    assert gateway.post("/faults", json={"rename": "llm_calls_total"}).json()["active"]["rename"] == "llm_calls_total"
+    assert gateway.post("/faults", json={"rename": "llm_calls_total"}).status_code == 200, "setting it twice is fine"
     text = gateway.get("/metrics").text
     assert "llm_calls_total{" in text and "llm_requests_total" not in text
-    assert gateway.post("/demo/metrics-down", json={"duration_seconds": 60}).status_code == 200
+    assert gateway.post("/faults", json={"metrics_down": True, "duration_seconds": 60}).status_code == 200
     down = gateway.get("/metrics")
-    assert down.status_code == 503 and "metrics-down" in down.text
+    assert down.status_code == 503 and "metrics_down" in down.text
     assert gateway.get("/health").status_code == 200, "only /metrics is down"
-    healed = gateway.delete("/demo").json()
+    one = gateway.delete("/faults/metrics_down").json()
+    assert set(one["active"]) == {"rename"} and gateway.get("/metrics").status_code == 200, "DELETE /faults/<knob>"
+    healed = gateway.delete("/faults").json()
     assert healed["healthy"]
-    assert gateway.delete("/demo").json()["healthy"], "healing twice is fine"
+    assert gateway.delete("/faults").json()["healthy"], "healing twice is fine"
     text = gateway.get("/metrics").text
     assert "llm_requests_total{" in text and "llm_calls_total" not in text
 
 
+def test_both_services_serve_their_knobs_the_same_way(gateway: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    """GET lists every knob of stack/faults.py with its value and clock, DELETE /faults/<knob> heals one."""
+    with TestClient(create_llmsim()) as llmsim:
+        for service, client, knob, value in (("gateway", gateway, "metrics_down", True),
+                                             ("llmsim", llmsim, "error_rate", 0.5)):
+            listed = client.get("/faults").json()
+            assert listed["service"] == service and listed["healthy"]
+            assert set(listed["knobs"]) == set(faults.knobs_of(service))
+            on = client.post("/faults", json={knob: value, "duration_seconds": 60}).json()
+            assert on["active"] == {knob: value} and on["knobs"][knob]["heals_in_seconds"] > 0
+            assert client.delete(f"/faults/{knob}").json()["healthy"], service
+            missing = client.delete("/faults/volume")
+            assert missing.status_code == 404 and knob in missing.json()["error"]["message"]
+
+
 def test_cardinality_grows_with_time_and_requests_up_to_its_cap_then_expires() -> None:
     now = [1000.0]
-    knobs = DemoKnobs(["sim-fast", "sim-balanced"], clock=lambda: now[0])
-    knobs.set_cardinality(CardinalityKnob(series_per_second=100, max_series=250, duration_seconds=60))
+    knobs = FaultState(["sim-fast", "sim-balanced"], clock=lambda: now[0])
+    knobs.set_cardinality(CardinalityFault(series_per_second=100, max_series=250), seconds=60)
     knobs.observe_request("req-1", "sim-fast")
     now[0] += 1.0
     series = knobs.explosion_series()
     assert len(series) == 101 and ("sim-fast", "req-1") in series
-    knobs.set_cardinality(CardinalityKnob(series_per_second=100, max_series=250, duration_seconds=60))
+    knobs.apply(GatewayFaults(cardinality=CardinalityFault(series_per_second=100, max_series=250),
+                              duration_seconds=60), exported=set())
     assert len(knobs.explosion_series()) == 101, "setting it again keeps the series and does not jump"
     now[0] += 10.0
     assert len(knobs.explosion_series()) == 250, "growth stops at max_series"
@@ -298,11 +328,20 @@ def test_cardinality_grows_with_time_and_requests_up_to_its_cap_then_expires() -
 
 def test_knobs_expire_by_themselves() -> None:
     now = [0.0]
-    knobs = DemoKnobs(["sim-fast"], clock=lambda: now[0])
-    knobs.set_rename(RenameKnob(duration_seconds=30), exported={"llm_requests", "llm_tokens"})
+    knobs = FaultState(["sim-fast"], clock=lambda: now[0])
+    knobs.set_rename("llm_calls_total", seconds=30, exported={"llm_requests", "llm_tokens"})
     assert knobs.renamed_to() == "llm_calls"
     now[0] = 31.0
     assert knobs.renamed_to() is None
+
+
+def test_the_knob_registry_lists_every_knob_of_both_services_once() -> None:
+    assert set(faults.knobs_of("llmsim")) == {"error_rate", "rate_limit_rate", "retry_after_seconds",
+                                              "added_latency_seconds", "token_multiplier", "outage"}
+    assert set(faults.knobs_of("gateway")) == {"cardinality", "metrics_down", "rename"}
+    assert all(knob.breaks and knob.params for knob in faults.KNOBS.values())
+    named = {name for s in registry.load().values() for name in s.params.get("faults", {}) if name in faults.KNOBS}
+    assert {"cardinality", "metrics_down", "rename", "error_rate"} <= named
 
 
 # ---------------------------------------------------------------------------------------------- make targets

@@ -16,6 +16,7 @@ import pytest
 
 from stack import profiles, promapi
 from stack.scenarios import engine, observe, registry
+from stack.scenarios.model import Scenario
 from stack.scenarios.kinds import alert_storm
 from tests import live
 from tests.conftest import LiveStack
@@ -48,16 +49,16 @@ def _reading(snapshot: observe.Snapshot, query: str) -> list[float]:
 class Watch:
     """Polls what the live view shows and remembers what it has seen."""
 
-    def __init__(self, scenario: registry.Scenario, t0: float) -> None:
+    def __init__(self, scenario: Scenario, t0: float) -> None:
         self.scenario = scenario
-        self.timeline = observe.Timeline(scenario, t0)
+        self.progress = observe.Progress(scenario, t0)
         self.scrape_errors: set[str] = set()
         self.gateway_up: list[list[float]] = []
 
     def poll(self) -> observe.Snapshot:
-        snapshot = observe.take(self.scenario, PROFILE, self.timeline.t0)
+        snapshot = observe.take(self.scenario, PROFILE, self.progress.t0)
         assert not snapshot.problems, snapshot.problems
-        self.timeline.update(snapshot)
+        self.progress.update(snapshot)
         self.scrape_errors.update(snapshot.target_errors.values())
         if any(r.query == GATEWAY_UP for r in snapshot.readings):
             self.gateway_up.append(_reading(snapshot, GATEWAY_UP))
@@ -68,16 +69,16 @@ class Watch:
 
     def broken_and_caught(self) -> bool:
         self.poll()
-        return self.timeline.key_broken_at is not None and self.timeline.all_expected_fired()
+        return self.progress.key_broken_at is not None and self.progress.all_expected_fired()
 
     def green(self) -> bool:
-        return self.timeline.green(self.poll())
+        return self.progress.green(self.poll())
 
     def __repr__(self) -> str:
-        return f"timeline {self.timeline.summary()}, scrape errors {sorted(self.scrape_errors)}"
+        return f"progress {self.progress.summary()}, scrape errors {sorted(self.scrape_errors)}"
 
 
-def _trigger(name: str, run) -> tuple[registry.Scenario, dict, Watch]:  # noqa: ANN001
+def _trigger(name: str, run) -> tuple[Scenario, dict, Watch]:  # noqa: ANN001
     scenario = SCENARIOS[name]
     state = engine.start(name, run, duration=RUN_FOR_SECONDS)
     assert state["phase"] == "running" and state["name"] == name, state
@@ -87,7 +88,7 @@ def _trigger(name: str, run) -> tuple[registry.Scenario, dict, Watch]:  # noqa: 
 def _heal_to_green(run, watch: Watch) -> None:  # noqa: ANN001
     healed = engine.heal(run)
     assert healed and healed["phase"] == "healed", healed
-    watch.timeline.healed_at = time.time()
+    watch.progress.healed_at = time.time()
     expected = ", ".join(str(m) for m in watch.scenario.expected_alerts)
     live.eventually(watch.green, GREEN_TIMEOUT, f"{watch.scenario.name}: {expected} inactive and "
                     f"{watch.scenario.key_signal.label} back to normal ({watch!r})", interval=POLL_SECONDS)
@@ -105,10 +106,10 @@ def test_scenario_breaks_fires_its_alert_and_heals(clean: LiveStack, name: str) 
     assert again.get("already_running") and again["t0"] == state["t0"], again
 
     def recorded() -> dict:  # the driver records on its own ~1 s beat: give it a few
-        first_firing = (engine.read_state(clean.run) or {}).get("timeline", {}).get("first_firing", {})
+        first_firing = (engine.read_state(clean.run) or {}).get("progress", {}).get("first_firing", {})
         return first_firing if all(str(m) in first_firing for m in scenario.expected_alerts) else {}
 
-    live.eventually(recorded, 10, f"the driver's timeline (state.json) to record {expected} firing")
+    live.eventually(recorded, 10, f"the driver's record (state.json) to record {expected} firing")
 
     if scenario.kind == "cardinality":
         assert any("sample limit exceeded" in error for error in watch.scrape_errors), \
@@ -119,7 +120,7 @@ def test_scenario_breaks_fires_its_alert_and_heals(clean: LiveStack, name: str) 
         assert promapi.scalar('sum(llm_calls_total{job="gateway"})') is not None, "the new name holds the requests"
 
     _heal_to_green(clean.run, watch)
-    if scenario.params.get("variant") == "target_gone":
+    if scenario.params.get("stop") == "gateway":
         assert engine.reset_all(clean.run) == [] and promapi.scalar(GATEWAY_UP) == 1
 
 
@@ -138,7 +139,7 @@ def test_alert_storm_tuned_alertmanager_sends_fewer_notifications_than_alerts_na
     counts = live.eventually(flooded, FIRE_TIMEOUT, f"the storm's alerts and the naive flood ({watch!r})",
                              interval=POLL_SECONDS)
     assert counts.tuned_notifications < counts.alerts_firing < counts.naive_notifications, counts
-    assert watch.timeline.all_expected_fired(), watch
+    assert watch.progress.all_expected_fired(), watch
 
     _heal_to_green(clean.run, watch)
     assert not alert_storm.stop_naive(clean.run), "heal must stop the naive Alertmanager"

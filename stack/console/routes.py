@@ -1,6 +1,7 @@
-"""The instructor console, served by the receiver at /console: trigger and heal the failure scenarios from a page.
+"""The instructor console's routes, served on the receiver's port at /console (stack/console/app.py): trigger and heal
+the failure scenarios from a page.
 
-    GET  /console                                  the page (console.html): scenarios, their state, the feed
+    GET  /console                                  the page (page.html): scenarios, their state, the feed
     GET  /console/api/scenarios                    every scenario of stack/scenarios/registry.yaml with its state
     GET  /console/api/scenarios/<name>             one of them
     POST /console/api/scenarios/<name>/break       trigger it; optional JSON body {"duration": seconds}
@@ -36,10 +37,10 @@ from stack.paths import REPO_ROOT, run_dir
 from stack.runner import control
 from stack.scenarios import engine, registry
 from stack.scenarios.kinds.base import ScenarioFailure
-from stack.scenarios.registry import MAX_DURATION_SECONDS, MIN_DURATION_SECONDS, RegistryError, Scenario
+from stack.scenarios.model import MAX_DURATION_SECONDS, MIN_DURATION_SECONDS, RegistryError, Scenario
 from stack.web import problem
 
-PAGE = (Path(__file__).parent / "console.html").read_text()
+PAGE = (Path(__file__).parent / "page.html").read_text()
 RANGE_INPUT = "5m"  # the classic graph's time range in the signature links
 BODY_FIELDS = ("duration",)
 LOOPBACK_NAMES = frozenset({"localhost"})
@@ -121,7 +122,7 @@ def scenario_state(name: str, current: dict | None, run: Path, now: float) -> di
         "error": current.get("error"),
         "profile": current.get("profile"),
         "events": current.get("events") or [],
-        "timeline": current.get("timeline") or {},
+        "progress": current.get("progress") or {},
     }
     if phase == "running" and current.get("ends_at"):
         view["ends_in_seconds"] = round(max(0.0, current["ends_at"] - now), 1)

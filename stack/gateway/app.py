@@ -13,7 +13,7 @@ from prometheus_client import disable_created_metrics
 
 from stack import catalog as catalog_module
 from stack import tracing as tracing_module
-from stack.gateway import demo, logs
+from stack.gateway import faults, logs
 from stack.gateway.calls import Caller, CallRecorder
 from stack.gateway.checks import Rejection, require_attribution, require_max_tokens, require_model, require_prompt_size
 from stack.gateway.metrics import GatewayMetrics
@@ -74,8 +74,8 @@ def create_app(settings: Settings | None = None, tracing: tracing_module.Tracing
 
     app = FastAPI(title="LLM gateway", version="1.0", lifespan=lifespan)
     install_error_handlers(app, on_invalid_body=on_invalid_body)
-    # Loopback-only demo knobs for the failure scenarios (stack/scenarios); /metrics renders through them.
-    knobs = demo.install(app, metrics.registry, catalog.model_names)
+    # Loopback-only fault knobs for the failure scenarios (stack/faults.py); /metrics renders through them.
+    knobs = faults.install(app, metrics.registry, catalog.model_names)
     add_metrics_route(app, knobs.exposed(metrics.registry))
 
     @app.exception_handler(Rejection)

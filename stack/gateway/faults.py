@@ -1,25 +1,28 @@
-"""Demo knobs: break the gateway's own metrics on purpose, for the instructor's failure scenarios (stack/scenarios).
+"""The gateway's fault knobs (stack/faults.py: GatewayFaults): break its own metrics on purpose, for the
+instructor's failure scenarios (stack/scenarios), served the way llmsim serves its own:
 
-    POST /demo/cardinality   a `request_id` label that bypasses the label guard: `llm_requests_by_id_total` gains
-                             one series per real request plus `series_per_second` invented ones (standing in for
-                             production traffic), up to `max_series`
-    POST /demo/metrics-down  GET /metrics answers 503: the endpoint is down while the process and its API are fine
-    POST /demo/rename        `llm_requests_total` is exported as `new_name`, as if a deployment had renamed it
-    GET /demo                every knob, its values and when it heals
-    DELETE /demo             heal them all;  DELETE /demo/<knob> heals one
+    GET    /faults          every knob, its values and when it heals
+    POST   /faults          set knobs: {"cardinality": {"series_per_second": 100, "max_series": 3000}},
+                            {"metrics_down": true}, {"rename": "llm_calls_total"}, with "duration_seconds"
+    DELETE /faults          heal them all;  DELETE /faults/<knob> heals one
 
-Every knob is bounded (`duration_seconds` <= 900, `max_series` <= 25000) and heals itself when its duration
-ends. Posting a knob again replaces its values and restarts its clock (cardinality keeps the series it already
-made, up to the new `max_series`), so a scenario may apply it twice. Bad input is a 422 naming the field, a
-rename onto an existing metric a 400. Only loopback clients may turn knobs (403 otherwise); the gateway only
-listens on 127.0.0.1 anyway. GATEWAY_DEMO_KNOBS=off removes the endpoints (404).
+    cardinality   a `request_id` label that bypasses the label guard: `llm_requests_by_id_total` gains one series
+                  per real request plus `series_per_second` invented ones (standing in for production traffic), up
+                  to `max_series`
+    metrics_down  GET /metrics answers 503: the endpoint is down while the process and its API are fine
+    rename        `llm_requests_total` is exported under another name, as if a deployment had renamed it
+
+Every knob is bounded (stack/faults.py: `duration_seconds` <= 900, `max_series` <= 25000) and heals itself when
+its duration ends. Setting a knob again replaces its values and restarts its clock (cardinality keeps the series
+it already made, up to the new `max_series`), so a scenario may apply it twice. Bad input is a 422 naming the
+field, a rename onto an existing metric a 400; a rejected POST changes nothing. Only loopback clients may turn
+knobs (403 otherwise); the gateway only listens on 127.0.0.1 anyway. GATEWAY_FAULTS=off removes the endpoints (404).
 """
 
 from __future__ import annotations
 
 import json
 import os
-import re
 import secrets
 import threading
 import time
@@ -30,52 +33,21 @@ from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
 from fastapi.responses import PlainTextResponse
 from prometheus_client import CollectorRegistry
 from prometheus_client.metrics_core import CounterMetricFamily, Metric
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import ValidationError
 
+from stack import faults
+from stack.faults import CardinalityFault, GatewayFaults
 from stack.gateway import logs
 from stack.web import describe_validation_error, problem
 
-KNOBS = ("cardinality", "metrics-down", "rename")
-DEFAULT_DURATION_SECONDS = 180.0
-MAX_DURATION_SECONDS = 900.0
-MAX_SERIES = 25_000  # prometheus-client renders ~100k label values in ~3 s; keep a scrape well under a second
+KNOBS = faults.knobs_of("gateway")
 RENAMED_METRIC = "llm_requests"  # the family the rename knob hides (llm_requests_total)
 EXPLOSION_METRIC = "llm_requests_by_id"  # exported as llm_requests_by_id_total{model, request_id}
 LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
-METRIC_NAME = r"^[a-zA-Z_:][a-zA-Z0-9_:]*_total$"
 
 
 def enabled() -> bool:
-    return os.environ.get("GATEWAY_DEMO_KNOBS", "on").strip().lower() not in {"0", "off", "false", "no"}
-
-
-class _Knob(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    duration_seconds: float = Field(DEFAULT_DURATION_SECONDS, gt=0, le=MAX_DURATION_SECONDS,
-                                    description="the knob heals itself after this many seconds")
-
-
-class CardinalityKnob(_Knob):
-    series_per_second: float = Field(100.0, ge=0, le=2000,
-                                     description="invented request ids per second, on top of real requests")
-    max_series: int = Field(3000, ge=1, le=MAX_SERIES, description="stop growing at this many series")
-
-
-class MetricsDownKnob(_Knob):
-    pass
-
-
-class RenameKnob(_Knob):
-    new_name: str = Field("llm_calls_total",
-                          description="the name llm_requests_total is exported under (a counter: ends in _total)")
-
-    @field_validator("new_name")
-    @classmethod
-    def _metric_name(cls, value: str) -> str:
-        if not re.fullmatch(METRIC_NAME, value):
-            raise ValueError(f"{value!r} is not a counter name: letters, digits, '_' or ':', not starting with a "
-                             "digit, ending in _total (e.g. llm_calls_total)")
-        return value
+    return os.environ.get("GATEWAY_FAULTS", "on").strip().lower() not in {"0", "off", "false", "no"}
 
 
 @dataclass
@@ -89,7 +61,7 @@ class _Explosion:
     series: list[tuple[str, str]] = field(default_factory=list)  # (model, request_id)
 
 
-class DemoKnobs:
+class FaultState:
     """The knobs' state. Thread-safe; time comes from `clock` (monotonic seconds) so tests can move it."""
 
     def __init__(self, models: list[str], clock: Callable[[], float] = time.monotonic) -> None:
@@ -101,34 +73,50 @@ class DemoKnobs:
         self._rename: tuple[str, float] | None = None  # (new family name without _total, expires_at)
 
     # ------------------------------------------------------------------ setting and healing
-    def set_cardinality(self, knob: CardinalityKnob) -> None:
+    def apply(self, request: GatewayFaults, exported: set[str]) -> None:
+        """Set the knobs the request names. `exported`: the metric family names the gateway exports (a rename must
+        not collide with one). A ValueError (a bad rename) changes nothing."""
+        if request.rename is not None:
+            self._check_rename(request.rename, exported)
+        seconds = request.duration_seconds
+        if request.cardinality is not None:
+            self.set_cardinality(request.cardinality, seconds)
+        if request.metrics_down is not None:
+            self.set_metrics_down(request.metrics_down, seconds)
+        if request.rename is not None:
+            self.set_rename(request.rename, seconds, exported)
+
+    def set_cardinality(self, knob: CardinalityFault, seconds: float) -> None:
         now = self.clock()
         with self._lock:
             current = self._live_explosion(now)
             if current is None:
-                self._explosion = _Explosion(knob.series_per_second, knob.max_series,
-                                             now + knob.duration_seconds, anchor_time=now)
+                self._explosion = _Explosion(knob.series_per_second, knob.max_series, now + seconds, anchor_time=now)
                 return
             self._grow(current, now)
             current.rate, current.max_series = knob.series_per_second, knob.max_series
-            current.expires_at = now + knob.duration_seconds
+            current.expires_at = now + seconds
             current.anchor_time, current.anchor_invented = now, current.invented
             del current.series[knob.max_series:]
 
-    def set_metrics_down(self, knob: MetricsDownKnob) -> None:
+    def set_metrics_down(self, down: bool, seconds: float) -> None:
         with self._lock:
-            self._down_until = self.clock() + knob.duration_seconds
+            self._down_until = self.clock() + seconds if down else None
 
-    def set_rename(self, knob: RenameKnob, exported: set[str]) -> None:
+    def set_rename(self, new_name: str, seconds: float, exported: set[str]) -> None:
         """`exported`: the metric family names the gateway exports (a rename must not collide with one)."""
-        base = knob.new_name.removesuffix("_total")
-        if base == RENAMED_METRIC:
-            raise ValueError(f"new_name {knob.new_name!r} is the current name; pick another, e.g. llm_calls_total")
-        if base in exported - {RENAMED_METRIC} or base == EXPLOSION_METRIC:
-            raise ValueError(f"new_name {knob.new_name!r} is already exported by the gateway; two families with one "
-                             "name would break the scrape. Pick an unused name, e.g. llm_calls_total")
+        self._check_rename(new_name, exported)
         with self._lock:
-            self._rename = (base, self.clock() + knob.duration_seconds)
+            self._rename = (new_name.removesuffix("_total"), self.clock() + seconds)
+
+    @staticmethod
+    def _check_rename(new_name: str, exported: set[str]) -> None:
+        base = new_name.removesuffix("_total")
+        if base == RENAMED_METRIC:
+            raise ValueError(f"rename {new_name!r} is the current name; pick another, e.g. llm_calls_total")
+        if base in exported - {RENAMED_METRIC} or base == EXPLOSION_METRIC:
+            raise ValueError(f"rename {new_name!r} is already exported by the gateway; two families with one "
+                             "name would break the scrape. Pick an unused name, e.g. llm_calls_total")
 
     def heal(self, knob: str | None = None) -> list[str]:
         """Turn one knob (or all) off; returns the knobs that were active."""
@@ -137,7 +125,7 @@ class DemoKnobs:
             was = [name for name, active in self._active(now).items() if active]
             if knob in (None, "cardinality"):
                 self._explosion = None
-            if knob in (None, "metrics-down"):
+            if knob in (None, "metrics_down"):
                 self._down_until = None
             if knob in (None, "rename"):
                 self._rename = None
@@ -155,7 +143,7 @@ class DemoKnobs:
 
     def metrics_down(self) -> bool:
         with self._lock:
-            return self._active(self.clock())["metrics-down"]
+            return self._active(self.clock())["metrics_down"]
 
     def renamed_to(self) -> str | None:
         """The family name llm_requests is exported under while the rename knob is on (without _total)."""
@@ -182,23 +170,34 @@ class DemoKnobs:
             def heals_in(expires_at: float | None) -> float | None:
                 return None if expires_at is None else round(max(0.0, expires_at - now), 1)
 
+            rename = self._rename if active["rename"] else None
+            down_until = self._down_until if active["metrics_down"] else None
+            values: dict[str, object] = {
+                "cardinality": {"series_per_second": explosion.rate, "max_series": explosion.max_series}
+                if explosion else None,
+                "metrics_down": active["metrics_down"],
+                "rename": f"{rename[0]}_total" if rename else None,
+            }
             return {
+                "service": "gateway",
                 "healthy": not any(active.values()),
-                "cardinality": {
-                    "active": active["cardinality"],
-                    "series": len(explosion.series) if explosion else 0,
-                    "series_per_second": explosion.rate if explosion else None,
-                    "max_series": explosion.max_series if explosion else None,
-                    "metric": f"{EXPLOSION_METRIC}_total",
-                    "heals_in_seconds": heals_in(explosion.expires_at if explosion else None),
-                },
-                "metrics-down": {"active": active["metrics-down"],
-                                 "heals_in_seconds": heals_in(self._down_until if active["metrics-down"] else None)},
-                "rename": {
-                    "active": active["rename"],
-                    "from": f"{RENAMED_METRIC}_total",
-                    "to": f"{self._rename[0]}_total" if active["rename"] and self._rename else None,
-                    "heals_in_seconds": heals_in(self._rename[1] if active["rename"] and self._rename else None),
+                "active": {name: values[name] for name in KNOBS if active[name]},
+                "knobs": {
+                    "cardinality": {
+                        "value": values["cardinality"],
+                        "active": active["cardinality"],
+                        "series": len(explosion.series) if explosion else 0,
+                        "metric": f"{EXPLOSION_METRIC}_total",
+                        "heals_in_seconds": heals_in(explosion.expires_at if explosion else None),
+                    },
+                    "metrics_down": {"value": values["metrics_down"], "active": active["metrics_down"],
+                                     "heals_in_seconds": heals_in(down_until)},
+                    "rename": {
+                        "value": values["rename"],
+                        "active": active["rename"],
+                        "from": f"{RENAMED_METRIC}_total",
+                        "heals_in_seconds": heals_in(rename[1] if rename else None),
+                    },
                 },
             }
 
@@ -213,7 +212,7 @@ class DemoKnobs:
             self._down_until = None
         if self._rename is not None and now >= self._rename[1]:
             self._rename = None
-        return {"cardinality": self._live_explosion(now) is not None, "metrics-down": self._down_until is not None,
+        return {"cardinality": self._live_explosion(now) is not None, "metrics_down": self._down_until is not None,
                 "rename": self._rename is not None}
 
     def _grow(self, explosion: _Explosion, now: float) -> None:
@@ -226,14 +225,14 @@ class DemoKnobs:
             explosion.invented = max(explosion.invented, due)
 
     # ------------------------------------------------------------------ the /metrics view
-    def exposed(self, registry: CollectorRegistry) -> "ExposedRegistry":
+    def exposed(self, registry: CollectorRegistry) -> ExposedRegistry:
         return ExposedRegistry(registry, self)
 
 
 class ExposedRegistry:
     """What /metrics renders: the gateway's registry as the knobs currently distort it."""
 
-    def __init__(self, registry: CollectorRegistry, knobs: DemoKnobs) -> None:
+    def __init__(self, registry: CollectorRegistry, knobs: FaultState) -> None:
         self.registry, self.knobs = registry, knobs
 
     def collect(self) -> Iterator[Metric]:
@@ -243,7 +242,8 @@ class ExposedRegistry:
         series = self.knobs.explosion_series()
         if series:
             explosion = CounterMetricFamily(
-                EXPLOSION_METRIC, "DEMO BUG: provider calls by request id (an unbounded label; stack/gateway/demo.py).",
+                EXPLOSION_METRIC,
+                "FAULT KNOB: provider calls by request id (an unbounded label; stack/gateway/faults.py).",
                 labels=["model", "request_id"])
             for model, request_id in series:
                 explosion.add_metric([model, request_id], 1.0)
@@ -257,16 +257,16 @@ def _renamed(family: Metric, base: str) -> Metric:
 
 
 class MetricsGate:
-    """ASGI middleware: while metrics-down is on, GET /metrics answers 503 before reaching the metrics route."""
+    """ASGI middleware: while metrics_down is on, GET /metrics answers 503 before reaching the metrics route."""
 
-    def __init__(self, app, knobs: DemoKnobs) -> None:  # noqa: ANN001 (an ASGI app)
+    def __init__(self, app, knobs: FaultState) -> None:  # noqa: ANN001 (an ASGI app)
         self.app, self.knobs = app, knobs
 
     async def __call__(self, scope, receive, send) -> None:  # noqa: ANN001
         if scope["type"] == "http" and scope["path"] == "/metrics" and self.knobs.metrics_down():
             response = PlainTextResponse(
-                "503: /metrics is switched off by the demo knob metrics-down (a failure scenario); "
-                "`make heal` or DELETE /demo/metrics-down restores it\n", status_code=503)
+                "503: /metrics is switched off by the fault knob metrics_down (a failure scenario); "
+                "`make heal` or DELETE /faults/metrics_down restores it\n", status_code=503)
             await response(scope, receive, send)
             return
         await self.app(scope, receive, send)
@@ -275,77 +275,66 @@ class MetricsGate:
 def _loopback_only(request: Request) -> None:
     host = request.client.host if request.client else ""
     if host not in LOOPBACK:
-        raise HTTPException(403, problem(403, f"demo knobs are for loopback clients only; {host or 'unknown'} is not"))
+        raise HTTPException(403, problem(403, f"fault knobs are for loopback clients only; {host or 'unknown'} is not"))
 
 
-async def _knob(request: Request, model: type[_Knob]) -> _Knob:
-    """The knob's values from the body (an empty body means the defaults). Validated here rather than by FastAPI so
-    a typo is a 422 naming the field without being counted as a rejected LLM request in the gateway's metrics."""
+async def _request(request: Request) -> GatewayFaults:
+    """The knobs to set, from the body. Validated here rather than by FastAPI so a typo is a 422 naming the field
+    without being counted as a rejected LLM request in the gateway's metrics."""
     raw = await request.body()
+    example = '{"metrics_down": true, "duration_seconds": 60}'
     try:
         data = json.loads(raw) if raw.strip() else {}
     except ValueError:
-        raise HTTPException(422, problem(422, "body is not valid JSON; send a JSON object such as "
-                                              '{"duration_seconds": 60}')) from None
+        message = f"body is not valid JSON; send a JSON object such as {example}"
+        raise HTTPException(422, problem(422, message)) from None
     if not isinstance(data, dict):
-        raise HTTPException(422, problem(422, "body must be a JSON object such as {\"duration_seconds\": 60}"))
+        raise HTTPException(422, problem(422, f"body must be a JSON object such as {example}"))
     try:
-        return model.model_validate(data)
+        return GatewayFaults.model_validate(data)
     except ValidationError as error:
         problems = [describe_validation_error(dict(e)) for e in error.errors()]
         fields = [".".join(str(part) for part in e["loc"]) for e in error.errors()]
-        raise HTTPException(422, problem(422, "invalid demo knob: " + "; ".join(problems), fields=fields)) from None
+        raise HTTPException(422, problem(422, "invalid fault knobs: " + "; ".join(problems), fields=fields)) from None
 
 
-def install(app: FastAPI, registry: CollectorRegistry, models: list[str]) -> DemoKnobs:
-    """Add the knobs to the gateway: /demo routes and the metrics-down gate. Returns their state, whose
+def install(app: FastAPI, registry: CollectorRegistry, models: list[str]) -> FaultState:
+    """Add the knobs to the gateway: /faults routes and the metrics_down gate. Returns their state, whose
     `exposed(registry)` the /metrics route must render (it applies the rename and the explosion)."""
-    knobs = DemoKnobs(models)
+    state = FaultState(models)
     if not enabled():
-        return knobs
-    app.add_middleware(MetricsGate, knobs=knobs)
+        return state
+    app.add_middleware(MetricsGate, knobs=state)
     log = logs.get_logger()
-    router = APIRouter(prefix="/demo", tags=["demo"], dependencies=[Depends(_loopback_only)])
+    router = APIRouter(prefix="/faults", tags=["faults"], dependencies=[Depends(_loopback_only)])
 
     def changed(action: str, knob: str, **values: object) -> dict:
-        log.warning("demo_knob", action=action, knob=knob, **values)
-        return knobs.describe()
+        log.warning("fault_knob", action=action, knob=knob, **values)
+        return state.describe()
 
     @router.get("")
     async def show() -> dict:
-        return knobs.describe()
+        return state.describe()
 
-    @router.post("/cardinality")
-    async def cardinality(request: Request) -> dict:
-        knob = await _knob(request, CardinalityKnob)
-        knobs.set_cardinality(knob)
-        return changed("set", "cardinality", **knob.model_dump())
-
-    @router.post("/metrics-down")
-    async def metrics_down(request: Request) -> dict:
-        knob = await _knob(request, MetricsDownKnob)
-        knobs.set_metrics_down(knob)
-        return changed("set", "metrics-down", **knob.model_dump())
-
-    @router.post("/rename")
-    async def rename(request: Request) -> dict:
-        knob = await _knob(request, RenameKnob)
+    @router.post("")
+    async def set_faults(request: Request) -> dict:
+        knobs = await _request(request)
         try:
-            knobs.set_rename(knob, {family.name for family in registry.collect()})
+            state.apply(knobs, {family.name for family in registry.collect()})
         except ValueError as error:
-            raise HTTPException(400, problem(400, str(error), field="new_name")) from None
-        return changed("set", "rename", **knob.model_dump())
+            raise HTTPException(400, problem(400, str(error), field="rename")) from None
+        chosen = knobs.model_dump(exclude_none=True)
+        return changed("set", ",".join(name for name in chosen if name in KNOBS) or "none", **chosen)
 
     @router.delete("")
     async def heal_all() -> dict:
-        return changed("heal", "all", healed=knobs.heal())
+        return changed("heal", "all", healed=state.heal())
 
     @router.delete("/{knob}")
     async def heal_one(knob: str) -> dict:
         if knob not in KNOBS:
-            raise HTTPException(404, problem(404, f"no demo knob {knob!r}; knobs: {', '.join(KNOBS)}"))
-        return changed("heal", knob, healed=knobs.heal(knob))
+            raise HTTPException(404, problem(404, f"the gateway has no fault knob {knob!r}; knobs: {', '.join(KNOBS)}"))
+        return changed("heal", knob, healed=state.heal(knob))
 
     app.include_router(router)
-    return knobs
-
+    return state

@@ -15,7 +15,8 @@ from pydantic import BaseModel, Field
 
 from stack import catalog
 from stack import tracing as tracing_module
-from stack.llmsim.faults import FaultRequest, FaultState, Outcome
+from stack.faults import LlmsimFaults
+from stack.llmsim.faults import FAULT_NAMES, KNOB_NAMES, FaultState, Outcome
 from stack.llmsim.generation import simulate
 from stack.llmsim.settings import Settings
 from stack.web import add_metrics_route, install_error_handlers, problem
@@ -61,7 +62,7 @@ def create_app(settings: Settings | None = None, tracing: tracing_module.Tracing
 
     def refresh_fault_gauge() -> None:
         active = faults.active()
-        for knob in ("error_rate", "rate_limit_rate", "added_latency_seconds", "token_multiplier", "outage"):
+        for knob in FAULT_NAMES:
             fault_active.labels(knob).set(active.get(knob, 0.0))
 
     app = FastAPI(title="Simulated LLM provider", version="1.0")
@@ -84,7 +85,7 @@ def create_app(settings: Settings | None = None, tracing: tracing_module.Tracing
         return faults.describe()
 
     @app.post("/faults")
-    async def set_faults(request: FaultRequest) -> dict:
+    async def set_faults(request: LlmsimFaults) -> dict:
         unknown = sorted(set(request.models or ()) - set(models))
         if unknown:
             raise HTTPException(422, problem(422, f"unknown model(s) {unknown}; known: {sorted(models)}"))
@@ -95,6 +96,14 @@ def create_app(settings: Settings | None = None, tracing: tracing_module.Tracing
     @app.delete("/faults")
     async def heal() -> dict:
         faults.heal()
+        refresh_fault_gauge()
+        return faults.describe()
+
+    @app.delete("/faults/{knob}")
+    async def heal_one(knob: str) -> dict:
+        if knob not in KNOB_NAMES:
+            raise HTTPException(404, problem(404, f"llmsim has no fault knob {knob!r}; knobs: {', '.join(KNOB_NAMES)}"))
+        faults.heal_knob(knob)
         refresh_fault_gauge()
         return faults.describe()
 

@@ -1,4 +1,5 @@
-"""Runtime fault knobs of the simulated provider. Every fault heals itself when its duration ends."""
+"""Runtime fault knobs of the simulated provider, as listed in stack/faults.py (LlmsimFaults). Every fault heals
+itself when its duration ends; `draw_outcome` and the knobs' values decide each call's failure."""
 
 from __future__ import annotations
 
@@ -7,25 +8,8 @@ import time
 from dataclasses import dataclass, field
 from enum import Enum
 
-from pydantic import BaseModel, ConfigDict, Field
-
-DEFAULT_DURATION_SECONDS = 300.0
-MAX_DURATION_SECONDS = 3600.0
-
-
-class FaultRequest(BaseModel):
-    """What an instructor or a test asks for. Omitted knobs keep their current value."""
-
-    model_config = ConfigDict(extra="forbid")  # a misspelt knob is an error, not a silent no-op
-
-    error_rate: float | None = Field(None, ge=0, le=1, description="share of calls answered with HTTP 500")
-    rate_limit_rate: float | None = Field(None, ge=0, le=1, description="share of calls answered with HTTP 429")
-    retry_after_seconds: int | None = Field(None, ge=1, le=600)
-    added_latency_seconds: float | None = Field(None, ge=0, le=120)
-    token_multiplier: float | None = Field(None, ge=1, le=100, description="output token blow-up factor")
-    outage: bool | None = Field(None, description="answer every call (and /health) with 503")
-    models: list[str] | None = Field(None, description="limit the faults to these models; empty or null = all")
-    duration_seconds: float = Field(DEFAULT_DURATION_SECONDS, gt=0, le=MAX_DURATION_SECONDS)
+from stack import faults
+from stack.faults import LlmsimFaults
 
 
 class Outcome(str, Enum):
@@ -46,8 +30,8 @@ class Knobs:
     models: frozenset[str] = frozenset()
 
 
-KNOB_NAMES = ("error_rate", "rate_limit_rate", "retry_after_seconds", "added_latency_seconds", "token_multiplier",
-              "outage")
+KNOB_NAMES = faults.knobs_of("llmsim")
+FAULT_NAMES = tuple(name for name in KNOB_NAMES if name != "retry_after_seconds")  # a setting of the 429s
 
 
 @dataclass
@@ -65,7 +49,13 @@ class FaultState:
         self.knobs = Knobs()
         self.expires_at = None
 
-    def apply(self, request: FaultRequest) -> None:
+    def heal_knob(self, name: str) -> None:
+        """Put one knob back to its healthy value; with none left on, everything is healed (models included)."""
+        setattr(self.current(), name, getattr(Knobs(), name))
+        if not self.active():
+            self.heal()
+
+    def apply(self, request: LlmsimFaults) -> None:
         knobs = self.current()
         for name in KNOB_NAMES:
             value = getattr(request, name)
@@ -109,10 +99,14 @@ class FaultState:
     def describe(self) -> dict:
         active = self.active()
         remaining = None if self.expires_at is None else max(0.0, round(self.expires_at - time.monotonic(), 1))
+        heals_in = remaining if active else None
         return {
-            "active": active,
+            "service": "llmsim",
             "healthy": not active,
+            "active": active,
+            "knobs": {name: {"value": getattr(self.knobs, name), "active": name in active,
+                             "heals_in_seconds": heals_in if name in active else None} for name in KNOB_NAMES},
             "models": sorted(self.knobs.models) or "all",
             "retry_after_seconds": self.knobs.retry_after_seconds,
-            "heals_in_seconds": remaining if active else None,
+            "heals_in_seconds": heals_in,
         }

@@ -2,4 +2,4 @@ from stack import topology
 from stack.web import serve
 
 service = topology.load().services["receiver"]
-serve("stack.receiver.app:app", port=service.port, host=service.host)
+serve("stack.receiver.app:create_app", port=service.port, host=service.host, factory=True)

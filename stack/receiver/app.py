@@ -1,5 +1,7 @@
-"""HTTP surface of the alert receiver: /hook/<channel> for Alertmanager, /api/notifications, the page, runbooks,
-and the instructor console (/console: stack/receiver/console.py)."""
+"""HTTP surface of the alert receiver: /hook/<channel> for Alertmanager, /api/notifications, the page, runbooks.
+
+It only receives and shows. The runner serves it with the instructor console's routes added (stack/console), on
+the same port; `python -m stack.receiver` serves the receiver alone."""
 
 from __future__ import annotations
 
@@ -13,7 +15,6 @@ from fastapi.responses import HTMLResponse
 from prometheus_client import CollectorRegistry, Counter
 
 from stack.paths import DOCS_DIR, run_dir
-from stack.receiver import console
 from stack.receiver.payload import Notification
 from stack.receiver.runbooks import Runbooks
 from stack.receiver.store import NotificationStore
@@ -86,8 +87,4 @@ def create_app(data_dir: Path | None = None, runbooks_dir: Path | None = None) -
             raise HTTPException(404, problem(404, f"no runbook named {name!r}; available: {known}"))
         return page_html
 
-    app.include_router(console.router())
     return app
-
-
-app = create_app()

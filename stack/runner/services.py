@@ -16,6 +16,9 @@ from stack.runner import binaries
 PROFILES = ("classroom", "production")
 PYTHON_SERVICES = ("llmsim", "receiver", "gateway")
 TRACED_SERVICES = ("llmsim", "gateway")  # the services that export spans (the receiver does not trace)
+# The module each Python service runs (`python -m <module>`) when it is not stack.<name>: the receiver's port also
+# serves the instructor console (stack/console: the receiver with the console's routes added).
+ENTRYPOINTS = {"receiver": "stack.console"}
 TRACE_BACKEND = "phoenix"
 PHOENIX_LAUNCHER = STACK_DIR / "runner" / "phoenix_serve.py"
 # `make up TRACES=1` installs the `traces` extra (arize-phoenix) here, apart from .venv: Phoenix brings ~100
@@ -170,7 +173,8 @@ def specs(profile: str, run: Path, notebooks: bool = True, traces: bool = False)
     python_env = {"LLMOBS_RUN_DIR": str(run), "LLMOBS_PROFILE": profile, "PYTHONUNBUFFERED": "1",
                   **trace_export_env(traces)}
     result = [
-        ServiceSpec(name, [sys.executable, "-m", f"stack.{name}"], services[name].url + services[name].health,
+        ServiceSpec(name, [sys.executable, "-m", ENTRYPOINTS.get(name, f"stack.{name}")],
+                    services[name].url + services[name].health,
                     services[name].url, services[name].description, env=python_env)
         for name in PYTHON_SERVICES
     ]

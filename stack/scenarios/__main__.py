@@ -27,7 +27,7 @@ from stack import topology
 from stack.paths import REPO_ROOT, run_dir
 from stack.scenarios import engine, registry, view
 from stack.scenarios.kinds.base import ScenarioFailure
-from stack.scenarios.registry import RegistryError
+from stack.scenarios.model import RegistryError
 
 console = Console(width=None if sys.stdout.isatty() else 140)
 
@@ -124,7 +124,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     console.print(line)
     for event in state.get("events", []):
         console.print(f"  {view.clock(event.get('at'))} +{event['t']:6.1f}s  {escape(event['what'])}", highlight=False)
-    if state.get("timeline"):
+    if state.get("progress"):
         view.print_summary(state, console)
     return 0
 

@@ -35,7 +35,7 @@ from stack import topology
 from stack.scenarios import observe, registry
 from stack.scenarios.kinds import KINDS
 from stack.scenarios.kinds.base import RECOVERY_TRAFFIC_SECONDS, Context, ScenarioFailure
-from stack.scenarios.registry import MAX_DURATION_SECONDS, MIN_DURATION_SECONDS, RegistryError
+from stack.scenarios.model import MAX_DURATION_SECONDS, MIN_DURATION_SECONDS, RegistryError
 
 START_TIMEOUT_SECONDS = 60.0
 HEAL_TIMEOUT_SECONDS = 100.0  # stopping traffic (<= 35 s) plus restarting a stopped gateway (<= 45 s)
@@ -222,7 +222,7 @@ def _reap(pid: int) -> None:
 
 
 def reset_all(run: Path) -> list[str]:
-    """The safety net: undo every kind's breakage (llmsim faults, gateway demo knobs, the naive Alertmanager, a
+    """The safety net: undo every kind's breakage (llmsim and gateway fault knobs, the naive Alertmanager, a
     stopped gateway). Idempotent; returns what could not be reset."""
     problems = []
     for name, kind in KINDS.items():
@@ -255,11 +255,11 @@ class _Driver:
         self.state.update(name=name, title=self.scenario.title, pid=os.getpid(), duration=duration,
                           profile=self.profile.name, phase="starting", events=[])
         self.t0 = time.time()
-        self.timeline = observe.Timeline(self.scenario, self.t0)
+        self.progress = observe.Progress(self.scenario, self.t0)
         self.ctx = Context(self.scenario, run, self.profile, duration, note=self.note)
 
     def save(self, **fields: object) -> None:
-        self.state.update(fields, timeline=self.timeline.summary())
+        self.state.update(fields, progress=self.progress.summary())
         current = read_state(self.run) or {}
         if current.get("pid") not in (None, os.getpid()):
             return  # another scenario's driver owns the state file now
@@ -274,17 +274,17 @@ class _Driver:
     def observe(self) -> bool:
         """Record new transitions; True when the scenario is back to green."""
         snapshot = observe.take(self.scenario, self.profile, self.t0)
-        for event in self.timeline.update(snapshot):
+        for event in self.progress.update(snapshot):
             self.note(event)
-        return self.timeline.healed_at is not None and self.timeline.green(snapshot)
+        return self.progress.healed_at is not None and self.progress.green(snapshot)
 
     def run_scenario(self) -> int:
         signal.signal(signal.SIGTERM, self._on_signal)
         signal.signal(signal.SIGINT, self._on_signal)
         snapshot = self._safely(observe.take, self.scenario, self.profile, time.time())
-        self.t0 = self.timeline.t0 = self.ctx.started_at = time.time()  # the trigger: every time counts from it
+        self.t0 = self.progress.t0 = self.ctx.started_at = time.time()  # the trigger: every time counts from it
         self.save(t0=self.t0)
-        for event in self.timeline.before_trigger(snapshot) if snapshot else []:
+        for event in self.progress.before_trigger(snapshot) if snapshot else []:
             self.note(event)
         try:
             self.kind.start(self.ctx)
@@ -303,7 +303,7 @@ class _Driver:
         self.stopping = False  # a second SIGTERM now only ends the recovery recording (and its traffic)
         deadline = time.time() + RECOVERY_WATCH_SECONDS
         while not self.stopping and time.time() < deadline:
-            if self.ctx.traffic and time.time() > self.timeline.healed_at + RECOVERY_TRAFFIC_SECONDS:
+            if self.ctx.traffic and time.time() > self.progress.healed_at + RECOVERY_TRAFFIC_SECONDS:
                 self.ctx.stop_traffic()
             if self._safely(self.observe):
                 self.note("back to green: expected alerts inactive, key signal normal")
@@ -313,7 +313,7 @@ class _Driver:
         self.save(recording=False)
         with history_file(self.run).open("a") as out:
             out.write(json.dumps({key: self.state.get(key) for key in
-                                  ("name", "profile", "duration", "t0", "healed_at", "heal_reason", "timeline",
+                                  ("name", "profile", "duration", "t0", "healed_at", "heal_reason", "progress",
                                    "events")}) + "\n")
         return 0
 
@@ -334,8 +334,8 @@ class _Driver:
             self.note(f"heal failed ({error}); resetting every knob")
             self.ctx.stop_traffic()
             reset_all(self.run)
-        self.timeline.healed_at = time.time()
-        self.save(phase="healed", healed_at=self.timeline.healed_at, heal_reason=reason, recording=True)
+        self.progress.healed_at = time.time()
+        self.save(phase="healed", healed_at=self.progress.healed_at, heal_reason=reason, recording=True)
 
     def _safely(self, function: Callable, *args: object) -> object:
         try:

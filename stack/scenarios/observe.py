@@ -1,7 +1,7 @@
 """What a running scenario looks like from outside: its signature values, alert states, notifications, targets.
 
 Everything here only reads (Prometheus' HTTP API through stack.promapi, the receiver's /api/notifications), so the
-live view, the driver's timeline and the tests share it.
+live view, the driver's record of the scenario's progress and the tests share it.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import httpx
 
 from stack import promapi, topology
 from stack.profiles import Profile
-from stack.scenarios.registry import AlertMatcher, Scenario, Signal
+from stack.scenarios.model import AlertMatcher, Scenario, Signal
 
 ALERT_STATES = ("inactive", "pending", "firing")
 NOTIFICATION_LIMIT = 500
@@ -107,9 +107,10 @@ def take(scenario: Scenario, profile: Profile, since: float) -> Snapshot:
 
 
 @dataclass
-class Timeline:
-    """When each watched alert first went pending and firing, when it resolved, when notifications arrived; all
-    in seconds after the trigger (`t0`, unix time). `update` returns the new events as sentences."""
+class Progress:
+    """How a live scenario went: when each watched alert first went pending and firing, when it resolved, when
+    notifications arrived; all in seconds after the trigger (`t0`, unix time). `update` returns the new events as
+    sentences."""
 
     scenario: Scenario
     t0: float

@@ -20,7 +20,7 @@ from stack import profiles
 from stack.scenarios import engine, observe, registry
 from stack.scenarios.kinds import alert_storm
 from stack.scenarios.observe import Snapshot, format_number
-from stack.scenarios.registry import Scenario
+from stack.scenarios.model import Scenario
 
 STATE_STYLE = {"inactive": "green", "pending": "yellow", "firing": "bold red"}
 NOTIFICATIONS_SHOWN = 10
@@ -77,7 +77,7 @@ def _signature(snapshot: Snapshot) -> Table:
 
 
 def _alerts(scenario: Scenario, snapshot: Snapshot, state: dict) -> Table:
-    timeline = state.get("timeline") or {}
+    progress = state.get("progress") or {}
     table = Table(title="alerts (Prometheus /api/v1/alerts; times after the trigger)", title_justify="left",
                   expand=True)
     for column in ("alert", "role", "state now", "pending", "firing", "resolved"):
@@ -90,9 +90,9 @@ def _alerts(scenario: Scenario, snapshot: Snapshot, state: dict) -> Table:
         instances = len(observe.matching(matcher, snapshot.alerts))
         shown = now + (f" ×{instances}" if instances > 1 else "")
         style = STATE_STYLE[now] if role != "must stay quiet" or now == "inactive" else "bold red reverse"
-        table.add_row(Text(name), role, Text(shown, style=style), _seconds(timeline.get("first_pending", {}).get(name)),
-                      _seconds(timeline.get("first_firing", {}).get(name)),
-                      _seconds(timeline.get("resolved", {}).get(name)))
+        table.add_row(Text(name), role, Text(shown, style=style), _seconds(progress.get("first_pending", {}).get(name)),
+                      _seconds(progress.get("first_firing", {}).get(name)),
+                      _seconds(progress.get("resolved", {}).get(name)))
     watched = {m.alertname for m in scenario.watched_alerts} | {"Watchdog"}
     others = sorted({f"{a['labels']['alertname']} ({a['state']})" for a in snapshot.alerts
                      if a["labels"].get("alertname") not in watched})
@@ -206,16 +206,16 @@ def watch(run: Path, console: Console) -> int:
 
 
 def print_summary(state: dict, console: Console) -> None:
-    timeline = state.get("timeline") or {}
+    progress = state.get("progress") or {}
     table = Table(title=f"{state['name']}: {state.get('phase')} — times after the trigger", title_justify="left")
     table.add_column("what")
     table.add_column("after", no_wrap=True)
-    rows = [("key signal broken", timeline.get("key_broken_after"))]
-    rows += [(f"{name} firing", t) for name, t in (timeline.get("first_firing") or {}).items()]
-    rows += [(f"first notification {what}", t) for what, t in (timeline.get("first_notification") or {}).items()]
-    rows += [("healed", timeline.get("healed_at"))]
-    rows += [(f"{name} resolved", t) for name, t in (timeline.get("resolved") or {}).items()]
-    rows += [("key signal back to normal", timeline.get("key_back_after"))]
+    rows = [("key signal broken", progress.get("key_broken_after"))]
+    rows += [(f"{name} firing", t) for name, t in (progress.get("first_firing") or {}).items()]
+    rows += [(f"first notification {what}", t) for what, t in (progress.get("first_notification") or {}).items()]
+    rows += [("healed", progress.get("healed_at"))]
+    rows += [(f"{name} resolved", t) for name, t in (progress.get("resolved") or {}).items()]
+    rows += [("key signal back to normal", progress.get("key_back_after"))]
     for what, t in rows:
         table.add_row(Text(what), _seconds(t))
     console.print(table)

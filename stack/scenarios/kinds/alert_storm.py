@@ -34,7 +34,7 @@ from stack.profiles import Duration, ProfileError
 from stack.runner import binaries
 from stack.scenarios.kinds import provider_fault
 from stack.scenarios.kinds.base import Context, ScenarioFailure, check_keys, validate_traffic
-from stack.scenarios.registry import Scenario
+from stack.scenarios.model import Scenario
 
 NAIVE_CHANNELS = {"critical": "naive-pager", "default": "naive-chat"}
 TUNED_CHANNELS = ("pager", "chat")

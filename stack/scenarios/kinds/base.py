@@ -1,8 +1,9 @@
-"""What every kind of scenario shares: its running context, bounded traffic, and the fault-knob HTTP calls."""
+"""What every kind of scenario shares: its running context, bounded traffic, and the fault-knob HTTP calls (the knobs
+of stack/faults.py, on whichever service has them: POST, DELETE /faults and DELETE /faults/<knob>)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -10,9 +11,9 @@ from typing import Any
 
 import httpx
 
-from stack import catalog, topology
+from stack import catalog, faults, topology
 from stack.profiles import Profile
-from stack.scenarios.registry import Scenario
+from stack.scenarios.model import Scenario
 from stack.traffic import SteadyTraffic
 
 MAX_TRAFFIC_RATE = 20.0  # requests per second per traffic entry
@@ -117,27 +118,36 @@ def _call(method: str, address: str, what: str, **kwargs: Any) -> dict:
     return response.json()
 
 
-def set_provider_faults(faults: Mapping[str, Any], seconds: float) -> dict:
-    return _call("POST", f"{url('llmsim')}/faults", "set the provider's fault knobs",
-                 json={**faults, "duration_seconds": seconds})
-
-
-def heal_provider_faults(strict: bool = True) -> None:
+def set_faults(knobs: Mapping[str, Any], seconds: float) -> list[str]:
+    """Turn fault knobs on (names of stack/faults.py, with settings such as llmsim's `models`), each on its own
+    service, healing themselves after `seconds`. Returns the services touched."""
     try:
-        _call("DELETE", f"{url('llmsim')}/faults", "heal the provider's fault knobs")
-    except ScenarioFailure:
-        if strict:
-            raise
+        requests = faults.requests(knobs, seconds)
+    except ValueError as error:
+        raise ScenarioFailure(f"cannot set the fault knobs {dict(knobs)}: {error}") from None
+    for service, request in requests.items():
+        _call("POST", f"{url(service)}/faults", f"set {service}'s fault knobs",
+              json=request.model_dump(mode="json", exclude_none=True))
+    return list(requests)
 
 
-def set_gateway_knob(knob: str, body: Mapping[str, Any]) -> dict:
-    return _call("POST", f"{url('gateway')}/demo/{knob}", f"set the gateway's demo knob {knob}", json=dict(body))
+def heal_faults(knobs: Iterable[str], strict: bool = True) -> None:
+    """Heal these knobs (DELETE /faults/<knob> on each one's service). strict=False: a service that is down has no
+    knobs to heal, which is fine."""
+    for name in knobs:
+        service = faults.KNOBS[name].service
+        try:
+            _call("DELETE", f"{url(service)}/faults/{name}", f"heal {service}'s fault knob {name}")
+        except ScenarioFailure:
+            if strict:
+                raise
 
 
-def heal_gateway_knobs(knob: str | None = None, strict: bool = True) -> None:
-    """Heal one demo knob (or all). strict=False: a gateway that is down has no knobs to heal, which is fine."""
-    try:
-        _call("DELETE", f"{url('gateway')}/demo" + (f"/{knob}" if knob else ""), "heal the gateway's demo knobs")
-    except ScenarioFailure:
-        if strict:
-            raise
+def heal_services(services: Iterable[str], strict: bool = True) -> None:
+    """Heal every fault knob of these services (DELETE /faults)."""
+    for service in services:
+        try:
+            _call("DELETE", f"{url(service)}/faults", f"heal {service}'s fault knobs")
+        except ScenarioFailure:
+            if strict:
+                raise

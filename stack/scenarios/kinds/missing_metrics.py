@@ -1,7 +1,9 @@
-"""Missing metrics, three variants: the metrics endpoint is down, the target is gone, a metric was renamed.
+"""Missing metrics, three ways: the metrics endpoint is down, a metric was renamed, the target is gone.
 
-params: variant (endpoint_down | target_gone | renamed), new_name (renamed only; default llm_calls_total),
-traffic (optional; the renamed variant uses it to show the requests still counted under the new name).
+params: faults (one gateway knob of stack/faults.py that hides the metrics: {metrics_down: true}, the endpoint
+answers 503; or {rename: llm_calls_total}, a deployment renamed llm_requests_total), or stop: gateway (the process
+is stopped: the target is gone; heal starts it again); traffic (optional, not with stop; with rename it shows the
+requests still counted under the new name).
 """
 
 from __future__ import annotations
@@ -12,40 +14,43 @@ from typing import Any
 
 from stack.runner import control, processes
 from stack.scenarios.kinds.base import (
-    Context, ScenarioFailure, check_keys, heal_gateway_knobs, set_gateway_knob, validate_traffic,
+    Context, ScenarioFailure, check_keys, heal_faults, set_faults, validate_traffic,
 )
 
-VARIANTS = ("endpoint_down", "target_gone", "renamed")
+KNOBS = ("metrics_down", "rename")  # the gateway's knobs that hide its metrics
 GATEWAY = "gateway"
 
 
 def validate(params: Mapping[str, Any]) -> None:
-    check_keys(params, {"variant", "new_name", "traffic"}, {"variant"})
-    if params["variant"] not in VARIANTS:
-        raise ValueError(f"unknown variant {params['variant']!r}; variants: {', '.join(VARIANTS)}")
-    if "new_name" in params and params["variant"] != "renamed":
-        raise ValueError("new_name only applies to the renamed variant")
-    if "new_name" in params and (not isinstance(params["new_name"], str) or not params["new_name"].endswith("_total")):
-        raise ValueError("new_name must be a counter name ending in _total, e.g. llm_calls_total")
-    if params["variant"] == "target_gone" and params.get("traffic"):
-        raise ValueError("the target_gone variant stops the gateway: traffic to it would only fail")
+    check_keys(params, {"faults", "stop", "traffic"})
+    if ("faults" in params) == ("stop" in params):
+        raise ValueError(f"set either faults (one of the knobs {', '.join(KNOBS)}) or stop: {GATEWAY}")
+    if "stop" in params:
+        if params["stop"] != GATEWAY:
+            raise ValueError(f"stop: only the {GATEWAY} can be stopped, not {params['stop']!r}")
+        if params.get("traffic"):
+            raise ValueError("stop: gateway stops the gateway: traffic to it would only fail")
+    else:
+        knobs = params["faults"]
+        if not isinstance(knobs, dict) or len(knobs) != 1 or next(iter(knobs)) not in KNOBS:
+            raise ValueError(f"faults must set one of the knobs {', '.join(KNOBS)}, e.g. {{metrics_down: true}}")
+        if knobs.get("metrics_down") is False:
+            raise ValueError("faults: metrics_down: false would only heal the endpoint; use true")
     validate_traffic(params)
 
 
 def start(ctx: Context) -> None:
-    variant = ctx.params["variant"]
-    if variant == "endpoint_down":
-        set_gateway_knob("metrics-down", {"duration_seconds": ctx.knob_seconds})
-        ctx.note("gateway /metrics answers 503 (the API still serves requests)")
-    elif variant == "renamed":
-        new_name = ctx.params.get("new_name", "llm_calls_total")
-        set_gateway_knob("rename", {"new_name": new_name, "duration_seconds": ctx.knob_seconds})
-        ctx.note(f"deployment renamed llm_requests_total to {new_name}")
-    else:
-        if processes.stop(ctx.run, GATEWAY):
-            ctx.note("gateway process stopped")
+    knobs = ctx.params.get("faults")
+    if knobs:
+        set_faults(knobs, ctx.knob_seconds)
+        if "rename" in knobs:
+            ctx.note(f"deployment renamed llm_requests_total to {knobs['rename']}")
         else:
-            ctx.note("gateway was not running (already stopped)")
+            ctx.note("gateway /metrics answers 503 (the API still serves requests)")
+    elif processes.stop(ctx.run, GATEWAY):
+        ctx.note("gateway process stopped")
+    else:
+        ctx.note("gateway was not running (already stopped)")
     ctx.start_traffic()
 
 
@@ -54,13 +59,10 @@ def tick(ctx: Context) -> None:
 
 
 def heal(ctx: Context) -> None:
-    variant = ctx.params["variant"]
-    if variant == "endpoint_down":
-        heal_gateway_knobs("metrics-down")
-        ctx.note("gateway /metrics answers again")
-    elif variant == "renamed":
-        heal_gateway_knobs("rename")
-        ctx.note("llm_requests_total is back under its name")
+    knobs = ctx.params.get("faults")
+    if knobs:
+        heal_faults(knobs)
+        ctx.note("llm_requests_total is back under its name" if "rename" in knobs else "gateway /metrics answers again")
     else:
         restart_gateway(ctx.run)
         ctx.note("gateway restarted (as `make up` does)")
@@ -79,6 +81,5 @@ def restart_gateway(run: Path) -> bool:
 
 
 def reset(run: Path) -> None:
-    heal_gateway_knobs("metrics-down", strict=False)
-    heal_gateway_knobs("rename", strict=False)
+    heal_faults(KNOBS, strict=False)
     restart_gateway(run)

@@ -1,6 +1,6 @@
 """Provider faults (latency spike, 429 storm, error burst, token blow-up): llmsim fault knobs plus bounded traffic.
 
-params: faults (llmsim knobs, see stack/llmsim/faults.py; the scenario sets duration_seconds itself),
+params: faults (llmsim's knobs of stack/faults.py by name, and `models`; the scenario sets duration_seconds itself),
         traffic (what the alert needs to see: most LLM alerts ignore a model with too few requests).
 """
 
@@ -10,32 +10,23 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
-
-from stack import catalog
-from stack.llmsim.faults import FaultRequest
+from stack import catalog, faults
 from stack.scenarios.kinds.base import (
-    Context, check_keys, heal_provider_faults, set_provider_faults, validate_traffic,
+    Context, check_keys, heal_services, set_faults, validate_traffic,
 )
 
+SERVICE = "llmsim"
 
-def validate_faults(faults: object) -> None:
-    if not isinstance(faults, dict) or not faults:
+
+def validate_faults(knobs: object) -> None:
+    """The registry has checked that every knob exists and is within bounds; here: only the provider's knobs."""
+    if not isinstance(knobs, dict) or not knobs:
         raise ValueError("faults must be a mapping of llmsim fault knobs, e.g. {error_rate: 0.5}")
-    if "duration_seconds" in faults:
-        raise ValueError("faults: leave duration_seconds out; the scenario's duration_seconds sets it")
-    unknown_fields = sorted(set(faults) - set(FaultRequest.model_fields))
-    if unknown_fields:
-        raise ValueError(f"faults: unknown knob(s) {', '.join(unknown_fields)}; knobs: "
-                         f"{', '.join(f for f in FaultRequest.model_fields if f != 'duration_seconds')}")
-    try:
-        FaultRequest(**faults)
-    except ValidationError as error:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
-        raise ValueError(f"faults: {problems}") from None
-    except TypeError as error:
-        raise ValueError(f"faults: {error}") from None
-    unknown_models = sorted(set(faults.get("models") or ()) - set(catalog.load().models))
+    elsewhere = sorted(name for name in knobs if name in faults.KNOBS and faults.KNOBS[name].service != SERVICE)
+    if elsewhere:
+        raise ValueError(f"faults: {', '.join(elsewhere)} not a knob of llmsim; this kind takes "
+                         f"{', '.join(faults.knobs_of(SERVICE))}")
+    unknown_models = sorted(set(knobs.get("models") or ()) - set(catalog.load().models))
     if unknown_models:
         raise ValueError(f"faults: unknown model(s) {', '.join(unknown_models)}")
 
@@ -47,7 +38,7 @@ def validate(params: Mapping[str, Any]) -> None:
 
 
 def start(ctx: Context) -> None:
-    set_provider_faults(ctx.params["faults"], ctx.knob_seconds)
+    set_faults(ctx.params["faults"], ctx.knob_seconds)
     ctx.note("provider faults on: " + ", ".join(f"{k}={v}" for k, v in ctx.params["faults"].items()))
     ctx.start_traffic()
 
@@ -57,9 +48,9 @@ def tick(ctx: Context) -> None:
 
 
 def heal(ctx: Context) -> None:
-    heal_provider_faults()
+    heal_services([SERVICE])
     ctx.note("provider faults healed" + (" (traffic goes on while the signal recovers)" if ctx.traffic else ""))
 
 
 def reset(run: Path) -> None:
-    heal_provider_faults(strict=False)
+    heal_services([SERVICE], strict=False)
