@@ -10,6 +10,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 PROFILE ?= classroom
+# pytest-xdist workers of `make test`; each starts its own stack (tests/conftest.py)
+TEST_WORKERS ?= 3
 OS_PACKAGES := stack/runner/os-packages.sh
 # chromium (Debian's, /usr/bin/chromium): the headless browser of the instructor-console test (tests/test_console.py)
 TEST_OS_PACKAGES := docker-compose:docker-compose chromium:chromium
@@ -64,9 +66,9 @@ generate: $(STAMP) ## re-render Prometheus/Alertmanager configs and promtool tes
 check-generated: $(STAMP)
 	@$(PY) -m stack.generate --check
 
-test: $(STAMP) ## run every test (installs what is missing first)
+test: $(STAMP) ## run every test (installs what is missing first; TEST_WORKERS=1 runs them one at a time)
 	@bash $(OS_PACKAGES) $(TEST_OS_PACKAGES)
-	@$(PY) -m pytest $(PYTEST_ARGS)
+	@$(PY) -m pytest $(if $(filter-out 1,$(TEST_WORKERS)),-n $(TEST_WORKERS) --dist loadgroup) $(PYTEST_ARGS)
 
 bench: $(STAMP) ## run the benchmarks (~10 min, stack must be down) and rewrite docs/performance.md
 	@bash $(OS_PACKAGES) wrk:wrk

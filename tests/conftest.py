@@ -4,6 +4,11 @@ The test stack runs with its ports shifted by LLMOBS_PORT_OFFSET (1000 unless se
 student's own `make up` stack is running. Tests that are not about the live stack see the base ports, the ones
 written into the generated configs. Its gateway and llmsim send their spans to an OTLP receiver inside the test
 process (the `otlp_collector` fixture), so tests can look at the traces without a trace backend.
+
+`make test` runs the suite on pytest-xdist workers (`--dist loadgroup`). Each worker is its own test session: it
+starts its own stack, WORKER_PORT_STRIDE ports above the previous worker's, with its own run folder. Tests of a
+module that shares a module-scoped fixture (a graded class, a seeded Prometheus) stay on one worker, so that
+fixture is built once; every other test goes wherever a worker is free.
 """
 
 from __future__ import annotations
@@ -23,10 +28,37 @@ from stack.paths import REPO_ROOT
 from tests import live
 
 MAKE_TIMEOUT_SECONDS = 120
-TEST_PORT_OFFSET = "1000"
-os.environ.setdefault("LLMOBS_PORT_OFFSET", TEST_PORT_OFFSET)
+TEST_PORT_OFFSET = 1000
+WORKER_PORT_STRIDE = 200  # more than the span of topology.yaml's ports, so two workers' stacks never overlap
+
+
+def _worker_index() -> int:
+    """0 outside pytest-xdist; N on its worker `gwN`."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    return int(worker[2:]) if worker.startswith("gw") and worker[2:].isdigit() else 0
+
+
+os.environ["LLMOBS_PORT_OFFSET"] = str(int(os.environ.get("LLMOBS_PORT_OFFSET") or TEST_PORT_OFFSET)
+                                       + WORKER_PORT_STRIDE * _worker_index())
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # A worker's temporary files (and those of every process it starts) live in a folder of its own, so a test can
+    # tell what its own worker left behind from what another worker is still using.
+    os.environ["TMPDIR"] = tempfile.mkdtemp(prefix=f"llmobs-{os.environ['PYTEST_XDIST_WORKER']}-")
+    tempfile.tempdir = None
 # Grading output of the tests goes to a temp folder, never into the checkout's build/ (see graders/course.py).
-os.environ.setdefault("LLMOBS_BUILD_DIR", tempfile.mkdtemp(prefix="llmobs-test-build-"))
+# Each worker grades into its own folder: nbgrader's gradebook is one SQLite file per build folder.
+os.environ["LLMOBS_BUILD_DIR"] = tempfile.mkdtemp(prefix=f"llmobs-test-build-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}-",
+                                                  dir=os.environ.get("LLMOBS_BUILD_DIR"))
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the xdist_group marks
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Keep the tests that share a module- or class-scoped fixture on one worker (see the module docstring)."""
+    for item in items:
+        fixtures = getattr(item, "_fixtureinfo", None)
+        definitions = fixtures.name2fixturedefs.values() if fixtures else ()
+        if any(defs and defs[-1].scope in ("module", "class", "package") for defs in definitions):
+            item.add_marker(pytest.mark.xdist_group(item.module.__name__ if item.module else item.nodeid))
 
 
 @pytest.fixture(autouse=True)

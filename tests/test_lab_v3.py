@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -235,7 +236,8 @@ def test_the_live_check_heals_the_fault_and_stops_what_it_started(grades: dict[s
             command = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
         except OSError:
             continue
-        if "v3-prometheus-" in command or "v3-alertmanager-" in command:
+        mine = Path(tempfile.gettempdir())  # this worker's own (tests/conftest.py): another may be grading V3 now
+        if f"{mine}/v3-prometheus-" in command or f"{mine}/v3-alertmanager-" in command:
             leftovers.append(command)
     assert not leftovers, leftovers
 
