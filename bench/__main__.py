@@ -9,7 +9,7 @@ import subprocess
 
 from rich.console import Console
 
-from bench import grading, loadgen, scenarios, stackbench, throughput
+from bench import grading, loadgen, scenarios, stackbench, testsuite, throughput
 from stack.paths import DOCS_DIR
 
 console = Console()
@@ -170,7 +170,8 @@ def main() -> None:
             # scenarios before the load test: its traffic would inflate the 3 min cost baseline of cost-runaway
             "grading": grading.measure, "scenarios": scenarios.measure,
             "loadgen": lambda progress: loadgen.measure_running_stack(progress)})
-    REPORT.write_text(render(tp, sn, when, _machine()))
+    kept = testsuite.kept_section(REPORT.read_text()) if REPORT.exists() else ""  # `make bench-tests` writes it
+    REPORT.write_text(render(tp, sn, when, _machine()) + ("\n" + kept if kept else ""))
     console.print(f"wrote {REPORT}")
     console.print(REPORT.read_text())
 

@@ -23,9 +23,11 @@ from pathlib import Path
 import pytest
 
 from stack import topology
-from tests.otlp_collector import OtlpCollector
 from stack.paths import REPO_ROOT
 from tests import live
+from tests.otlp_collector import OtlpCollector
+
+pytest_plugins = ["tests.xdist_groups"]  # keeps the tests of a shared fixture on one worker
 
 MAKE_TIMEOUT_SECONDS = 120
 TEST_PORT_OFFSET = 1000
@@ -47,18 +49,9 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
     tempfile.tempdir = None
 # Grading output of the tests goes to a temp folder, never into the checkout's build/ (see graders/course.py).
 # Each worker grades into its own folder: nbgrader's gradebook is one SQLite file per build folder.
-os.environ["LLMOBS_BUILD_DIR"] = tempfile.mkdtemp(prefix=f"llmobs-test-build-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}-",
+_worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+os.environ["LLMOBS_BUILD_DIR"] = tempfile.mkdtemp(prefix=f"llmobs-test-build-{_worker}-",
                                                   dir=os.environ.get("LLMOBS_BUILD_DIR"))
-
-
-@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the xdist_group marks
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Keep the tests that share a module- or class-scoped fixture on one worker (see the module docstring)."""
-    for item in items:
-        fixtures = getattr(item, "_fixtureinfo", None)
-        definitions = fixtures.name2fixturedefs.values() if fixtures else ()
-        if any(defs and defs[-1].scope in ("module", "class", "package") for defs in definitions):
-            item.add_marker(pytest.mark.xdist_group(item.module.__name__ if item.module else item.nodeid))
 
 
 @pytest.fixture(autouse=True)

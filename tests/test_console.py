@@ -69,6 +69,7 @@ def chromium() -> Iterator[object]:
             browser.close()
 
 
+@live.GATEWAY_OUTAGES
 def test_trigger_and_heal_from_the_page(console: LiveStack) -> None:
     with chromium() as browser:
         _trigger_and_heal(browser)

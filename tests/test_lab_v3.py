@@ -22,7 +22,8 @@ import nbformat
 import pytest
 import yaml
 
-from graders import notebooks, v3_quality, v3_rules, v3_timelines
+from graders import notebooks
+from graders.v3 import quality as v3_quality, rules as v3_rules, timelines as v3_timelines
 from graders.v3 import alertmanager as v3_alertmanager
 from graders.course import LABS_DIR, select
 from graders.results import ExerciseResult

@@ -61,6 +61,7 @@ def test_provider_errors_page_on_the_critical_route_then_resolve(stack: LiveStac
     assert traffic.result.transport_errors == 0
 
 
+@live.GATEWAY_OUTAGES
 def test_a_stopped_gateway_fires_target_down_and_metrics_absent(stack: LiveStack) -> None:
     assert processes.stop(stack.run, "gateway")
     try:

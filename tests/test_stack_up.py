@@ -28,8 +28,7 @@ def test_make_up_prints_every_service_url(live_stack: LiveStack) -> None:
 
 
 def test_every_component_binds_loopback_and_every_target_is_up(stack: LiveStack) -> None:
-    targets = {t["labels"]["job"]: t for t in
-               httpx.get(f"{live.url('prometheus')}/api/v1/targets", timeout=5).json()["data"]["activeTargets"]}
+    targets = {t["labels"]["job"]: t for t in promapi.Prometheus().targets()}
     assert set(targets) == SCRAPED_JOBS | LAB_JOBS
     assert {job: targets[job]["health"] for job in SCRAPED_JOBS} == {job: "up" for job in SCRAPED_JOBS}
     assert all(t["scrapeUrl"].startswith("http://127.0.0.1:") for t in targets.values())

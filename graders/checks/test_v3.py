@@ -21,7 +21,7 @@ import pytest
 import yaml
 
 from graders.v3 import alertmanager as am
-from graders.v3_rules import RULES_FILE
+from graders.v3.rules import RULES_FILE
 from stack import topology
 from stack.traffic import SteadyTraffic
 

@@ -18,16 +18,10 @@ from prometheus_client import CollectorRegistry, Counter
 
 from graders.labcheck import expect, expect_equal, fail
 from graders.v2.promql import PromQuery
-from stack import topology
+from stack import promapi, topology
 from stack.runner.binaries import find as find_binary
 
 SCRAPE_WAIT_SECONDS = 20
-
-
-def _prometheus_api(path: str) -> Any:
-    """GET one Prometheus API endpoint of the running stack; its `data`."""
-    url = topology.load()["prometheus"].url
-    return httpx.get(f"{url}/api/v1/{path}", timeout=10).json()["data"]
 
 
 def _one_job(job: Any) -> dict:
@@ -49,7 +43,7 @@ def check_scrape_job(scrape_job: Any, hidden: bool = False) -> str:
     lab = topology.load()["lab"]
     expect(scrape_job is not None, "SCRAPE_JOB is not set", "write your scrape job in the cell above and run it")
     job = _one_job(scrape_job)
-    live = yaml.safe_load(_prometheus_api("status/config")["yaml"])
+    live = yaml.safe_load(promapi.Prometheus(timeout=10).config_yaml())
     merged = dict(live, scrape_configs=[j for j in live["scrape_configs"] if j["job_name"] != job["job_name"]] + [job])
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "prometheus.yml"
@@ -106,7 +100,7 @@ def check_exporter_scraped(start_exporter: Callable[[CollectorRegistry], Any], p
             break
         time.sleep(0.2)
     if not (scraped and scraped[0][1] == probe_value):
-        targets = _prometheus_api("targets")["activeTargets"]
+        targets = promapi.Prometheus(timeout=10).targets()
         state = [(t["health"], t["lastError"]) for t in targets if t["labels"]["job"] == lab.name]
         fail(f'Prometheus did not scrape your exporter (job="{lab.name}") within {SCRAPE_WAIT_SECONDS} s',
              probe_value, scraped[0][1] if scraped else state, f"Prometheus scrapes {lab.url}{lab.metrics}")

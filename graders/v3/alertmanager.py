@@ -25,7 +25,7 @@ import httpx
 import yaml
 
 from graders.labcheck import fail
-from graders.v3_rules import TIMING, reject, seconds_of
+from graders.v3.rules import TIMING, reject, seconds_of
 from stack import topology
 from stack.alertmanager.config import alertmanager_config
 from stack.runner.binaries import complaint_about

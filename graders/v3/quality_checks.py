@@ -1,11 +1,11 @@
 """Lab V3, exercise 12: the alert-quality checks. The notebook's replay cell scores student_rules.yml on the labelled
-timelines (graders/v3_quality.py); these checks read that score: every incident caught by its deadline (recall),
+timelines (graders/v3/quality.py); these checks read that score: every incident caught by its deadline (recall),
 and no false alarm on any timeline (precision)."""
 
 from __future__ import annotations
 
 from graders.labcheck import expect
-from graders.v3_quality import Quality
+from graders.v3.quality import Quality
 
 NOT_REPLAYED = "the replay cell above did not run"
 RUN_THE_REPLAY = "run it (it needs student_rules.yml)"

@@ -31,7 +31,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind, StatusCode, Tracer
 
 from graders.labcheck import LabCheckFailed, expect, expect_equal, fail
-from stack import catalog
+from stack import catalog, promapi
 from stack import tracing as stack_tracing
 
 SEED = 2026
@@ -573,11 +573,11 @@ def _trace_of_request(log_path: Path, request_id: str, timeout: float = 5.0) -> 
 
 
 def _exemplars(prometheus_url: str, start: float, end: float) -> list[dict]:
-    body = httpx.get(f"{prometheus_url}/api/v1/query_exemplars", timeout=10,
-                     params={"query": EXEMPLAR_METRIC, "start": f"{start:.3f}", "end": f"{end:.3f}"}).json()
+    with promapi.Prometheus(prometheus_url, timeout=10) as prometheus:
+        found = prometheus.exemplars(EXEMPLAR_METRIC, start, end)
     return [{**e["labels"], "value": float(e["value"]), "timestamp": float(e["timestamp"]),
              "model": series["seriesLabels"].get("model")}
-            for series in body.get("data") or [] for e in series.get("exemplars") or []]
+            for series in found or [] for e in series.get("exemplars") or []]
 
 
 def run_exemplar_batch(gateway_url: str, llmsim_url: str, prometheus_url: str, log_path: Path,

@@ -1,5 +1,5 @@
 """Named shapes of gateway traffic, written once for every alert case that needs them: the stack's own promtool
-tests (alert_cases.py) and the V3 rule grader (graders/v3_rules.py, graders/v3_quality.py).
+tests (alert_cases.py) and the V3 rule grader (graders/v3/rules.py, graders/v3/quality.py).
 
 A shape fills a `World` (world.py); the caller picks the rates and the phase lengths from its own timing (a profile's
 rate window, or the classroom's seconds), so the same shape serves every profile.

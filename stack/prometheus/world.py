@@ -2,8 +2,8 @@
 status, latency histograms (with the gateway's buckets), cost counters, the budget gauge, `up` of every target.
 
 One `World` is the input of one promtool test group. It serves both the generated promtool tests of the stack's own
-rules (alert_cases.py, sampled every profile's test interval) and the V3 rule grader (graders/v3_rules.py, sampled
-every second and replayed by graders/v3_timelines.py). Phases are (duration, ...) tuples; a duration is a `Duration` or
+rules (alert_cases.py, sampled every profile's test interval) and the V3 rule grader (graders/v3/rules.py, sampled
+every second and replayed by graders/v3/timelines.py). Phases are (duration, ...) tuples; a duration is a `Duration` or
 whole seconds, and the phases of one series always add up to the world's length. Named shapes of traffic both use are
 in shapes.py.
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import httpx
 
-from stack import topology
+from stack import promapi, topology
 
 
 @dataclass(frozen=True)
@@ -29,13 +29,13 @@ def healthy(url: str, timeout: float = 1.0) -> bool:
 def scrape_targets(timeout: float = 2.0, include_lab: bool = False) -> list[TargetState]:
     """Prometheus's active targets. Lab targets (topology.yaml lab_targets) are left out unless asked for: a lab
     notebook starts them, so they are down whenever no notebook runs and say nothing about the stack's health."""
-    prometheus = topology.load().services["prometheus"].url
-    body = httpx.get(f"{prometheus}/api/v1/targets", params={"state": "active"}, timeout=timeout).json()
+    with promapi.Prometheus(timeout=timeout) as prometheus:
+        active = prometheus.targets()
     lab = set(topology.load().lab_targets)
     return [
         TargetState(t["labels"].get("job", "?"), t["labels"].get("instance", "?"), t["health"],
                     t.get("lastError", ""))
-        for t in body["data"]["activeTargets"]
+        for t in active
         if include_lab or t["labels"].get("job") not in lab
     ]
 
@@ -47,7 +47,7 @@ def wait_until(condition: Callable[[], bool], timeout: float, interval: float = 
         try:
             if condition():
                 return True
-        except (httpx.HTTPError, KeyError, ValueError):
+        except (promapi.PrometheusError, httpx.HTTPError, KeyError, ValueError):
             pass
         if time.monotonic() >= deadline:
             return False

@@ -81,10 +81,10 @@ def notifications_since(since: float) -> list[dict]:
 
 
 def target_errors() -> dict[str, str]:
-    prometheus = topology.load().services["prometheus"].url
-    body = httpx.get(f"{prometheus}/api/v1/targets", params={"state": "active"}, timeout=5).json()
+    with promapi.Prometheus() as prometheus:
+        active = prometheus.targets()
     lab = set(topology.load().lab_targets)
-    return {t["labels"].get("job", "?"): t.get("lastError") or t["health"] for t in body["data"]["activeTargets"]
+    return {t["labels"].get("job", "?"): t.get("lastError") or t["health"] for t in active
             if t["health"] != "up" and t["labels"].get("job") not in lab}
 
 

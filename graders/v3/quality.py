@@ -1,5 +1,5 @@
 """Lab V3, alert quality: labeled timelines (real incidents and harmless noise) replayed through the student's whole
-rules file with promtool (graders/v3_timelines.py), scored like a detector: precision, recall, time to detect.
+rules file with promtool (graders/v3/timelines.py), scored like a detector: precision, recall, time to detect.
 
 * An alert episode is a true positive when it fires in an incident timeline, after the incident started and before
   it ended (plus a rate window of grace), and its alertname is one the incident should raise.
@@ -14,8 +14,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
-from graders.v3_rules import BUSY, MODELS, SLACK, TIMING, W, _for
-from graders.v3_timelines import Episode, replay
+from graders.v3.rules import BUSY, MODELS, SLACK, TIMING, W, _for
+from graders.v3.timelines import Episode, replay
 from stack import catalog
 from stack.prometheus import alerts as A
 from stack.prometheus.shapes import BALANCED, FAST, HEALTHY_LATENCY, REASONING, SLOW_LATENCY, STRAGGLERS

@@ -2,7 +2,7 @@
 
 Each exercise sets a notebook variable to its rules (a list of rule mappings, or the same as YAML text). A check
 (1) reads them, (2) checks what a page needs (severity, summary, description, runbook_url, `for`), (3) runs
-`promtool check rules`, and (4) replays cases through them with `promtool test rules` (graders/v3_timelines.py):
+`promtool check rules`, and (4) replays cases through them with `promtool test rules` (graders/v3/timelines.py):
 the alert must fire for the right model or job, and by when; it must stay quiet under harmless noise; it must
 survive a scrape gap; some must resolve once the fault is over. Visible cases run in the notebook's check cell,
 the others in its hidden part. Numbers come from the classroom profile (stack/profiles.yaml) and the thresholds of
@@ -21,7 +21,7 @@ from urllib.parse import urlparse
 import yaml
 
 from graders.labcheck import LabCheckFailed
-from graders.v3_timelines import Episode, TimelineError, replay
+from graders.v3.timelines import Episode, TimelineError, replay
 from stack import catalog, profiles, topology
 from stack.prometheus import alerts as A
 from stack.prometheus.shapes import (
