@@ -88,6 +88,8 @@ def simulated_provider(exporter: InMemorySpanExporter | None = None, seed: int =
                        failing_models: tuple[str, ...] = ()) -> TestClient:
     """The course's simulated provider in-process (no waiting), traced into `exporter` as service "llmsim": it joins
     your trace when your request carries a traceparent header. `failing_models` answer HTTP 500."""
+    # deferred: importing stack.llmsim.app builds the provider's module-level app, which a notebook kernel that
+    # never calls this must not pay for (not an import circle)
     from stack.llmsim.app import create_app
     from stack.llmsim.settings import Settings
 
