@@ -18,6 +18,7 @@ import yaml
 
 from stack import topology
 from stack.profiles import PROFILE_NAMES
+from stack.runner.services import ENTRYPOINTS
 
 REPO = Path(__file__).resolve().parent.parent
 COMPOSE_FILE = REPO / "docker-compose.yml"
@@ -238,9 +239,10 @@ def test_phoenix_runs_offline_as_the_embedded_runner_starts_it(config: dict) -> 
 @pytest.mark.parametrize("name", PYTHON_SERVICES)
 def test_python_services_take_their_port_from_the_topology_file(config: dict, name: str) -> None:
     service = config["services"][name]
-    assert service.get("command") == ["python", "-m", f"stack.{name}"], (
-        f"{name} should run `python -m stack.{name}` (it reads its port from stack/topology.yaml); "
-        f"docker-compose.yml runs {service.get('command')}"
+    module = ENTRYPOINTS.get(name, f"stack.{name}")  # what the embedded runner starts for it
+    assert service.get("command") == ["python", "-m", module], (
+        f"{name} should run `python -m {module}` as the embedded runner does (it reads its port from "
+        f"stack/topology.yaml); docker-compose.yml runs {service.get('command')}"
     )
     assert service.get("build", {}).get("dockerfile") == "stack/python.Dockerfile", (
         f"{name} should be built from stack/python.Dockerfile"
