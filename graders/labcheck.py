@@ -6,6 +6,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import yaml
+
 
 class LabCheckFailed(AssertionError):
     pass
@@ -48,3 +50,16 @@ def expect_type(seen: Any, expected_type: type | tuple[type, ...], what: str, hi
         names = expected_type.__name__ if isinstance(expected_type, type) else " or ".join(
             t.__name__ for t in expected_type)
         fail(what, f"a {names}", f"{type(seen).__name__} {_short(seen, 60)}", hint)
+
+
+def yaml_value(value: Any, variable: str, unset_hint: str, yaml_hint: str = "check the indentation") -> Any:
+    """What the student set `variable` to, parsed when it is YAML text; a LabCheckFailed when it is unset or is
+    text that is not YAML (with the parser's first line)."""
+    expect(value is not None, f"{variable} is not set", unset_hint)
+    if not isinstance(value, str):
+        return value
+    try:
+        return yaml.safe_load(value)
+    except yaml.YAMLError as error:
+        raise LabCheckFailed(f"{variable} is not valid YAML ({str(error).splitlines()[0]}). Hint: {yaml_hint}") \
+            from None

@@ -24,7 +24,7 @@ from typing import Any, Mapping, Sequence
 import httpx
 import yaml
 
-from graders.labcheck import fail
+from graders.labcheck import fail, yaml_value
 from graders.v3.rules import TIMING, reject, seconds_of
 from stack import topology
 from stack.alertmanager.config import alertmanager_config
@@ -118,13 +118,7 @@ def temporary_prometheus(config: Mapping, rules: Mapping) -> Iterator[Running]:
 # ---------------------------------------------------------------- the student's config
 
 def load_config(value: Any, variable: str = "ALERTMANAGER_CONFIG") -> dict:
-    if value is None:
-        reject(f"{variable} is not set", "write your Alertmanager config in the exercise cell above and run it")
-    if isinstance(value, str):
-        try:
-            value = yaml.safe_load(value)
-        except yaml.YAMLError as error:
-            reject(f"{variable} is not valid YAML ({str(error).splitlines()[0]})", "check the indentation")
+    value = yaml_value(value, variable, "write your Alertmanager config in the exercise cell above and run it")
     if not isinstance(value, Mapping) or not isinstance(value.get("route"), Mapping):
         reject(f"{variable} has no route", "an Alertmanager config: route, receivers, inhibit_rules")
     return json.loads(json.dumps(value))  # plain dicts and lists, nothing a YAML dump would refuse

@@ -20,7 +20,7 @@ from urllib.parse import urlparse
 
 import yaml
 
-from graders.labcheck import LabCheckFailed
+from graders.labcheck import LabCheckFailed, yaml_value
 from graders.v3.timelines import Episode, TimelineError, replay
 from stack import catalog, profiles, topology
 from stack.prometheus import alerts as A
@@ -76,14 +76,8 @@ def seconds_of(text: Any) -> float | None:
 
 def load_rules(value: Any, variable: str) -> list[dict]:
     """The rules in `value`: a list of rule mappings, one mapping, a rules file ({groups: ...}), or YAML text."""
-    if value is None:
-        reject(f"{variable} is not set", "write your rules in the exercise cell above and run it")
-    if isinstance(value, str):
-        try:
-            value = yaml.safe_load(value)
-        except yaml.YAMLError as error:
-            reject(f"{variable} is not valid YAML ({str(error).splitlines()[0]})",
-                 "check the indentation; a PromQL expression with `:` or `{` needs quotes or `expr: |`")
+    value = yaml_value(value, variable, "write your rules in the exercise cell above and run it",
+                       "check the indentation; a PromQL expression with `:` or `{` needs quotes or `expr: |`")
     if isinstance(value, Mapping) and "groups" in value:
         value = [rule for group in value.get("groups") or [] for rule in (group or {}).get("rules") or []]
     elif isinstance(value, Mapping) and "rules" in value:
