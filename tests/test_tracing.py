@@ -77,7 +77,10 @@ def test_a_workflow_request_is_one_trace_across_gateway_and_llmsim(workflow_trac
         assert (provider.service, provider.kind, provider.name) == ("llmsim", "SERVER", "POST /v1/chat/completions")
         [generate] = _children(spans, provider)
         assert (generate.service, generate.name) == ("llmsim", f"generate {reported['model']}")
-        assert chat.start_ns <= provider.start_ns and provider.end_ns <= chat.end_ns, "llmsim works inside the call"
+        # llmsim's generation happens inside the call; its server span may close a moment after the client has the
+        # answer (the span ends once the response is sent), so that end is no bound
+        assert chat.start_ns <= provider.start_ns <= generate.start_ns and generate.end_ns <= chat.end_ns, \
+            "llmsim works inside the call"
         assert step.start_ns <= chat.start_ns and chat.end_ns <= step.end_ns
     assert all(s.status != "ERROR" for s in spans)
 
