@@ -13,6 +13,9 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from stack import catalog
+from stack.request_guard import Refusal, RequestGuard
+
 log = logging.getLogger(__name__)
 
 
@@ -32,7 +35,19 @@ def error_body(status: int, message: str, **extra: object) -> dict:
     return {"error": problem(status, message, **extra)}
 
 
-def install_error_handlers(app: FastAPI, on_invalid_body: Callable[[str, list[str]], None] | None = None) -> None:
+def refusal_response(refusal: Refusal) -> JSONResponse:
+    return JSONResponse(status_code=refusal.status,
+                        content=error_body(refusal.status, refusal.message, fields=refusal.fields, **refusal.extra))
+
+
+def install_error_handlers(app: FastAPI, service: str,
+                           on_invalid_body: Callable[[str, list[str]], None] | None = None) -> None:
+    """Error responses for `service` (a key of the catalog's limits.max_body_bytes), and its request guard: every body
+    is bounded and checked for invalid text before a handler runs (stack/request_guard.py)."""
+    limits = catalog.load()
+    app.add_middleware(RequestGuard, respond=refusal_response, max_body_bytes=limits.max_body_bytes[service],
+                       max_depth=limits.max_json_depth, on_refused=on_invalid_body)
+
     @app.exception_handler(RequestValidationError)
     async def _invalid_body(_: Request, exc: RequestValidationError) -> JSONResponse:
         problems = [describe_validation_error(dict(e)) for e in exc.errors()]

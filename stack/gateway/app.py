@@ -73,7 +73,7 @@ def create_app(settings: Settings | None = None, tracing: tracing_module.Tracing
         reject(message, "invalid_body", invalid_fields=fields)
 
     app = FastAPI(title="LLM gateway", version="1.0", lifespan=lifespan)
-    install_error_handlers(app, on_invalid_body=on_invalid_body)
+    install_error_handlers(app, "gateway", on_invalid_body=on_invalid_body)
     # Loopback-only fault knobs for the failure scenarios (stack/faults.py); /metrics renders through them.
     knobs = faults.install(app, metrics.registry, catalog.model_names)
     add_metrics_route(app, knobs.exposed(metrics.registry))

@@ -41,7 +41,7 @@ def create_app(data_dir: Path | None = None, runbooks_dir: Path | None = None) -
             received.labels(channel, status)
 
     app = FastAPI(title="Alert receiver", version="1.0")
-    install_error_handlers(app)
+    install_error_handlers(app, "receiver")
     add_metrics_route(app, registry)
 
     @app.get("/health")
