@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
@@ -22,6 +21,7 @@ from stack.gateway.schemas import Attribution, ChatRequest, Message, WorkflowReq
 from stack.gateway.settings import Settings
 from stack.gateway.store import AttributionStore
 from stack.gateway.workflow import run_workflow
+from stack.crash_guard import request_id_of
 from stack.web import add_metrics_route, error_body, install_error_handlers
 
 
@@ -32,10 +32,6 @@ class Gateway:
     provider: ProviderClient
     store: AttributionStore
     recorder: CallRecorder
-
-
-def _new_request_id() -> str:
-    return uuid.uuid4().hex
 
 
 def create_app(settings: Settings | None = None, tracing: tracing_module.Tracing | None = None) -> FastAPI:
@@ -83,9 +79,9 @@ def create_app(settings: Settings | None = None, tracing: tracing_module.Tracing
         reject(exc.detail["message"], exc.reason, path=request.url.path)
         return JSONResponse(status_code=exc.status_code, content={"error": exc.detail})
 
-    def caller_for(attribution: Attribution | None, synthetic: bool) -> Caller:
+    def caller_for(request: Request, attribution: Attribution | None, synthetic: bool) -> Caller:
         values = require_attribution(attribution)
-        caller = Caller(request_id=_new_request_id(), synthetic=synthetic, **values)
+        caller = Caller(request_id=request_id_of(request.scope), synthetic=synthetic, **values)
         server_span = trace.get_current_span()  # the request's SERVER span (a no-op one when tracing is off)
         if server_span.is_recording():  # who pays is on the provider-call spans; the root names the request
             server_span.set_attribute("llm.request_id", caller.request_id)
@@ -126,8 +122,8 @@ def create_app(settings: Settings | None = None, tracing: tracing_module.Tracing
         return JSONResponse({"ready": True, "reasons": []})
 
     @app.post("/v1/chat/completions")
-    async def chat(body: ChatRequest) -> JSONResponse:
-        caller = caller_for(body.attribution, body.synthetic)
+    async def chat(body: ChatRequest, request: Request) -> JSONResponse:
+        caller = caller_for(request, body.attribution, body.synthetic)
         require_model(body.model, catalog)
         require_prompt_size(body.messages, catalog)
         require_max_tokens(body.max_tokens, catalog)
@@ -143,8 +139,8 @@ def create_app(settings: Settings | None = None, tracing: tracing_module.Tracing
         return JSONResponse(reply, headers={"X-Request-ID": caller.request_id})
 
     @app.post("/v1/agent/workflow")
-    async def workflow(body: WorkflowRequest) -> JSONResponse:
-        caller = caller_for(body.attribution, body.synthetic)
+    async def workflow(body: WorkflowRequest, request: Request) -> JSONResponse:
+        caller = caller_for(request, body.attribution, body.synthetic)
         require_model(body.model, catalog)
         require_prompt_size([Message(role="user", content=body.question)], catalog)
         knobs.observe_request(caller.request_id, body.model)
