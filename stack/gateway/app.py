@@ -19,7 +19,7 @@ from stack.gateway.metrics import GatewayMetrics
 from stack.gateway.provider import ProviderClient, ProviderError
 from stack.gateway.schemas import Attribution, ChatRequest, Message, WorkflowRequest
 from stack.gateway.settings import Settings
-from stack.gateway.store import AttributionStore
+from stack.gateway.store import AttributionStore, StoreUnavailable
 from stack.gateway.workflow import run_workflow
 from stack.crash_guard import request_id_of
 from stack.web import add_metrics_route, error_body, install_error_handlers
@@ -49,11 +49,11 @@ def create_app(settings: Settings | None = None, tracing: tracing_module.Tracing
     state: dict[str, Gateway] = {}
 
     @asynccontextmanager
-    async def lifespan(_: FastAPI):
+    async def lifespan(application: FastAPI):
         provider = ProviderClient(settings.provider_url, settings.provider_timeout_seconds)
         store = AttributionStore(settings.data_dir / "attribution.db")
         recorder = CallRecorder(provider, metrics, store, settings.user_hash_salt, tracer)
-        state["gateway"] = Gateway(settings, metrics, provider, store, recorder)
+        state["gateway"] = application.state.gateway = Gateway(settings, metrics, provider, store, recorder)
         log.info("gateway_started", provider_url=settings.provider_url, store=str(store.path),
                  instrumentation=settings.instrumentation, tracing=tracing.describe())
         yield
@@ -78,6 +78,14 @@ def create_app(settings: Settings | None = None, tracing: tracing_module.Tracing
     async def _rejected(request: Request, exc: Rejection) -> JSONResponse:
         reject(exc.detail["message"], exc.reason, path=request.url.path)
         return JSONResponse(status_code=exc.status_code, content={"error": exc.detail})
+
+    @app.exception_handler(StoreUnavailable)
+    async def _not_booked(request: Request, exc: StoreUnavailable) -> JSONResponse:
+        request_id = request_id_of(request.scope)
+        log.error("call_not_booked", request_id=request_id, store=str(exc.path), error=str(exc))
+        message = f"the call could not be booked, so its answer is withheld: {exc}; nothing was counted"
+        return JSONResponse(status_code=503, headers={"X-Request-ID": request_id},
+                            content=error_body(503, message, store=str(exc.path), request_id=request_id))
 
     def caller_for(request: Request, attribution: Attribution | None, synthetic: bool) -> Caller:
         values = require_attribution(attribution)

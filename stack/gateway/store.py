@@ -53,6 +53,14 @@ _COLUMNS = [f.name for f in fields(CallRecord)]
 _INSERT = f"INSERT INTO llm_calls ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' for _ in _COLUMNS)})"
 
 
+class StoreUnavailable(Exception):
+    """The attribution store refused a row (read-only, locked, disk full): the call cannot be booked."""
+
+    def __init__(self, path: Path, error: sqlite3.Error) -> None:
+        super().__init__(f"attribution store {path} refused the row ({type(error).__name__}: {error})")
+        self.path = path
+
+
 class AttributionStore:
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -64,7 +72,10 @@ class AttributionStore:
         self._db.executescript(SCHEMA)
 
     def add(self, record: CallRecord) -> None:
-        self._db.execute(_INSERT, astuple(record))
+        try:
+            self._db.execute(_INSERT, astuple(record))
+        except sqlite3.Error as error:
+            raise StoreUnavailable(self.path, error) from error
 
     def count(self) -> int:
         return int(self._db.execute("SELECT COUNT(*) FROM llm_calls").fetchone()[0])
