@@ -123,6 +123,9 @@ def create_app(settings: Settings | None = None, tracing: tracing_module.Tracing
         provider_problem = await gateway.provider.reachable()
         if provider_problem:
             reasons.append(provider_problem)
+        calls_problem = gateway.recorder.outcomes.problem()
+        if calls_problem:
+            reasons.append(calls_problem)
         if not gateway.store.writable():
             reasons.append(f"attribution store {gateway.store.path} is not writable")
         if reasons:

@@ -21,6 +21,7 @@ from stack import catalog as catalog_module
 from stack import tracing
 from stack.gateway.logs import get_logger, user_hash
 from stack.gateway.metrics import GatewayMetrics
+from stack.gateway.outcomes import RecentOutcomes
 from stack.gateway.provider import ProviderClient, ProviderError, ProviderReply
 from stack.gateway.store import AttributionStore, CallRecord
 
@@ -80,6 +81,7 @@ class CallRecorder:
         self.store = store
         self.user_hash_salt = user_hash_salt
         self.tracer = tracer or trace.NoOpTracer()
+        self.outcomes = RecentOutcomes()  # read by /ready
         self.log = get_logger()
 
     async def call(self, caller: Caller, step: str, payload: dict) -> CallResult:
@@ -96,6 +98,7 @@ class CallRecorder:
                 headers = tracing.inject({"X-Request-ID": caller.request_id})
                 reply = await self.provider.chat(payload, headers=headers)
             except ProviderError as error:
+                self.outcomes.record(False)
                 self._book(caller, step, model, time.perf_counter() - started, None, 0.0, error)
                 if recording:
                     span.set_attribute("error.type", error.error_type)
@@ -106,6 +109,7 @@ class CallRecorder:
                 if self.metrics.enabled:
                     self.metrics.in_flight.dec()
             duration = time.perf_counter() - started
+            self.outcomes.record(True)
             cost = catalog_module.cost_usd(model, reply.input_tokens, reply.output_tokens)
             if recording:
                 span.set_attributes(reply_attributes(reply, cost))
