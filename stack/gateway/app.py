@@ -52,7 +52,7 @@ def create_app(settings: Settings | None = None, tracing: tracing_module.Tracing
     async def lifespan(application: FastAPI):
         provider = ProviderClient(settings.provider_url, settings.provider_timeout_seconds)
         store = AttributionStore(settings.data_dir / "attribution.db")
-        recorder = CallRecorder(provider, metrics, store, settings.user_hash_salt, tracer)
+        recorder = CallRecorder(provider, metrics, store, settings.salt(), tracer)
         state["gateway"] = application.state.gateway = Gateway(settings, metrics, provider, store, recorder)
         log.info("gateway_started", provider_url=settings.provider_url, store=str(store.path),
                  instrumentation=settings.instrumentation, tracing=tracing.describe())

@@ -6,6 +6,8 @@ import sqlite3
 from dataclasses import astuple, dataclass, fields
 from pathlib import Path
 
+from stack.private_files import create_private
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS llm_calls (
     request_id       TEXT    NOT NULL,
@@ -63,7 +65,7 @@ class StoreUnavailable(Exception):
 
 class AttributionStore:
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        create_private(path)  # raw user ids / alert contents: readable by the stack's user only
         self.path = path
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")

@@ -7,6 +7,8 @@ import sqlite3
 import time
 from pathlib import Path
 
+from stack.private_files import create_private
+
 from stack.receiver.payload import Notification
 
 SCHEMA = """
@@ -26,7 +28,7 @@ CREATE INDEX IF NOT EXISTS notifications_by_channel ON notifications (channel, i
 
 class NotificationStore:
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        create_private(path)  # raw user ids / alert contents: readable by the stack's user only
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.executescript(SCHEMA)
