@@ -13,7 +13,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client import CollectorRegistry
 
 from stack import tracing
 from stack.gateway import provider as provider_module
@@ -27,16 +27,10 @@ from stack.web import CLIENT_KEEPALIVE_EXPIRY_SECONDS
 LOOPBACK_CLIENT = ("127.0.0.1", 50000)
 
 
-def metric_sum(client: TestClient, family: str, **labels: str) -> float:
-    """Sum of a family's samples (counters: the `_total` samples) whose labels include `labels`."""
-    total = 0.0
-    for metric in text_string_to_metric_families(client.get("/metrics").text):
-        if metric.name != family:
-            continue
-        for sample in metric.samples:
-            if sample.name in (family, f"{family}_total") and labels.items() <= sample.labels.items():
-                total += sample.value
-    return total
+def metric_sum(registry: CollectorRegistry, family: str) -> float:
+    """Sum of a counter family's `_total` samples, read from the registry (no scrape, no exposition)."""
+    return sum(sample.value for metric in registry.collect() if metric.name == family
+               for sample in metric.samples if sample.name == f"{family}_total")
 
 
 @dataclass
@@ -47,19 +41,21 @@ class Stack:
     data: Path
 
     def provider_calls(self) -> float:
-        return metric_sum(self.llmsim, "llmsim_requests")
+        return metric_sum(self.llmsim.app.state.registry, "llmsim_requests")
 
     def billed(self) -> tuple[float, float, float]:
         """The gateway's call counter, its token counter and its cost counter."""
-        return (metric_sum(self.gateway, "llm_requests"), metric_sum(self.gateway, "llm_tokens"),
-                metric_sum(self.gateway, "llm_cost_usd"))
+        registry = self.gateway.app.state.gateway.metrics.registry
+        return (metric_sum(registry, "llm_requests"), metric_sum(registry, "llm_tokens"),
+                metric_sum(registry, "llm_cost_usd"))
 
     def rows(self) -> int:
         with sqlite3.connect(self.data / "gateway" / "attribution.db") as db:
             return int(db.execute("SELECT COUNT(*) FROM llm_calls").fetchone()[0])
 
     def notifications(self) -> int:
-        return int(self.receiver.get("/api/notifications", params={"limit": 5000}).json()["count"])
+        with sqlite3.connect(self.data / "receiver" / "notifications.db") as db:
+            return int(db.execute("SELECT COUNT(*) FROM notifications").fetchone()[0])
 
     def side_effects(self) -> tuple[object, ...]:
         return (self.provider_calls(), self.billed(), self.rows(), self.notifications())

@@ -71,6 +71,7 @@ def create_app(settings: Settings | None = None, tracing: tracing_module.Tracing
             fault_active.labels(knob).set(active.get(knob, 0.0))
 
     app = FastAPI(title="Simulated LLM provider", version="1.0")
+    app.state.registry = registry  # tests read the counters without a scrape
     install_error_handlers(app, "llmsim")
     add_metrics_route(app, registry, before_scrape=refresh_fault_gauge)
 
