@@ -50,6 +50,7 @@ class Catalog:
     max_body_bytes: dict[str, int]
     max_json_depth: int
     max_annotation_bytes: int
+    notifications_page_bytes: int
 
     @property
     def model_names(self) -> list[str]:
@@ -88,6 +89,7 @@ def load() -> Catalog:
         max_body_bytes={service: int(size) for service, size in raw["limits"]["max_body_bytes"].items()},
         max_json_depth=int(raw["limits"]["max_json_depth"]),
         max_annotation_bytes=int(raw["limits"]["max_annotation_bytes"]),
+        notifications_page_bytes=int(raw["limits"]["notifications_page_bytes"]),
     )
 
 

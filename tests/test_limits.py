@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
 
 from stack import catalog
+from stack.receiver import app as receiver_app
 from stack.receiver.truncate import truncate_text
 from tests import inprocess
 
@@ -106,3 +109,22 @@ def test_the_receiver_cuts_long_annotations_with_a_marker(stack: inprocess.Stack
 def test_truncation_keeps_short_text_and_whole_characters() -> None:
     assert truncate_text("short", 10) == "short"
     assert truncate_text("ab€", 3) == "ab… [truncated 3 bytes]"
+
+
+def test_the_receiver_pages_its_api_by_size(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    page_bytes = 3 * LIMITS.max_annotation_bytes
+    monkeypatch.setattr(receiver_app.catalog, "load", lambda: replace(LIMITS, notifications_page_bytes=page_bytes))
+    with TestClient(receiver_app.create_app(data_dir=tmp_path)) as receiver:
+        for _ in range(7):  # each stored notification holds two annotations cut to the limit: over 16 KB
+            assert receiver.post("/hook/pager", json=alert("y" * 50_000)).status_code == 200
+        seen: list[int] = []
+        before = None
+        while True:
+            page = receiver.get("/api/notifications", params={"limit": 3, **({"before": before} if before else {})})
+            body = page.json()
+            assert 1 <= body["count"] <= 3 and len(page.content) < page_bytes + 2 * LIMITS.max_annotation_bytes
+            seen += [item["id"] for item in body["notifications"]]
+            before = body["next_before"]
+            if before is None:
+                break
+        assert seen == sorted(seen, reverse=True) and len(set(seen)) == 7

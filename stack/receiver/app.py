@@ -66,9 +66,12 @@ def create_app(data_dir: Path | None = None, runbooks_dir: Path | None = None) -
         status: str | None = Query(None, pattern="^(firing|resolved)$"),
         alertname: str | None = None,
         limit: int = Query(200, ge=1, le=5000),
+        before: int | None = Query(None, ge=1, description="only notifications with a smaller id (next_before)"),
     ) -> dict:
-        items = store.list(channel=channel, status=status, alertname=alertname, limit=limit)
-        return {"count": len(items), "notifications": items}
+        page = store.list(channel=channel, status=status, alertname=alertname, limit=limit, before_id=before,
+                          max_bytes=limits.notifications_page_bytes)
+        return {"count": len(page.items), "notifications": page.items, "next_before": page.next_before,
+                "page_bytes_limit": limits.notifications_page_bytes}
 
     @app.delete("/api/notifications")
     async def clear() -> dict:
