@@ -45,6 +45,12 @@ class Catalog:
     daily_budget_usd: float
     max_prompt_chars: int
     max_output_tokens: int
+    max_prompt_tokens: int
+    max_messages_per_request: int
+    max_body_bytes: dict[str, int]
+    max_json_depth: int
+    max_annotation_bytes: int
+    notifications_page_bytes: int
 
     @property
     def model_names(self) -> list[str]:
@@ -78,6 +84,12 @@ def load() -> Catalog:
         daily_budget_usd=float(raw["budget"]["daily_usd"]),
         max_prompt_chars=int(raw["limits"]["max_prompt_chars"]),
         max_output_tokens=int(raw["limits"]["max_output_tokens"]),
+        max_prompt_tokens=int(raw["limits"]["max_prompt_tokens"]),
+        max_messages_per_request=int(raw["limits"]["max_messages_per_request"]),
+        max_body_bytes={service: int(size) for service, size in raw["limits"]["max_body_bytes"].items()},
+        max_json_depth=int(raw["limits"]["max_json_depth"]),
+        max_annotation_bytes=int(raw["limits"]["max_annotation_bytes"]),
+        notifications_page_bytes=int(raw["limits"]["notifications_page_bytes"]),
     )
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 
 from fastapi import FastAPI, Request
@@ -13,7 +12,9 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-log = logging.getLogger(__name__)
+from stack import catalog
+from stack.crash_guard import CrashGuard
+from stack.request_guard import Refusal, RequestGuard
 
 
 def describe_validation_error(error: dict) -> str:
@@ -32,7 +33,26 @@ def error_body(status: int, message: str, **extra: object) -> dict:
     return {"error": problem(status, message, **extra)}
 
 
-def install_error_handlers(app: FastAPI, on_invalid_body: Callable[[str, list[str]], None] | None = None) -> None:
+def refusal_response(refusal: Refusal) -> JSONResponse:
+    return JSONResponse(status_code=refusal.status,
+                        content=error_body(refusal.status, refusal.message, fields=refusal.fields, **refusal.extra))
+
+
+def crash_response(request_id: str) -> JSONResponse:
+    message = f"internal error while handling request {request_id}; nothing is wrong with the request itself"
+    return JSONResponse(status_code=500, content=error_body(500, message, request_id=request_id),
+                        headers={"X-Request-ID": request_id})
+
+
+def install_error_handlers(app: FastAPI, service: str,
+                           on_invalid_body: Callable[[str, list[str]], None] | None = None) -> None:
+    """Error responses for `service` (a key of the catalog's limits.max_body_bytes), and its request guard: every body
+    is bounded and checked for invalid text before a handler runs (stack/request_guard.py); an unexpected exception
+    is a JSON 500 with the request id that keeps the connection open (stack/crash_guard.py)."""
+    limits = catalog.load()
+    app.add_middleware(RequestGuard, respond=refusal_response, max_body_bytes=limits.max_body_bytes[service],
+                       max_depth=limits.max_json_depth, on_refused=on_invalid_body)
+
     @app.exception_handler(RequestValidationError)
     async def _invalid_body(_: Request, exc: RequestValidationError) -> JSONResponse:
         problems = [describe_validation_error(dict(e)) for e in exc.errors()]
@@ -50,13 +70,8 @@ def install_error_handlers(app: FastAPI, on_invalid_body: Callable[[str, list[st
             status_code=exc.status_code, content=error_body(exc.status_code, str(exc.detail)), headers=exc.headers
         )
 
-    @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return JSONResponse(
-            status_code=500,
-            content=error_body(500, f"internal error ({type(exc).__name__}); see the service log for details"),
-        )
+    # Outermost of the service's own middleware: an exception from a handler or a guard is answered here.
+    app.add_middleware(CrashGuard, respond=crash_response)
 
 
 # An idle keep-alive connection must outlive every client's pool expiry (httpx: 5 s; Go's net/http in Prometheus and

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
@@ -20,8 +19,9 @@ from stack.gateway.metrics import GatewayMetrics
 from stack.gateway.provider import ProviderClient, ProviderError
 from stack.gateway.schemas import Attribution, ChatRequest, Message, WorkflowRequest
 from stack.gateway.settings import Settings
-from stack.gateway.store import AttributionStore
+from stack.gateway.store import AttributionStore, StoreUnavailable
 from stack.gateway.workflow import run_workflow
+from stack.crash_guard import request_id_of
 from stack.web import add_metrics_route, error_body, install_error_handlers
 
 
@@ -32,10 +32,6 @@ class Gateway:
     provider: ProviderClient
     store: AttributionStore
     recorder: CallRecorder
-
-
-def _new_request_id() -> str:
-    return uuid.uuid4().hex
 
 
 def create_app(settings: Settings | None = None, tracing: tracing_module.Tracing | None = None) -> FastAPI:
@@ -53,11 +49,11 @@ def create_app(settings: Settings | None = None, tracing: tracing_module.Tracing
     state: dict[str, Gateway] = {}
 
     @asynccontextmanager
-    async def lifespan(_: FastAPI):
+    async def lifespan(application: FastAPI):
         provider = ProviderClient(settings.provider_url, settings.provider_timeout_seconds)
         store = AttributionStore(settings.data_dir / "attribution.db")
-        recorder = CallRecorder(provider, metrics, store, settings.user_hash_salt, tracer)
-        state["gateway"] = Gateway(settings, metrics, provider, store, recorder)
+        recorder = CallRecorder(provider, metrics, store, settings.salt(), tracer)
+        state["gateway"] = application.state.gateway = Gateway(settings, metrics, provider, store, recorder)
         log.info("gateway_started", provider_url=settings.provider_url, store=str(store.path),
                  instrumentation=settings.instrumentation, tracing=tracing.describe())
         yield
@@ -73,7 +69,7 @@ def create_app(settings: Settings | None = None, tracing: tracing_module.Tracing
         reject(message, "invalid_body", invalid_fields=fields)
 
     app = FastAPI(title="LLM gateway", version="1.0", lifespan=lifespan)
-    install_error_handlers(app, on_invalid_body=on_invalid_body)
+    install_error_handlers(app, "gateway", on_invalid_body=on_invalid_body)
     # Loopback-only fault knobs for the failure scenarios (stack/faults.py); /metrics renders through them.
     knobs = faults.install(app, metrics.registry, catalog.model_names)
     add_metrics_route(app, knobs.exposed(metrics.registry))
@@ -83,9 +79,17 @@ def create_app(settings: Settings | None = None, tracing: tracing_module.Tracing
         reject(exc.detail["message"], exc.reason, path=request.url.path)
         return JSONResponse(status_code=exc.status_code, content={"error": exc.detail})
 
-    def caller_for(attribution: Attribution | None, synthetic: bool) -> Caller:
+    @app.exception_handler(StoreUnavailable)
+    async def _not_booked(request: Request, exc: StoreUnavailable) -> JSONResponse:
+        request_id = request_id_of(request.scope)
+        log.error("call_not_booked", request_id=request_id, store=str(exc.path), error=str(exc))
+        message = f"the call could not be booked, so its answer is withheld: {exc}; nothing was counted"
+        return JSONResponse(status_code=503, headers={"X-Request-ID": request_id},
+                            content=error_body(503, message, store=str(exc.path), request_id=request_id))
+
+    def caller_for(request: Request, attribution: Attribution | None, synthetic: bool) -> Caller:
         values = require_attribution(attribution)
-        caller = Caller(request_id=_new_request_id(), synthetic=synthetic, **values)
+        caller = Caller(request_id=request_id_of(request.scope), synthetic=synthetic, **values)
         server_span = trace.get_current_span()  # the request's SERVER span (a no-op one when tracing is off)
         if server_span.is_recording():  # who pays is on the provider-call spans; the root names the request
             server_span.set_attribute("llm.request_id", caller.request_id)
@@ -119,6 +123,9 @@ def create_app(settings: Settings | None = None, tracing: tracing_module.Tracing
         provider_problem = await gateway.provider.reachable()
         if provider_problem:
             reasons.append(provider_problem)
+        calls_problem = gateway.recorder.outcomes.problem()
+        if calls_problem:
+            reasons.append(calls_problem)
         if not gateway.store.writable():
             reasons.append(f"attribution store {gateway.store.path} is not writable")
         if reasons:
@@ -126,8 +133,8 @@ def create_app(settings: Settings | None = None, tracing: tracing_module.Tracing
         return JSONResponse({"ready": True, "reasons": []})
 
     @app.post("/v1/chat/completions")
-    async def chat(body: ChatRequest) -> JSONResponse:
-        caller = caller_for(body.attribution, body.synthetic)
+    async def chat(body: ChatRequest, request: Request) -> JSONResponse:
+        caller = caller_for(request, body.attribution, body.synthetic)
         require_model(body.model, catalog)
         require_prompt_size(body.messages, catalog)
         require_max_tokens(body.max_tokens, catalog)
@@ -143,8 +150,8 @@ def create_app(settings: Settings | None = None, tracing: tracing_module.Tracing
         return JSONResponse(reply, headers={"X-Request-ID": caller.request_id})
 
     @app.post("/v1/agent/workflow")
-    async def workflow(body: WorkflowRequest) -> JSONResponse:
-        caller = caller_for(body.attribution, body.synthetic)
+    async def workflow(body: WorkflowRequest, request: Request) -> JSONResponse:
+        caller = caller_for(request, body.attribution, body.synthetic)
         require_model(body.model, catalog)
         require_prompt_size([Message(role="user", content=body.question)], catalog)
         knobs.observe_request(caller.request_id, body.model)

@@ -1,5 +1,9 @@
 """One provider call, end to end: a span, metrics, attribution row and log line are written for every outcome.
 
+A call is booked in one step: the attribution row is written first, and only then move the metrics and is the log
+line written; if the store refuses the row, StoreUnavailable reaches the route (a 503 naming the store) and nothing
+is counted.
+
 The span follows the OpenTelemetry GenAI semantic conventions (`chat {model}`, kind CLIENT, gen_ai.* attributes)
 plus the call's cost and who it is booked to (department and application; never the user id). Its context travels to
 the provider in the traceparent header, so the provider's spans join the same trace; the latency histogram keeps the
@@ -17,6 +21,7 @@ from stack import catalog as catalog_module
 from stack import tracing
 from stack.gateway.logs import get_logger, user_hash
 from stack.gateway.metrics import GatewayMetrics
+from stack.gateway.outcomes import RecentOutcomes
 from stack.gateway.provider import ProviderClient, ProviderError, ProviderReply
 from stack.gateway.store import AttributionStore, CallRecord
 
@@ -76,6 +81,7 @@ class CallRecorder:
         self.store = store
         self.user_hash_salt = user_hash_salt
         self.tracer = tracer or trace.NoOpTracer()
+        self.outcomes = RecentOutcomes()  # read by /ready
         self.log = get_logger()
 
     async def call(self, caller: Caller, step: str, payload: dict) -> CallResult:
@@ -92,6 +98,7 @@ class CallRecorder:
                 headers = tracing.inject({"X-Request-ID": caller.request_id})
                 reply = await self.provider.chat(payload, headers=headers)
             except ProviderError as error:
+                self.outcomes.record(False)
                 self._book(caller, step, model, time.perf_counter() - started, None, 0.0, error)
                 if recording:
                     span.set_attribute("error.type", error.error_type)
@@ -102,6 +109,7 @@ class CallRecorder:
                 if self.metrics.enabled:
                     self.metrics.in_flight.dec()
             duration = time.perf_counter() - started
+            self.outcomes.record(True)
             cost = catalog_module.cost_usd(model, reply.input_tokens, reply.output_tokens)
             if recording:
                 span.set_attributes(reply_attributes(reply, cost))
@@ -114,14 +122,15 @@ class CallRecorder:
         output_tokens = reply.output_tokens if reply else 0
         status = "success" if error is None else "error"
         error_type = error.error_type if error else None
-        self.metrics.record_call(model, caller.department, duration, error is None, input_tokens, output_tokens,
-                                 cost, error_type, tracing.exemplar())
+        # The row first: when the store refuses it (StoreUnavailable), no metric moves and no line is logged.
         self.store.add(CallRecord(
             request_id=caller.request_id, step=step, ts=time.time(), user_id=caller.user_id,
             department=caller.department, application=caller.application, model=model,
             input_tokens=input_tokens, output_tokens=output_tokens, cost_usd=cost, duration_seconds=duration,
             status=status, error_type=error_type, synthetic=caller.synthetic,
         ))
+        self.metrics.record_call(model, caller.department, duration, error is None, input_tokens, output_tokens,
+                                 cost, error_type, tracing.exemplar())
         log = self.log.warning if error else self.log.info
         log(
             "llm_call",

@@ -6,6 +6,7 @@ from fastapi import HTTPException
 
 from stack.catalog import Catalog
 from stack.gateway.schemas import ATTRIBUTION_FIELDS, Attribution, Message
+from stack.tokens import count_prompt_tokens
 from stack.web import problem
 
 MAX_ATTRIBUTION_VALUE_CHARS = 128
@@ -44,11 +45,20 @@ def require_model(model: str, catalog: Catalog) -> None:
 
 
 def require_prompt_size(messages: list[Message], catalog: Catalog) -> None:
+    """Bounded in characters (what a person can shorten) and in tokens as the provider bills them (which also
+    bounds many short or empty messages)."""
     size = sum(len(m.content) for m in messages)
     if size > catalog.max_prompt_chars:
         raise Rejection(413, "prompt_too_large",
-                        f"prompt is {size} characters; the limit is {catalog.max_prompt_chars}. Shorten or split it.",
-                        prompt_chars=size, limit_chars=catalog.max_prompt_chars)
+                        f"messages: prompt is {size} characters; the limit is {catalog.max_prompt_chars}. "
+                        "Shorten or split it.",
+                        fields=["messages"], prompt_chars=size, limit_chars=catalog.max_prompt_chars)
+    tokens = count_prompt_tokens(m.content for m in messages)
+    if tokens > catalog.max_prompt_tokens:
+        raise Rejection(413, "prompt_too_large",
+                        f"messages: prompt is {tokens} tokens ({len(messages)} messages); the limit is "
+                        f"{catalog.max_prompt_tokens} tokens. Send fewer or shorter messages.",
+                        fields=["messages"], prompt_tokens=tokens, limit_tokens=catalog.max_prompt_tokens)
 
 
 def require_max_tokens(max_tokens: int | None, catalog: Catalog) -> None:

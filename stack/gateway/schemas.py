@@ -6,7 +6,10 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from stack import catalog
+
 ATTRIBUTION_FIELDS = ("user_id", "department", "application")
+MAX_MESSAGES = catalog.load().max_messages_per_request
 
 
 class Message(BaseModel):
@@ -24,7 +27,7 @@ class Attribution(BaseModel):
 
 class ChatRequest(BaseModel):
     model: str
-    messages: list[Message] = Field(min_length=1)
+    messages: list[Message] = Field(min_length=1, max_length=MAX_MESSAGES)
     max_tokens: int | None = Field(None, ge=1)
     seed: int | None = None
     attribution: Attribution | None = None

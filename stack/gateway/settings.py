@@ -6,6 +6,9 @@ from pathlib import Path
 
 from stack import topology
 from stack.paths import run_dir
+from stack.private_files import installation_secret
+
+SALT_FILE = "user_hash_salt"
 
 
 def _flag(name: str, default: str) -> bool:
@@ -18,7 +21,7 @@ class Settings:
     provider_timeout_seconds: float
     data_dir: Path
     instrumentation: bool
-    user_hash_salt: str
+    user_hash_salt: str | None  # None: the installation's own, made on first start (see `salt`)
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -27,5 +30,9 @@ class Settings:
             provider_timeout_seconds=float(os.environ.get("GATEWAY_PROVIDER_TIMEOUT_SECONDS", "60")),
             data_dir=Path(os.environ.get("GATEWAY_DATA_DIR", run_dir() / "gateway")),
             instrumentation=_flag("GATEWAY_INSTRUMENTATION", "on"),
-            user_hash_salt=os.environ.get("GATEWAY_USER_HASH_SALT", "llmobs-course"),
+            user_hash_salt=os.environ.get("GATEWAY_USER_HASH_SALT") or None,
         )
+
+    def salt(self) -> str:
+        """GATEWAY_USER_HASH_SALT when set, else a random salt generated once into the data folder (mode 0600)."""
+        return self.user_hash_salt or installation_secret(self.data_dir / SALT_FILE)

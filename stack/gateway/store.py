@@ -6,6 +6,8 @@ import sqlite3
 from dataclasses import astuple, dataclass, fields
 from pathlib import Path
 
+from stack.private_files import create_private
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS llm_calls (
     request_id       TEXT    NOT NULL,
@@ -53,9 +55,17 @@ _COLUMNS = [f.name for f in fields(CallRecord)]
 _INSERT = f"INSERT INTO llm_calls ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' for _ in _COLUMNS)})"
 
 
+class StoreUnavailable(Exception):
+    """The attribution store refused a row (read-only, locked, disk full): the call cannot be booked."""
+
+    def __init__(self, path: Path, error: sqlite3.Error) -> None:
+        super().__init__(f"attribution store {path} refused the row ({type(error).__name__}: {error})")
+        self.path = path
+
+
 class AttributionStore:
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        create_private(path)  # raw user ids / alert contents: readable by the stack's user only
         self.path = path
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
@@ -64,7 +74,10 @@ class AttributionStore:
         self._db.executescript(SCHEMA)
 
     def add(self, record: CallRecord) -> None:
-        self._db.execute(_INSERT, astuple(record))
+        try:
+            self._db.execute(_INSERT, astuple(record))
+        except sqlite3.Error as error:
+            raise StoreUnavailable(self.path, error) from error
 
     def count(self) -> int:
         return int(self._db.execute("SELECT COUNT(*) FROM llm_calls").fetchone()[0])

@@ -19,6 +19,7 @@ from stack.faults import LlmsimFaults
 from stack.llmsim.faults import FAULT_NAMES, KNOB_NAMES, FaultState, Outcome
 from stack.llmsim.generation import simulate
 from stack.llmsim.settings import Settings
+from stack.tokens import count_prompt_tokens
 from stack.web import add_metrics_route, install_error_handlers, problem
 
 
@@ -27,9 +28,12 @@ class Message(BaseModel):
     content: str
 
 
+MAX_MESSAGES = catalog.load().max_messages_per_request
+
+
 class ChatCompletionRequest(BaseModel):
     model: str
-    messages: list[Message] = Field(min_length=1)
+    messages: list[Message] = Field(min_length=1, max_length=MAX_MESSAGES)
     max_tokens: int | None = Field(None, ge=1)
     seed: int | None = None
 
@@ -45,7 +49,8 @@ def create_app(settings: Settings | None = None, tracing: tracing_module.Tracing
     settings = settings or Settings.from_env()
     tracing = tracing or tracing_module.setup("llmsim")
     tracer = tracing.tracer("stack.llmsim")
-    models = catalog.load().models
+    limits = catalog.load()
+    models = limits.models
     faults = FaultState()
     faults.rng.seed(settings.seed)
 
@@ -66,7 +71,8 @@ def create_app(settings: Settings | None = None, tracing: tracing_module.Tracing
             fault_active.labels(knob).set(active.get(knob, 0.0))
 
     app = FastAPI(title="Simulated LLM provider", version="1.0")
-    install_error_handlers(app)
+    app.state.registry = registry  # tests read the counters without a scrape
+    install_error_handlers(app, "llmsim")
     add_metrics_route(app, registry, before_scrape=refresh_fault_gauge)
 
     @app.get("/health")
@@ -113,6 +119,10 @@ def create_app(settings: Settings | None = None, tracing: tracing_module.Tracing
         if model is None:
             return _openai_error(404, f"The model '{request.model}' does not exist; known: {sorted(models)}",
                                  "invalid_request_error")
+        prompt_tokens = count_prompt_tokens(m.content for m in request.messages)
+        if prompt_tokens > limits.max_prompt_tokens:
+            return _openai_error(400, f"messages: prompt is {prompt_tokens} tokens; the limit is "
+                                      f"{limits.max_prompt_tokens}", "context_length_exceeded")
         outcome = faults.draw_outcome(model.name)
         knobs = faults.current()
         in_scope = faults.applies_to(model.name)

@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import random
 from dataclasses import dataclass
 
 from stack.catalog import Model
+from stack.tokens import count_prompt_tokens
 
-CHARS_PER_TOKEN = 4
-TOKENS_PER_MESSAGE = 4
-TOKENS_PER_REPLY_PRIMER = 3
 _WORDS = (
     "latency tokens budget model provider gateway request trace metric alert cost department "
     "quantile histogram label series scrape rule route receiver dashboard signal error ratio"
@@ -26,14 +23,6 @@ class Completion:
     finish_reason: str
     text: str
     latency_seconds: float
-
-
-def count_prompt_tokens(messages: list[dict]) -> int:
-    """A tokenizer stand-in: about four characters a token, plus per-message overhead, as real chat APIs bill."""
-    tokens = TOKENS_PER_REPLY_PRIMER
-    for message in messages:
-        tokens += TOKENS_PER_MESSAGE + math.ceil(len(message.get("content") or "") / CHARS_PER_TOKEN)
-    return tokens
 
 
 def request_rng(seed: int, model: str, messages: list[dict], max_tokens: int | None) -> random.Random:
@@ -65,7 +54,7 @@ def simulate(
     jitter = 1 + profile.jitter * rng.uniform(-1, 1)
     latency = (profile.base_seconds + profile.seconds_per_output_token * latency_tokens) * jitter * latency_scale
     return Completion(
-        prompt_tokens=count_prompt_tokens(messages),
+        prompt_tokens=count_prompt_tokens(m.get("content") for m in messages),
         completion_tokens=completion_tokens,
         finish_reason=finish_reason,
         text=_reply_text(rng, min(completion_tokens, 2000)),

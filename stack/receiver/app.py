@@ -14,10 +14,12 @@ from fastapi import FastAPI, HTTPException, Query
 from fastapi.responses import HTMLResponse
 from prometheus_client import CollectorRegistry, Counter
 
+from stack import catalog
 from stack.paths import DOCS_DIR, run_dir
 from stack.receiver.payload import Notification
 from stack.receiver.runbooks import Runbooks
 from stack.receiver.store import NotificationStore
+from stack.receiver.truncate import bounded
 from stack.web import add_metrics_route, install_error_handlers, problem
 
 CHANNEL_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
@@ -33,6 +35,7 @@ def create_app(data_dir: Path | None = None, runbooks_dir: Path | None = None) -
     data_dir = data_dir or Path(os.environ.get("RECEIVER_DATA_DIR", run_dir() / "receiver"))
     runbooks = Runbooks(runbooks_dir or Path(os.environ.get("RECEIVER_RUNBOOKS_DIR", DOCS_DIR / "runbooks")))
     store = NotificationStore(data_dir / "notifications.db")
+    limits = catalog.load()
     registry = CollectorRegistry()
     received = Counter("alert_receiver_notifications", "Notifications received from Alertmanager.",
                        ["channel", "status"], registry=registry)
@@ -41,7 +44,7 @@ def create_app(data_dir: Path | None = None, runbooks_dir: Path | None = None) -
             received.labels(channel, status)
 
     app = FastAPI(title="Alert receiver", version="1.0")
-    install_error_handlers(app)
+    install_error_handlers(app, "receiver")
     add_metrics_route(app, registry)
 
     @app.get("/health")
@@ -53,7 +56,7 @@ def create_app(data_dir: Path | None = None, runbooks_dir: Path | None = None) -
         if not CHANNEL_NAME.match(channel):
             raise HTTPException(404, problem(404, f"channel {channel!r} is not a valid name: use lower-case "
                                                      "letters, digits, '-' or '_' (at most 40), e.g. /hook/pager"))
-        notification_id = store.add(channel, notification)
+        notification_id = store.add(channel, bounded(notification, limits.max_annotation_bytes))
         received.labels(channel, notification.status).inc()
         return {"stored": notification_id, "channel": channel, "alerts": len(notification.alerts)}
 
@@ -63,9 +66,12 @@ def create_app(data_dir: Path | None = None, runbooks_dir: Path | None = None) -
         status: str | None = Query(None, pattern="^(firing|resolved)$"),
         alertname: str | None = None,
         limit: int = Query(200, ge=1, le=5000),
+        before: int | None = Query(None, ge=1, description="only notifications with a smaller id (next_before)"),
     ) -> dict:
-        items = store.list(channel=channel, status=status, alertname=alertname, limit=limit)
-        return {"count": len(items), "notifications": items}
+        page = store.list(channel=channel, status=status, alertname=alertname, limit=limit, before_id=before,
+                          max_bytes=limits.notifications_page_bytes)
+        return {"count": len(page.items), "notifications": page.items, "next_before": page.next_before,
+                "page_bytes_limit": limits.notifications_page_bytes}
 
     @app.delete("/api/notifications")
     async def clear() -> dict:

@@ -5,7 +5,10 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
+from dataclasses import dataclass
 from pathlib import Path
+
+from stack.private_files import create_private
 
 from stack.receiver.payload import Notification
 
@@ -24,9 +27,15 @@ CREATE INDEX IF NOT EXISTS notifications_by_channel ON notifications (channel, i
 """
 
 
+@dataclass(frozen=True)
+class Page:
+    items: list[dict]
+    next_before: int | None  # pass as `before` for the next page; None when this page holds the oldest
+
+
 class NotificationStore:
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        create_private(path)  # raw user ids / alert contents: readable by the stack's user only
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.executescript(SCHEMA)
@@ -42,9 +51,15 @@ class NotificationStore:
         return int(cursor.lastrowid or 0)
 
     def list(self, channel: str | None = None, status: str | None = None, alertname: str | None = None,
-             limit: int = 200) -> list[dict]:
+             limit: int = 200, before_id: int | None = None, max_bytes: int | None = None) -> Page:
+        """Newest first, at most `limit` notifications older than `before_id`, and no more than `max_bytes` of
+        payload (at least one notification, however large: annotations are bounded when stored)."""
         query = "SELECT id, received_at, channel, receiver, status, alertnames, alert_count, payload FROM notifications"
-        clauses, params = [], []
+        clauses: list[str] = []
+        params: list[object] = []
+        if before_id is not None:
+            clauses.append("id < ?")
+            params.append(before_id)
         for column, value in (("channel", channel), ("status", status)):
             if value:
                 clauses.append(f"{column} = ?")
@@ -56,12 +71,19 @@ class NotificationStore:
             query += " WHERE " + " AND ".join(clauses)
         query += " ORDER BY id DESC LIMIT ?"
         params.append(limit)
-        rows = self._db.execute(query, params).fetchall()
-        return [
-            {"id": r[0], "received_at": r[1], "channel": r[2], "receiver": r[3], "status": r[4],
-             "alertnames": r[5].split(",") if r[5] else [], "alert_count": r[6], "payload": json.loads(r[7])}
-            for r in rows
-        ]
+        items: list[dict] = []
+        size = 0
+        full = False
+        for r in self._db.execute(query, params):
+            size += len(r[7])
+            if items and max_bytes is not None and size > max_bytes:
+                full = True
+                break
+            items.append({"id": r[0], "received_at": r[1], "channel": r[2], "receiver": r[3], "status": r[4],
+                          "alertnames": r[5].split(",") if r[5] else [], "alert_count": r[6],
+                          "payload": json.loads(r[7])})
+        more = full or len(items) == limit
+        return Page(items, next_before=items[-1]["id"] if more and items else None)
 
     def channels(self) -> list[str]:
         return [r[0] for r in self._db.execute("SELECT DISTINCT channel FROM notifications ORDER BY channel")]
