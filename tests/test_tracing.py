@@ -46,6 +46,11 @@ def _trace_of(collector: OtlpCollector, request_id: str, spans_expected: int) ->
     return [s for s in spans if s.trace_id == root.trace_id]
 
 
+def _gateway_chats(spans: list[ReceivedSpan]) -> list[ReceivedSpan]:
+    """The gateway's provider-call spans (llmsim's generation spans carry the same `chat <model>` name)."""
+    return [s for s in spans if s.service == "gateway" and s.name.startswith("chat ")]
+
+
 def _children(spans: list[ReceivedSpan], parent: ReceivedSpan) -> list[ReceivedSpan]:
     return sorted((s for s in spans if s.parent_id == parent.span_id), key=lambda s: s.start_ns)
 
@@ -76,7 +81,7 @@ def test_a_workflow_request_is_one_trace_across_gateway_and_llmsim(workflow_trac
         [provider] = _children(spans, chat)
         assert (provider.service, provider.kind, provider.name) == ("llmsim", "SERVER", "POST /v1/chat/completions")
         [generate] = _children(spans, provider)
-        assert (generate.service, generate.name) == ("llmsim", f"generate {reported['model']}")
+        assert (generate.service, generate.kind, generate.name) == ("llmsim", "INTERNAL", f"chat {reported['model']}")
         # llmsim's generation happens inside the call; its server span may close a moment after the client has the
         # answer (the span ends once the response is sent), so that end is no bound
         assert chat.start_ns <= provider.start_ns <= generate.start_ns and generate.end_ns <= chat.end_ns, \
@@ -87,14 +92,19 @@ def test_a_workflow_request_is_one_trace_across_gateway_and_llmsim(workflow_trac
 
 def test_provider_call_spans_follow_the_genai_conventions_with_cost_and_attribution(workflow_trace) -> None:
     reply, spans, _ = workflow_trace
-    chats = sorted((s for s in spans if s.name.startswith("chat ")), key=lambda s: s.start_ns)
-    for chat, reported in zip(chats, reply["steps"], strict=True):
+    chats = sorted(_gateway_chats(spans), key=lambda s: s.start_ns)
+    generations = sorted((s for s in spans if s.service == "llmsim" and s.name.startswith("chat ")),
+                         key=lambda s: s.start_ns)
+    for chat, generation, reported in zip(chats, generations, reply["steps"], strict=True):
+        for attributes in (chat.attributes, generation.attributes):  # both sides of the call, same conventions
+            assert attributes["gen_ai.operation.name"] == "chat"
+            assert attributes["gen_ai.provider.name"] == "llmsim"
+            assert attributes["gen_ai.request.model"] == reported["model"]
+            assert attributes["gen_ai.response.model"] == reported["model"]
+            assert attributes["gen_ai.usage.input_tokens"] == reported["input_tokens"]
+            assert attributes["gen_ai.usage.output_tokens"] == reported["output_tokens"]
+            assert list(attributes["gen_ai.response.finish_reasons"]) in (["stop"], ["length"])
         attributes = chat.attributes
-        assert attributes["gen_ai.operation.name"] == "chat"
-        assert attributes["gen_ai.system"] == "llmsim"
-        assert attributes["gen_ai.request.model"] == reported["model"]
-        assert attributes["gen_ai.usage.input_tokens"] == reported["input_tokens"]
-        assert attributes["gen_ai.usage.output_tokens"] == reported["output_tokens"]
         assert attributes["llm.cost_usd"] == pytest.approx(catalog.cost_usd(
             reported["model"], reported["input_tokens"], reported["output_tokens"]))
         assert (attributes["llm.department"], attributes["llm.application"]) == ("research", "agent")
@@ -109,10 +119,21 @@ def test_provider_call_spans_follow_the_genai_conventions_with_cost_and_attribut
         "no user attribute at all"
 
 
+def test_no_span_carries_the_deprecated_gen_ai_system(workflow_trace) -> None:
+    """gen_ai.system was renamed gen_ai.provider.name in semconv 1.37 (stack/genai.py): no span of either service
+    carries the old name, and every GenAI span names its provider."""
+    _, spans, _ = workflow_trace
+    assert {s.service for s in spans} == {"gateway", "llmsim"}
+    assert not [f"{s.service}:{s.name}" for s in spans if "gen_ai.system" in s.attributes]
+    genai_spans = [s for s in spans if "gen_ai.operation.name" in s.attributes]
+    assert len(genai_spans) == 7, "1 invoke_agent + 3 gateway chat + 3 llmsim chat"
+    assert all(s.attributes["gen_ai.provider.name"] == "llmsim" for s in genai_spans)
+
+
 def test_the_latency_exemplar_carries_the_trace_id(workflow_trace) -> None:
     _, spans, started = workflow_trace
     trace_id = spans[0].trace_id
-    chat_span_ids = {s.span_id for s in spans if s.name.startswith("chat ")}
+    chat_span_ids = {s.span_id for s in _gateway_chats(spans)}
 
     def exemplars() -> list[dict]:
         with promapi.Prometheus(live.url("prometheus"), timeout=5) as prometheus:
@@ -126,7 +147,7 @@ def test_the_latency_exemplar_carries_the_trace_id(workflow_trace) -> None:
 
 def test_every_log_line_inside_the_request_carries_its_trace_and_span_ids(workflow_trace) -> None:
     reply, spans, _ = workflow_trace
-    chats = {s.attributes["llm.step"]: s for s in spans if s.name.startswith("chat ")}
+    chats = {s.attributes["llm.step"]: s for s in _gateway_chats(spans)}
     log = run_dir() / "logs" / "gateway.log"
     lines = live.eventually(lambda: [json.loads(line) for line in log.read_text().splitlines()
                                      if reply["request_id"] in line and line.startswith("{")],
@@ -150,10 +171,10 @@ def test_a_failed_provider_call_is_an_error_on_its_spans(stack: LiveStack, otlp_
     spans = _trace_of(otlp_collector, request_id, 4)
     root = next(s for s in spans if s.parent_id is None)
     assert root.status == "ERROR" and root.attributes["http.response.status_code"] == 502
-    chat = next(s for s in spans if s.name == "chat sim-reasoning")
+    chat = next(s for s in _gateway_chats(spans) if s.name == "chat sim-reasoning")
     assert chat.status == "ERROR" and chat.attributes["error.type"] == "server_error", chat
     assert "exception" in chat.events, "the provider error is recorded as an exception event"
-    generate = next(s for s in spans if s.name == "generate sim-reasoning")
+    generate = next(s for s in spans if s.service == "llmsim" and s.name == "chat sim-reasoning")
     assert generate.status == "ERROR" and generate.attributes["llmsim.outcome"] == "error"
 
 

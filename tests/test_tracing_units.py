@@ -17,7 +17,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from stack import topology, tracing
+from stack import genai, topology, tracing
 from stack.gateway import provider as provider_module
 from stack.gateway.app import create_app
 from stack.gateway.settings import Settings
@@ -89,6 +89,12 @@ def test_gateway_call_is_a_server_span_holding_a_genai_client_span(tmp_path: Pat
     server, chat = spans["POST /v1/chat/completions"], spans["chat sim-fast"]
     assert server.parent is None and chat.parent.span_id == server.context.span_id
     assert chat.attributes["gen_ai.usage.input_tokens"] == 11 and chat.attributes["llm.department"] == "support"
+    assert {key: chat.attributes[key] for key in (genai.OPERATION_NAME, genai.PROVIDER_NAME, genai.REQUEST_MODEL,
+                                                  genai.RESPONSE_MODEL, genai.USAGE_OUTPUT_TOKENS)} == {
+        "gen_ai.operation.name": "chat", "gen_ai.provider.name": "llmsim", "gen_ai.request.model": "sim-fast",
+        "gen_ai.response.model": "sim-fast", "gen_ai.usage.output_tokens": 7}
+    assert tuple(chat.attributes["gen_ai.response.finish_reasons"]) == ("stop",)
+    assert not [s.name for s in spans.values() if "gen_ai.system" in s.attributes], "renamed in semconv 1.37"
     assert all("secret-user" not in str(v) for s in spans.values() for v in s.attributes.values())
     trace_id = format(chat.context.trace_id, "032x")
     sent = mocked_provider[0].headers["traceparent"]
@@ -97,6 +103,43 @@ def test_gateway_call_is_a_server_span_holding_a_genai_client_span(tmp_path: Pat
     lines = [json.loads(line) for line in output.getvalue().splitlines() if '"llm_call"' in line]
     assert [(line["trace_id"], line["span_id"]) for line in lines] == [(trace_id, format(chat.context.span_id,
                                                                                         "016x"))]
+
+
+def test_genai_names_come_from_the_semconv_package_and_the_old_system_name_is_gone() -> None:
+    assert (genai.PROVIDER_NAME, genai.RESPONSE_FINISH_REASONS) == ("gen_ai.provider.name",
+                                                                     "gen_ai.response.finish_reasons")
+    assert genai.DEPRECATED_SYSTEM == "gen_ai.system"
+    assert tuple(int(p) for p in genai.SEMCONV_VERSION.split(".")) >= (1, 37, 0), genai.SEMCONV_VERSION
+    assert genai.finish_reasons(REPLY) == ["stop"] and genai.finish_reasons({"choices": "x"}) == []
+    sources = [Path(genai.__file__).parent / name for name in ("gateway/calls.py", "gateway/workflow.py",
+                                                               "llmsim/app.py")]
+    assert not [str(p) for p in sources if '"gen_ai.' in p.read_text()], "names come from stack/genai.py"
+
+
+def test_llmsim_and_workflow_spans_follow_the_genai_conventions(tmp_path: Path, mocked_provider: list) -> None:
+    """No span either service makes in-process carries gen_ai.system; both name the provider."""
+    from stack.llmsim.app import create_app as create_llmsim
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(resource=tracing.resource("llmsim"))
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    llmsim = create_llmsim(tracing=tracing.Tracing("llmsim", provider, None))
+    with redirect_stdout(io.StringIO()), TestClient(llmsim) as client:
+        assert client.post("/v1/chat/completions", json={k: BODY[k] for k in ("model", "messages")}).status_code == 200
+    with redirect_stdout(io.StringIO()), _gateway(tmp_path, True, exporter) as client:
+        assert client.post("/v1/agent/workflow", json={"question": "why?", "model": "sim-fast",
+                                                       "attribution": BODY["attribution"]}).status_code == 200
+    spans = exporter.get_finished_spans()
+    generation = next(s for s in spans
+                      if s.resource.attributes["service.name"] == "llmsim" and s.name == "chat sim-fast")
+    assert generation.kind.name == "INTERNAL"
+    assert generation.attributes["gen_ai.provider.name"] == "llmsim"
+    assert generation.attributes["gen_ai.operation.name"] == "chat"
+    assert tuple(generation.attributes["gen_ai.response.finish_reasons"]) in (("stop",), ("length",))
+    agent = next(s for s in spans if s.name == "invoke_agent workflow")
+    assert agent.attributes["gen_ai.provider.name"] == "llmsim" and agent.attributes["gen_ai.agent.name"] == "workflow"
+    assert not [s.name for s in spans if "gen_ai.system" in s.attributes]
+    assert len([s for s in spans if genai.OPERATION_NAME in s.attributes]) == 5  # llmsim chat, agent, 3 gateway chats
 
 
 def test_instrumentation_off_switches_tracing_off_too(tmp_path: Path, mocked_provider: list) -> None:

@@ -4,7 +4,8 @@ A call is booked in one step: the attribution row is written first, and only the
 line written; if the store refuses the row, StoreUnavailable reaches the route (a 503 naming the store) and nothing
 is counted.
 
-The span follows the OpenTelemetry GenAI semantic conventions (`chat {model}`, kind CLIENT, gen_ai.* attributes)
+The span follows the OpenTelemetry GenAI semantic conventions (`chat {model}`, kind CLIENT, gen_ai.* attributes named
+in stack/genai.py, which takes them from the opentelemetry-semantic-conventions package)
 plus the call's cost and who it is booked to (department and application; never the user id). Its context travels to
 the provider in the traceparent header, so the provider's spans join the same trace; the latency histogram keeps the
 trace id as an exemplar and the log line carries it too."""
@@ -18,7 +19,7 @@ from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from stack import catalog as catalog_module
-from stack import tracing
+from stack import genai, tracing
 from stack.gateway.logs import get_logger, user_hash
 from stack.gateway.metrics import GatewayMetrics
 from stack.gateway.outcomes import RecentOutcomes
@@ -44,17 +45,17 @@ class CallResult:
     duration_seconds: float
 
 
-OPERATION = "chat"
-PROVIDER = "llmsim"
+OPERATION = genai.OPERATION_CHAT
+PROVIDER = genai.PROVIDER
 
 
 # Every attribute costs a few microseconds to record and export on each call; these are the ones the labs, the
 # dashboards and Phoenix use (the request id is on the trace's root span, the user id nowhere).
 def request_attributes(caller: Caller, step: str, model: str) -> dict[str, str]:
     return {
-        "gen_ai.operation.name": OPERATION,
-        "gen_ai.system": PROVIDER,
-        "gen_ai.request.model": model,
+        genai.OPERATION_NAME: OPERATION,
+        genai.PROVIDER_NAME: PROVIDER,
+        genai.REQUEST_MODEL: model,
         "openinference.span.kind": "LLM",  # Phoenix shows the span as an LLM call
         "llm.step": step,
         "llm.department": caller.department,
@@ -64,12 +65,15 @@ def request_attributes(caller: Caller, step: str, model: str) -> dict[str, str]:
 
 def reply_attributes(reply: ProviderReply, cost_usd: float) -> dict[str, object]:
     attributes: dict[str, object] = {
-        "gen_ai.usage.input_tokens": reply.input_tokens,
-        "gen_ai.usage.output_tokens": reply.output_tokens,
+        genai.USAGE_INPUT_TOKENS: reply.input_tokens,
+        genai.USAGE_OUTPUT_TOKENS: reply.output_tokens,
         "llm.cost_usd": cost_usd,
     }
     if isinstance(reply.body.get("model"), str):
-        attributes["gen_ai.response.model"] = reply.body["model"]
+        attributes[genai.RESPONSE_MODEL] = reply.body["model"]
+    reasons = genai.finish_reasons(reply.body)
+    if reasons:
+        attributes[genai.RESPONSE_FINISH_REASONS] = reasons
     return attributes
 
 
@@ -86,7 +90,7 @@ class CallRecorder:
 
     async def call(self, caller: Caller, step: str, payload: dict) -> CallResult:
         model = payload["model"]
-        with self.tracer.start_as_current_span(f"{OPERATION} {model}", kind=SpanKind.CLIENT,
+        with self.tracer.start_as_current_span(genai.chat_span_name(model), kind=SpanKind.CLIENT,
                                                record_exception=False, set_status_on_exception=False) as span:
             recording = span.is_recording()
             if recording:

@@ -4,9 +4,9 @@ Traced as one `invoke_agent workflow` span (GenAI semantic conventions) holding 
 holding the step's provider call (`chat <model>`, see calls.py):
 
     POST /v1/agent/workflow                  SERVER   (FastAPI instrumentation)
-    └── invoke_agent workflow                INTERNAL gen_ai.operation.name=invoke_agent, llm.cost_usd (total)
+    └── invoke_agent workflow                INTERNAL gen_ai.operation.name=invoke_agent, provider, llm.cost_usd
         ├── step classify                    INTERNAL llm.step=classify
-        │   └── chat sim-fast                CLIENT   gen_ai.* request/usage, llm.cost_usd
+        │   └── chat sim-fast                CLIENT   gen_ai.* (stack/genai.py), llm.cost_usd
         │       └── POST /v1/chat/completions  SERVER  (llmsim, joined through the traceparent header)
         ├── step answer  ...
         └── step format  ...
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from opentelemetry.trace import SpanKind
 
+from stack import genai
 from stack.gateway.calls import Caller, CallRecorder
 from stack.gateway.provider import ProviderError
 
@@ -34,12 +35,14 @@ async def run_workflow(recorder: CallRecorder, caller: Caller, question: str, an
     previous = ""
     report = []
     total_cost = 0.0
-    with tracer.start_as_current_span(f"invoke_agent {AGENT_NAME}", kind=SpanKind.INTERNAL) as workflow_span:
+    agent_span_name = f"{genai.OPERATION_INVOKE_AGENT} {AGENT_NAME}"
+    with tracer.start_as_current_span(agent_span_name, kind=SpanKind.INTERNAL) as workflow_span:
         recording = workflow_span.is_recording()
         if recording:
             workflow_span.set_attributes({
-                "gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": AGENT_NAME,
-                "gen_ai.request.model": answer_model, "openinference.span.kind": "AGENT",
+                genai.OPERATION_NAME: genai.OPERATION_INVOKE_AGENT, genai.AGENT_NAME: AGENT_NAME,
+                genai.PROVIDER_NAME: genai.PROVIDER, genai.REQUEST_MODEL: answer_model,
+                "openinference.span.kind": "AGENT",
                 "llm.request_id": caller.request_id, "llm.department": caller.department,
                 "llm.application": caller.application,
             })

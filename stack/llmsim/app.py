@@ -13,7 +13,7 @@ from opentelemetry.trace import Status, StatusCode
 from prometheus_client import CollectorRegistry, Counter, Gauge
 from pydantic import BaseModel, Field
 
-from stack import catalog
+from stack import catalog, genai
 from stack import tracing as tracing_module
 from stack.faults import LlmsimFaults
 from stack.llmsim.faults import FAULT_NAMES, KNOB_NAMES, FaultState, Outcome
@@ -45,7 +45,7 @@ def _openai_error(status: int, message: str, kind: str, headers: dict[str, str] 
 def create_app(settings: Settings | None = None, tracing: tracing_module.Tracing | None = None) -> FastAPI:
     """`tracing`: where spans go (the labs and tests pass an in-memory exporter); default from the environment.
     Each completion is a SERVER span (joining the caller's trace when it sends a traceparent header) holding a
-    `generate <model>` span that lasts as long as the simulated generation."""
+    `chat <model>` span (INTERNAL, GenAI conventions: stack/genai.py) that lasts as long as the simulated generation."""
     settings = settings or Settings.from_env()
     tracing = tracing or tracing_module.setup("llmsim")
     tracer = tracing.tracer("stack.llmsim")
@@ -135,7 +135,7 @@ def create_app(settings: Settings | None = None, tracing: tracing_module.Tracing
             return _openai_error(429, "Rate limit reached (simulated).", "rate_limit_exceeded",
                                  headers={"Retry-After": retry_after})
         messages = [m.model_dump() for m in request.messages]
-        with tracer.start_as_current_span(f"generate {model.name}") as span:
+        with tracer.start_as_current_span(genai.chat_span_name(model.name)) as span:  # INTERNAL: the model runs here
             completion = simulate(
                 model,
                 messages,
@@ -147,8 +147,11 @@ def create_app(settings: Settings | None = None, tracing: tracing_module.Tracing
             added = knobs.added_latency_seconds if in_scope else 0.0
             if span.is_recording():
                 span.set_attributes({
-                    "gen_ai.request.model": model.name, "gen_ai.usage.input_tokens": completion.prompt_tokens,
-                    "gen_ai.usage.output_tokens": completion.completion_tokens, "llmsim.outcome": outcome.value,
+                    genai.OPERATION_NAME: genai.OPERATION_CHAT, genai.PROVIDER_NAME: genai.PROVIDER,
+                    genai.REQUEST_MODEL: model.name, genai.RESPONSE_MODEL: model.name,
+                    genai.USAGE_INPUT_TOKENS: completion.prompt_tokens,
+                    genai.USAGE_OUTPUT_TOKENS: completion.completion_tokens,
+                    genai.RESPONSE_FINISH_REASONS: [completion.finish_reason], "llmsim.outcome": outcome.value,
                     "llmsim.latency_seconds": completion.latency_seconds, "llmsim.added_latency_seconds": added,
                 })
                 if outcome is Outcome.ERROR:
