@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import time
 from collections import Counter
 
 import httpx
@@ -141,3 +142,23 @@ def test_thousands_of_users_and_departments_do_not_grow_series(stack: LiveStack)
     live.eventually(lambda: promapi.scalar('scrape_samples_scraped{job="gateway"}') == series_now, 15,
                     "Prometheus to scrape the gateway after the burst")
     assert series_now < 1000, f"the gateway exposes {series_now} series after 2000 distinct users"
+
+
+def test_health_detailed_turns_down_with_503_during_a_provider_outage_and_ok_after(stack: LiveStack) -> None:
+    url = f"{live.url('gateway')}/health/detailed"
+
+    def status() -> tuple[int, str, float]:
+        started = time.monotonic()
+        response = httpx.get(url, timeout=5)
+        return response.status_code, response.json()["status"], time.monotonic() - started
+
+    live.heal_faults()
+    live.eventually(lambda: status()[:2] == (200, "ok"), 10, "/health/detailed ok before the outage")
+    live.set_faults(outage=True)
+    try:
+        code, overall, elapsed = live.eventually(lambda: (s := status())[:2] == (503, "down") and s, 10,
+                                                 "/health/detailed down with a 503 during the outage")
+        assert elapsed < 2.0, elapsed
+    finally:
+        live.heal_faults()
+    live.eventually(lambda: status()[:2] == (200, "ok"), 10, "/health/detailed ok after healing")

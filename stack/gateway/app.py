@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
@@ -12,7 +13,7 @@ from prometheus_client import disable_created_metrics
 
 from stack import catalog as catalog_module
 from stack import tracing as tracing_module
-from stack.gateway import faults, logs
+from stack.gateway import faults, health as health_module, logs
 from stack.gateway.calls import Caller, CallRecorder
 from stack.gateway.checks import Rejection, require_attribution, require_max_tokens, require_model, require_prompt_size
 from stack.gateway.metrics import GatewayMetrics
@@ -107,7 +108,8 @@ def create_app(settings: Settings | None = None, tracing: tracing_module.Tracing
     async def index() -> dict:
         return {
             "service": "llm-gateway",
-            "endpoints": ["POST /v1/chat/completions", "POST /v1/agent/workflow", "GET /health", "GET /ready",
+            "endpoints": ["POST /v1/chat/completions", "POST /v1/agent/workflow", "GET /health", "GET /health/detailed",
+                          "GET /ready",
                           "GET /metrics"],
             "models": catalog.model_names,
         }
@@ -115,6 +117,60 @@ def create_app(settings: Settings | None = None, tracing: tracing_module.Tracing
     @app.get("/health")
     async def health() -> dict:
         return {"status": "ok"}
+
+    @app.get("/health/detailed")
+    async def health_detailed() -> JSONResponse:
+        """One entry per dependency and an overall ok / degraded / down (HTTP 200 / 200 / 503); definitions in
+        stack/gateway/health.py. Answers within 2 s whatever the dependencies do, never a 500."""
+        gateway = state["gateway"]
+        probe: dict[str, tuple[str | None, float]] = {}
+        probe_lock = asyncio.Lock()
+
+        async def provider_health() -> tuple[str | None, float]:
+            async with probe_lock:  # one /health probe shared by every model's entry
+                if "result" not in probe:
+                    probe["result"] = await gateway.provider.probe(health_module.CHECK_TIMEOUT_SECONDS)
+                return probe["result"]
+
+        def provider_check(model: str):  # noqa: ANN202
+            async def check() -> health_module.Check:
+                problem, latency = await provider_health()
+                latency_ms = round(latency * 1000, 1)
+                if problem:
+                    return health_module.Check(health_module.DOWN, problem, latency_ms)
+                calls_problem = gateway.recorder.model_outcomes[model].problem() \
+                    if model in gateway.recorder.model_outcomes else None
+                if calls_problem:
+                    return health_module.Check(health_module.DOWN, f"reachable, but {calls_problem}", latency_ms)
+                if latency > health_module.SLOW_PROVIDER_SECONDS:
+                    return health_module.Check(health_module.DEGRADED, "reachable but slow to answer /health",
+                                               latency_ms)
+                return health_module.Check(health_module.OK, "reachable; recent calls mostly succeed", latency_ms)
+            return check
+
+        async def store_check() -> health_module.Check:
+            writable, rows = gateway.store.health()
+            if not writable:
+                return health_module.Check(health_module.DOWN, f"{gateway.store.path} refuses writes: calls "
+                                           "cannot be booked and are answered 503", rows=rows)
+            return health_module.Check(health_module.OK, f"{gateway.store.path} writable", rows=rows)
+
+        async def exporter_check() -> health_module.Check:
+            if not tracing.enabled:
+                return health_module.Check(health_module.OK, "tracing off")
+            if tracing.endpoint is None:
+                return health_module.Check(health_module.OK, "not configured: trace ids only, no spans exported")
+            return health_module.Check(health_module.OK, "configured: spans exported by OTLP/HTTP",
+                                       endpoint=tracing.endpoint)
+
+        checks = {f"provider:{model}": provider_check(model) for model in catalog.model_names}
+        checks["store"] = store_check
+        checks["trace_exporter"] = exporter_check
+        # (the response cache's entry goes here when the gateway has one: checks["cache"] = cache_check)
+        results = await health_module.run(checks)
+        status = health_module.overall(results)
+        return JSONResponse(status_code=503 if status == health_module.DOWN else 200,
+                            content={"status": status, "checks": {n: c.as_dict() for n, c in results.items()}})
 
     @app.get("/ready")
     async def ready() -> JSONResponse:

@@ -13,6 +13,7 @@ trace id as an exemplar and the log line carries it too."""
 from __future__ import annotations
 
 import time
+from collections import defaultdict
 from dataclasses import dataclass
 
 from opentelemetry import trace
@@ -86,6 +87,7 @@ class CallRecorder:
         self.user_hash_salt = user_hash_salt
         self.tracer = tracer or trace.NoOpTracer()
         self.outcomes = RecentOutcomes()  # read by /ready
+        self.model_outcomes: dict[str, RecentOutcomes] = defaultdict(RecentOutcomes)  # read by /health/detailed
         self.log = get_logger()
 
     async def call(self, caller: Caller, step: str, payload: dict) -> CallResult:
@@ -103,6 +105,7 @@ class CallRecorder:
                 reply = await self.provider.chat(payload, headers=headers)
             except ProviderError as error:
                 self.outcomes.record(False)
+                self.model_outcomes[model].record(False)
                 self._book(caller, step, model, time.perf_counter() - started, None, 0.0, error)
                 if recording:
                     span.set_attribute("error.type", error.error_type)
@@ -114,6 +117,7 @@ class CallRecorder:
                     self.metrics.in_flight.dec()
             duration = time.perf_counter() - started
             self.outcomes.record(True)
+            self.model_outcomes[model].record(True)
             cost = catalog_module.cost_usd(model, reply.input_tokens, reply.output_tokens)
             if recording:
                 span.set_attributes(reply_attributes(reply, cost))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import httpx
@@ -79,6 +80,19 @@ class ProviderClient:
         if response.status_code != 200:
             return f"provider health check answered {response.status_code}: {response.text[:120]}"
         return None
+
+    async def probe(self, timeout: float) -> tuple[str | None, float]:
+        """(the reason the provider's /health is not ok or None, its latency in seconds) for /health/detailed."""
+        started = time.perf_counter()
+        try:
+            response = await self._client.get("/health", timeout=timeout)
+        except httpx.HTTPError as exc:
+            return f"provider unreachable at {self._client.base_url} ({type(exc).__name__})", \
+                time.perf_counter() - started
+        latency = time.perf_counter() - started
+        if response.status_code != 200:
+            return f"provider health check answered {response.status_code}: {response.text[:120]}", latency
+        return None, latency
 
     async def aclose(self) -> None:
         await self._client.aclose()

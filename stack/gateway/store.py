@@ -90,5 +90,13 @@ class AttributionStore:
         except sqlite3.Error:
             return False
 
+    def health(self, busy_timeout_ms: int = 500) -> tuple[bool, int]:
+        """(writable, rows) on the gateway's own connection, waiting at most `busy_timeout_ms` for a lock."""
+        self._db.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        try:
+            return self.writable(), self.count()
+        finally:
+            self._db.execute("PRAGMA busy_timeout=5000")
+
     def close(self) -> None:
         self._db.close()
