@@ -47,7 +47,7 @@ def _trace_of(collector: OtlpCollector, request_id: str, spans_expected: int) ->
 
 
 def _gateway_chats(spans: list[ReceivedSpan]) -> list[ReceivedSpan]:
-    """The gateway's provider-call spans (llmsim's generation spans carry the same `chat <model>` name)."""
+    """The gateway's provider-call spans."""
     return [s for s in spans if s.service == "gateway" and s.name.startswith("chat ")]
 
 
@@ -81,7 +81,7 @@ def test_a_workflow_request_is_one_trace_across_gateway_and_llmsim(workflow_trac
         [provider] = _children(spans, chat)
         assert (provider.service, provider.kind, provider.name) == ("llmsim", "SERVER", "POST /v1/chat/completions")
         [generate] = _children(spans, provider)
-        assert (generate.service, generate.kind, generate.name) == ("llmsim", "INTERNAL", f"chat {reported['model']}")
+        assert (generate.service, generate.kind, generate.name) == ("llmsim", "INTERNAL", f"generate {reported['model']}")
         # llmsim's generation happens inside the call; its server span may close a moment after the client has the
         # answer (the span ends once the response is sent), so that end is no bound
         assert chat.start_ns <= provider.start_ns <= generate.start_ns and generate.end_ns <= chat.end_ns, \
@@ -93,7 +93,7 @@ def test_a_workflow_request_is_one_trace_across_gateway_and_llmsim(workflow_trac
 def test_provider_call_spans_follow_the_genai_conventions_with_cost_and_attribution(workflow_trace) -> None:
     reply, spans, _ = workflow_trace
     chats = sorted(_gateway_chats(spans), key=lambda s: s.start_ns)
-    generations = sorted((s for s in spans if s.service == "llmsim" and s.name.startswith("chat ")),
+    generations = sorted((s for s in spans if s.service == "llmsim" and s.name.startswith("generate ")),
                          key=lambda s: s.start_ns)
     for chat, generation, reported in zip(chats, generations, reply["steps"], strict=True):
         for attributes in (chat.attributes, generation.attributes):  # both sides of the call, same conventions
@@ -126,7 +126,7 @@ def test_no_span_carries_the_deprecated_gen_ai_system(workflow_trace) -> None:
     assert {s.service for s in spans} == {"gateway", "llmsim"}
     assert not [f"{s.service}:{s.name}" for s in spans if "gen_ai.system" in s.attributes]
     genai_spans = [s for s in spans if "gen_ai.operation.name" in s.attributes]
-    assert len(genai_spans) == 7, "1 invoke_agent + 3 gateway chat + 3 llmsim chat"
+    assert len(genai_spans) == 7, "1 invoke_agent + 3 gateway chat + 3 llmsim generate"
     assert all(s.attributes["gen_ai.provider.name"] == "llmsim" for s in genai_spans)
 
 
@@ -174,7 +174,7 @@ def test_a_failed_provider_call_is_an_error_on_its_spans(stack: LiveStack, otlp_
     chat = next(s for s in _gateway_chats(spans) if s.name == "chat sim-reasoning")
     assert chat.status == "ERROR" and chat.attributes["error.type"] == "server_error", chat
     assert "exception" in chat.events, "the provider error is recorded as an exception event"
-    generate = next(s for s in spans if s.service == "llmsim" and s.name == "chat sim-reasoning")
+    generate = next(s for s in spans if s.service == "llmsim" and s.name == "generate sim-reasoning")
     assert generate.status == "ERROR" and generate.attributes["llmsim.outcome"] == "error"
 
 

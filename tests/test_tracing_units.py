@@ -131,7 +131,7 @@ def test_llmsim_and_workflow_spans_follow_the_genai_conventions(tmp_path: Path, 
                                                        "attribution": BODY["attribution"]}).status_code == 200
     spans = exporter.get_finished_spans()
     generation = next(s for s in spans
-                      if s.resource.attributes["service.name"] == "llmsim" and s.name == "chat sim-fast")
+                      if s.resource.attributes["service.name"] == "llmsim" and s.name == "generate sim-fast")
     assert generation.kind.name == "INTERNAL"
     assert generation.attributes["gen_ai.provider.name"] == "llmsim"
     assert generation.attributes["gen_ai.operation.name"] == "chat"
