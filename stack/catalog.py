@@ -15,7 +15,11 @@ TOKENS_PER_PRICE_UNIT = 1_000_000
 
 @dataclass(frozen=True)
 class LatencyProfile:
+    """Time to first token = base_seconds + prefill_seconds_per_1k_prompt_tokens per 1000 (uncached) prompt tokens;
+    then seconds_per_output_token per output token; both times a seeded jitter factor of 1 ± jitter."""
+
     base_seconds: float
+    prefill_seconds_per_1k_prompt_tokens: float
     seconds_per_output_token: float
     jitter: float
 

@@ -1,0 +1,169 @@
+"""The simulated provider speaks LLM: streamed answers (server-sent events, OpenAI's chunk format), a time to first
+token that grows with the prompt, a per-token decode time, all in process and reproducible with the seed."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import statistics
+import time
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from stack import catalog, tracing
+from stack.llmsim.app import create_app as create_llmsim
+from stack.llmsim.generation import simulate
+from stack.llmsim.settings import Settings as LlmsimSettings
+
+QUESTION = "Explain the difference between a counter and a gauge."
+
+
+def _app(latency_scale: float = 0.0, seed: int = 7) -> FastAPI:
+    return create_llmsim(LlmsimSettings(seed=seed, latency_scale=latency_scale),
+                         tracing=tracing.setup("llmsim", enabled=False))
+
+
+def _body(model: str = "sim-balanced", prompt: str = QUESTION, **extra: object) -> dict:
+    return {"model": model, "messages": [{"role": "user", "content": prompt}], "seed": 11, **extra}
+
+
+def _events(text: str) -> list[dict | str]:
+    """The `data:` payloads of a server-sent event stream, in order; every event is one `data:` line."""
+    blocks = [block for block in text.split("\n\n") if block.strip()]
+    assert all(block.startswith("data: ") and "\n" not in block for block in blocks), blocks[:3]
+    payloads = [block.removeprefix("data: ") for block in blocks]
+    return [p if p == "[DONE]" else json.loads(p) for p in payloads]
+
+
+def _stream(client: TestClient, body: dict) -> list[dict | str]:
+    response = client.post("/v1/chat/completions", json=body)
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"].startswith("text/event-stream")
+    return _events(response.text)
+
+
+async def _timed_post(app: FastAPI, body: dict) -> tuple[float, list[tuple[float, bytes]]]:
+    """POST straight into the ASGI app and note when each piece of the body is sent (no client buffers the stream):
+    the request's start and [(seconds since start, bytes)]."""
+    data = json.dumps(body).encode()
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
+             "path": "/v1/chat/completions", "raw_path": b"/v1/chat/completions", "query_string": b"",
+             "root_path": "", "client": ("127.0.0.1", 50000), "server": ("llmsim.test", 80),
+             "headers": [(b"host", b"llmsim.test"), (b"content-type", b"application/json"),
+                         (b"content-length", str(len(data)).encode())]}
+    sent = False
+    pieces: list[tuple[float, bytes]] = []
+    start = time.monotonic()
+
+    async def receive() -> dict:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": data, "more_body": False}
+        await asyncio.Event().wait()  # the client never hangs up
+        raise AssertionError
+
+    async def send(message: dict) -> None:
+        if message["type"] == "http.response.start":
+            assert message["status"] == 200
+        elif message["type"] == "http.response.body" and message.get("body"):
+            pieces.append((time.monotonic() - start, message["body"]))
+
+    await app(scope, receive, send)
+    return start, pieces
+
+
+def _ttft_and_total(app: FastAPI, body: dict) -> tuple[float, float]:
+    """Real time to the first content chunk and to the end of the stream."""
+    _, pieces = asyncio.run(_timed_post(app, body))
+    first = next(at for at, data in pieces if b'"content"' in data)
+    assert b"data: [DONE]" in pieces[-1][1]
+    return first, pieces[-1][0]
+
+
+# ---------------------------------------------------------------------------------------------- streaming
+
+def test_a_streamed_answer_is_sse_chunks_in_order_ending_with_done() -> None:
+    with TestClient(_app()) as client:
+        whole = client.post("/v1/chat/completions", json=_body()).json()
+        events = _stream(client, _body(stream=True))
+    assert events[-1] == "[DONE]" and "[DONE]" not in events[:-1]
+    chunks = events[:-1]
+    assert all(c["object"] == "chat.completion.chunk" and c["model"] == "sim-balanced" for c in chunks)
+    assert len({c["id"] for c in chunks}) == 1, "every chunk of one answer carries the same id"
+    assert chunks[0]["choices"][0]["delta"]["role"] == "assistant"
+    content = [c["choices"][0]["delta"]["content"] for c in chunks[:-1]]
+    assert len(content) > 3 and all(content), "one content chunk per word"
+    assert "".join(content) == whole["choices"][0]["message"]["content"], "the same answer, in order"
+    assert all(c["choices"][0]["finish_reason"] is None for c in chunks[:-1])
+    last = chunks[-1]["choices"][0]
+    assert last["delta"] == {} and last["finish_reason"] == whole["choices"][0]["finish_reason"] == "stop"
+    assert all("usage" not in c for c in chunks), "no usage unless stream_options.include_usage"
+
+
+def test_include_usage_adds_a_final_usage_chunk_equal_to_the_non_streamed_usage() -> None:
+    with TestClient(_app()) as first, TestClient(_app()) as second:
+        whole = first.post("/v1/chat/completions", json=_body(max_tokens=40)).json()
+        events = _stream(second, _body(max_tokens=40, stream=True, stream_options={"include_usage": True}))
+    assert events[-1] == "[DONE]"
+    usage_chunk = events[-2]
+    assert usage_chunk["choices"] == [] and usage_chunk["object"] == "chat.completion.chunk"
+    assert usage_chunk["usage"] == whole["usage"]
+    assert usage_chunk["usage"]["completion_tokens"] == 40
+    assert events[-3]["choices"][0]["finish_reason"] == "length"
+    assert all(c["usage"] is None for c in events[:-2]), "as OpenAI: usage is null on every other chunk"
+
+
+@pytest.mark.parametrize(("extra", "field"), [
+    ({"stream": True, "stream_options": {"include_usage": "yes"}}, "stream_options.include_usage"),
+    ({"stream": True, "stream_options": {"include_usage": True, "continuous_usage": True}},
+     "stream_options.continuous_usage"),
+    ({"stream": True, "stream_options": "include_usage"}, "stream_options"),
+    ({"stream_options": {"include_usage": True}}, "stream_options"),
+    ({"stream": "yes"}, "stream"),
+])
+def test_a_malformed_stream_request_is_a_422_naming_the_field(extra: dict, field: str) -> None:
+    with TestClient(_app()) as client:
+        response = client.post("/v1/chat/completions", json=_body(**extra))
+    assert response.status_code == 422, response.text
+    assert field in response.json()["error"]["fields"]
+    assert field.split(".")[-1] in response.json()["error"]["message"]
+
+
+# ---------------------------------------------------------------------------------------------- timing
+
+def test_time_to_first_token_is_real_shorter_than_the_stream_and_grows_with_the_prompt() -> None:
+    app = _app(latency_scale=1.0)
+    short_first, short_total = _ttft_and_total(app, _body("sim-fast", stream=True))
+    long_prompt = "word " * 7_200  # 36000 characters, about 9000 tokens to prefill
+    long_first, long_total = _ttft_and_total(app, _body("sim-fast", prompt=long_prompt, stream=True))
+    assert 0.02 < short_first < short_total, (short_first, short_total)
+    assert long_first < long_total
+    assert long_first > short_first + 0.15, f"a 9000-token prompt takes longer to prefill: {short_first} {long_first}"
+
+
+def test_prefill_and_decode_are_per_model_reproducible_and_distinct() -> None:
+    models = catalog.load().models
+    messages = [{"role": "user", "content": QUESTION}]
+    long = [{"role": "user", "content": "word " * 8000}]
+    for name, model in models.items():
+        first, again = simulate(model, messages, None, seed=3), simulate(model, messages, None, seed=3)
+        assert (first.prefill_seconds, first.decode_seconds) == (again.prefill_seconds, again.decode_seconds)
+        assert first.prefill_seconds > 0 and first.decode_seconds > 0
+        assert simulate(model, long, None, seed=3).prefill_seconds > first.prefill_seconds * 1.5, name
+        per_token = first.decode_seconds / first.completion_tokens
+        assert per_token < first.prefill_seconds, "one output token is much faster than the time to the first"
+    fast, slow = (simulate(models[m], long, None, seed=3) for m in ("sim-fast", "sim-reasoning"))
+    assert slow.prefill_seconds > 3 * fast.prefill_seconds
+    assert slow.decode_seconds / slow.completion_tokens > 3 * fast.decode_seconds / fast.completion_tokens
+    # a non-streamed answer (prefill + decode) takes as long as before streaming on average for a usual prompt:
+    # (base_seconds + seconds_per_output_token x output tokens) x jitter, mean jitter 1
+    for model in models.values():
+        mean = statistics.fmean(simulate(model, messages, None, seed=s).latency_seconds for s in range(400))
+        profile = model.latency
+        before = profile.base_seconds + profile.seconds_per_output_token * (
+            model.min_output_tokens + model.max_output_tokens) / 2
+        assert mean == pytest.approx(before, rel=0.05), model.name
+
