@@ -1,5 +1,6 @@
 """The simulated provider speaks LLM: streamed answers (server-sent events, OpenAI's chunk format), a time to first
-token that grows with the prompt, a per-token decode time, all in process and reproducible with the seed."""
+token that grows with the prompt, a per-token decode time, all in process and reproducible with the seed; a prompt
+cache that bills a recently seen prompt prefix as cached input tokens, at the catalog's cached-input price."""
 
 from __future__ import annotations
 
@@ -14,7 +15,9 @@ from fastapi.testclient import TestClient
 
 from stack import catalog, tracing
 from stack.llmsim.app import create_app as create_llmsim
+from stack.catalog import PromptCacheSettings
 from stack.llmsim.generation import simulate
+from stack.llmsim.prompt_cache import PromptCache
 from stack.llmsim.settings import Settings as LlmsimSettings
 
 QUESTION = "Explain the difference between a counter and a gauge."
@@ -25,8 +28,9 @@ def _app(latency_scale: float = 0.0, seed: int = 7) -> FastAPI:
                          tracing=tracing.setup("llmsim", enabled=False))
 
 
-def _body(model: str = "sim-balanced", prompt: str = QUESTION, **extra: object) -> dict:
-    return {"model": model, "messages": [{"role": "user", "content": prompt}], "seed": 11, **extra}
+def _body(model: str = "sim-balanced", prompt: str = QUESTION, system: str | None = None, **extra: object) -> dict:
+    messages = [{"role": "system", "content": system}] if system is not None else []
+    return {"model": model, "messages": [*messages, {"role": "user", "content": prompt}], "seed": 11, **extra}
 
 
 def _events(text: str) -> list[dict | str]:
@@ -167,3 +171,75 @@ def test_prefill_and_decode_are_per_model_reproducible_and_distinct() -> None:
             model.min_output_tokens + model.max_output_tokens) / 2
         assert mean == pytest.approx(before, rel=0.05), model.name
 
+
+
+# ---------------------------------------------------------------------------------------------- prompt caching
+
+SYSTEM = "You are the support assistant of an observability course. Answer briefly and cite the runbook. " * 4
+
+
+def test_a_repeated_system_prompt_is_billed_as_cached_input_tokens_at_a_lower_cost() -> None:
+    system_tokens = len(SYSTEM) // 4 + 4  # stack/tokens.py: four characters a token, four a message
+    with TestClient(_app()) as client:
+        first = client.post("/v1/chat/completions", json=_body(system=SYSTEM)).json()["usage"]
+        second = client.post("/v1/chat/completions", json=_body(prompt="What is a histogram?", system=SYSTEM)).json()
+        streamed = _stream(client, _body(prompt="And a summary?", system=SYSTEM, stream=True,
+                                         stream_options={"include_usage": True}))[-2]["usage"]
+        other_model = client.post("/v1/chat/completions", json=_body("sim-fast", system=SYSTEM)).json()["usage"]
+    usage = second["usage"]
+    assert first["prompt_tokens_details"] == {"cached_tokens": 0}, "nothing seen yet"
+    assert usage["prompt_tokens_details"]["cached_tokens"] == system_tokens < usage["prompt_tokens"]
+    assert streamed["prompt_tokens_details"]["cached_tokens"] == system_tokens, "streamed answers report it too"
+    assert other_model["prompt_tokens_details"]["cached_tokens"] == 0, "each model has its own cache"
+    tokens = (usage["prompt_tokens"], usage["completion_tokens"])
+    cached = usage["prompt_tokens_details"]["cached_tokens"]
+    assert catalog.cost_usd("sim-balanced", *tokens, cached) < catalog.cost_usd("sim-balanced", *tokens)
+
+
+def test_cached_input_is_priced_at_a_discount_in_the_catalog() -> None:
+    for name, model in catalog.load().models.items():
+        assert 0.1 * model.input_price_per_million <= model.cached_input_price_per_million \
+            <= 0.5 * model.input_price_per_million, name
+        assert catalog.cost_usd(name, 1_000_000, 0, cached_input_tokens=1_000_000) == pytest.approx(
+            model.cached_input_price_per_million)
+        assert catalog.cost_usd(name, 1_000_000, 0, 400_000) == pytest.approx(
+            0.6 * model.input_price_per_million + 0.4 * model.cached_input_price_per_million)
+        assert catalog.cost_usd(name, 100, 10) == catalog.cost_usd(name, 100, 10, 0), "callers without it keep working"
+    with pytest.raises(ValueError, match="cached_input_tokens"):
+        catalog.cost_usd("sim-fast", 10, 0, 11)
+
+
+def test_a_cached_prefix_lowers_the_time_to_first_token() -> None:
+    model = catalog.load().models["sim-reasoning"]
+    messages = [{"role": "system", "content": "word " * 4000}, {"role": "user", "content": QUESTION}]
+    cold, warm = simulate(model, messages, None, seed=3), simulate(model, messages, None, seed=3, cached_tokens=5004)
+    assert warm.prefill_seconds < cold.prefill_seconds / 3 and warm.decode_seconds == cold.decode_seconds
+    assert warm.text == cold.text and warm.cached_tokens == 5004
+    # and on a real stream: the second call with the same 8000-token system prompt prefills only the question
+    app = _app(latency_scale=1.0)
+    long_system = "word " * 6400
+    cold_first, _ = _ttft_and_total(app, _body("sim-fast", system=long_system, stream=True))
+    warm_first, _ = _ttft_and_total(app, _body("sim-fast", prompt="Another question?", system=long_system,
+                                               stream=True))
+    assert warm_first < cold_first - 0.1, (cold_first, warm_first)
+
+
+def test_the_prompt_cache_is_bounded_and_forgets_after_its_ttl() -> None:
+    now = [0.0]
+    cache = PromptCache(PromptCacheSettings(max_entries=2, ttl_seconds=60, min_prefix_tokens=32),
+                        clock=lambda: now[0])
+    system = {"role": "system", "content": SYSTEM}
+
+    def ask(system_message: dict, question: str) -> int:
+        return cache.use("sim-fast", [system_message, {"role": "user", "content": question}])
+
+    assert ask(system, "a") == 0 and ask(system, "b") > 0
+    assert len(cache) <= 2
+    assert cache.use("sim-fast", [{"role": "user", "content": SYSTEM}]) == 0, "the last message is never cached"
+    now[0] += 61
+    assert ask(system, "c") == 0, "expired"
+    for other in range(3):  # three other system prompts push it out of a cache of two entries
+        ask({"role": "system", "content": f"{other} {SYSTEM}"}, "x")
+    assert ask(system, "d") == 0 and len(cache) <= 2, "evicted, least recently used first"
+    assert ask({"role": "system", "content": "short"}, "e") == 0 and ask({"role": "system", "content": "short"}, "f") \
+        == 0, "prefixes under min_prefix_tokens are not cached"

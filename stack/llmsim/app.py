@@ -3,7 +3,9 @@
 A completion is answered whole (JSON, after prefill + decode) or, with `"stream": true`, as OpenAI's server-sent
 events: the first `chat.completion.chunk` (carrying the role and the first word) after the prefill (time to first
 token), one chunk per word spread evenly over the decode, a last chunk with an empty delta and the finish_reason,
-with `stream_options.include_usage` one more chunk with no choices and the usage, then `data: [DONE]`."""
+with `stream_options.include_usage` one more chunk with no choices and the usage, then `data: [DONE]`.
+Every usage (streamed or not) has `prompt_tokens_details.cached_tokens`: the prompt prefix found in the prompt cache
+(stack/llmsim/prompt_cache.py), which is not prefilled again."""
 
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ from typing import Literal
 
 from fastapi import FastAPI, HTTPException
 from fastapi.responses import JSONResponse, Response, StreamingResponse
+from opentelemetry.semconv._incubating.attributes.gen_ai_attributes import GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS
 from opentelemetry.trace import Span, Status, StatusCode
 from prometheus_client import CollectorRegistry, Counter, Gauge
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationInfo, field_validator
@@ -25,6 +28,7 @@ from stack import tracing as tracing_module
 from stack.faults import LlmsimFaults
 from stack.llmsim.faults import FAULT_NAMES, KNOB_NAMES, FaultState, Outcome
 from stack.llmsim.generation import Completion, simulate
+from stack.llmsim.prompt_cache import PromptCache
 from stack.llmsim.settings import Settings
 from stack.tokens import count_prompt_tokens
 from stack.web import add_metrics_route, install_error_handlers, problem
@@ -73,6 +77,7 @@ def _usage(completion: Completion) -> dict:
         "prompt_tokens": completion.prompt_tokens,
         "completion_tokens": completion.completion_tokens,
         "total_tokens": completion.prompt_tokens + completion.completion_tokens,
+        "prompt_tokens_details": {"cached_tokens": completion.cached_tokens},  # as OpenAI: part of prompt_tokens
     }
 
 
@@ -118,6 +123,7 @@ def create_app(settings: Settings | None = None, tracing: tracing_module.Tracing
     models = limits.models
     faults = FaultState()
     faults.rng.seed(settings.seed)
+    prompt_cache = PromptCache(limits.prompt_cache)
 
     registry = CollectorRegistry()
     requests_total = Counter(
@@ -137,6 +143,7 @@ def create_app(settings: Settings | None = None, tracing: tracing_module.Tracing
 
     app = FastAPI(title="Simulated LLM provider", version="1.0")
     app.state.registry = registry  # tests read the counters without a scrape
+    app.state.prompt_cache = prompt_cache
     install_error_handlers(app, "llmsim")
     add_metrics_route(app, registry, before_scrape=refresh_fault_gauge)
 
@@ -207,6 +214,7 @@ def create_app(settings: Settings | None = None, tracing: tracing_module.Tracing
             seed=settings.seed if request.seed is None else request.seed,
             token_multiplier=knobs.token_multiplier if in_scope else 1.0,
             latency_scale=settings.latency_scale,
+            cached_tokens=prompt_cache.use(model.name, messages),
         )
         # Faults on top of the model's own timing (generation.simulate): added_latency_seconds slows the decode (a
         # streamed answer's chunks are spread over decode + added), so a non-streamed answer waits exactly what it
@@ -217,7 +225,8 @@ def create_app(settings: Settings | None = None, tracing: tracing_module.Tracing
         if span.is_recording():
             span.set_attributes({
                 "gen_ai.request.model": model.name, "gen_ai.usage.input_tokens": completion.prompt_tokens,
-                "gen_ai.usage.output_tokens": completion.completion_tokens, "llmsim.outcome": outcome.value,
+                "gen_ai.usage.output_tokens": completion.completion_tokens,
+                GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS: completion.cached_tokens, "llmsim.outcome": outcome.value,
                 "llmsim.latency_seconds": completion.latency_seconds, "llmsim.added_latency_seconds": added,
                 "llmsim.time_to_first_token_seconds": prefill, "llmsim.stream": request.stream,
             })

@@ -22,6 +22,7 @@ class Completion:
     completion_tokens: int
     finish_reason: str
     text: str
+    cached_tokens: int  # of prompt_tokens, read from the prompt cache
     prefill_seconds: float  # request in to first token out (time to first token), before any fault
     decode_seconds: float  # first token to last token, before any fault
 
@@ -55,11 +56,12 @@ def simulate(
     seed: int,
     token_multiplier: float = 1.0,
     latency_scale: float = 1.0,
+    cached_tokens: int = 0,
 ) -> Completion:
     """One completion: its tokens, text and timing, the same for the same request and seed (streamed or not).
 
     Timing (the model's `latency` in stack/catalog.yaml, times one seeded jitter factor and `latency_scale`):
-    prefill = base_seconds + prefill_seconds_per_1k_prompt_tokens x prompt_tokens / 1000 is the
+    prefill = base_seconds + prefill_seconds_per_1k_prompt_tokens x (prompt_tokens - cached_tokens) / 1000 is the
     time to first token; decode = seconds_per_output_token x the output tokens the model wanted (the
     token_multiplier fault inflates the tokens billed, not the time) is the time from first to last token. A
     non-streamed answer waits prefill + decode, as it always did plus the prefill of the prompt (a few ms for the
@@ -75,11 +77,14 @@ def simulate(
     jitter = 1 + profile.jitter * rng.uniform(-1, 1)
     text = _reply_text(rng, min(completion_tokens, 2000))
     prompt_tokens = count_prompt_tokens(m.get("content") for m in messages)
-    prefill = (profile.base_seconds + profile.prefill_seconds_per_1k_prompt_tokens * prompt_tokens / 1000)
+    cached_tokens = min(max(0, cached_tokens), prompt_tokens)
+    uncached = prompt_tokens - cached_tokens  # a prompt prefix from the prompt cache is not computed again
+    prefill = (profile.base_seconds + profile.prefill_seconds_per_1k_prompt_tokens * uncached / 1000)
     decode = profile.seconds_per_output_token * latency_tokens
     scale = jitter * latency_scale
     return Completion(
         prompt_tokens=prompt_tokens,
+        cached_tokens=cached_tokens,
         completion_tokens=completion_tokens,
         finish_reason=finish_reason,
         text=text,
