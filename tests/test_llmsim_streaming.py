@@ -1,6 +1,7 @@
 """The simulated provider speaks LLM: streamed answers (server-sent events, OpenAI's chunk format), a time to first
 token that grows with the prompt, a per-token decode time, all in process and reproducible with the seed; a prompt
-cache that bills a recently seen prompt prefix as cached input tokens, at the catalog's cached-input price."""
+cache that bills a recently seen prompt prefix as cached input tokens, at the catalog's cached-input price; and the
+fault knobs that break both (stack/faults.py)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from stack import catalog, tracing
+from stack import catalog, faults, tracing
 from stack.llmsim.app import create_app as create_llmsim
 from stack.catalog import PromptCacheSettings
 from stack.llmsim.generation import simulate
@@ -243,3 +244,60 @@ def test_the_prompt_cache_is_bounded_and_forgets_after_its_ttl() -> None:
     assert ask(system, "d") == 0 and len(cache) <= 2, "evicted, least recently used first"
     assert ask({"role": "system", "content": "short"}, "e") == 0 and ask({"role": "system", "content": "short"}, "f") \
         == 0, "prefixes under min_prefix_tokens are not cached"
+
+
+# ---------------------------------------------------------------------------------------------- fault knobs
+
+def _cached(client: TestClient, question: str) -> int:
+    response = client.post("/v1/chat/completions", json=_body(prompt=question, system=SYSTEM))
+    assert response.status_code == 200, response.text
+    return response.json()["usage"]["prompt_tokens_details"]["cached_tokens"]
+
+
+def test_slow_first_token_delays_the_first_chunk_of_the_chosen_models_only() -> None:
+    app = _app(latency_scale=0.0)  # the knobs' time only
+    with TestClient(app) as client:
+        on = client.post("/faults", json={"slow_first_token_seconds": 0.4, "models": ["sim-fast"]})
+        assert on.status_code == 200 and on.json()["active"] == {"slow_first_token_seconds": 0.4}
+        slow_first, slow_total = _ttft_and_total(app, _body("sim-fast", stream=True))
+        other_first, _ = _ttft_and_total(app, _body("sim-balanced", stream=True))
+        assert slow_first >= 0.4 and other_first < 0.2, (slow_first, other_first)
+        # added_latency_seconds slows the decode instead: the first token comes at once, the last one later
+        client.post("/faults", json={"added_latency_seconds": 0.4, "slow_first_token_seconds": 0, "models": []})
+        decode_first, decode_total = _ttft_and_total(app, _body("sim-fast", stream=True))
+        assert decode_first < 0.2 and decode_total >= 0.4, (decode_first, decode_total)
+        assert client.delete("/faults").json()["healthy"]
+
+
+def test_prompt_cache_off_and_cache_busting_nonce_stop_prefix_reuse_and_heal() -> None:
+    with TestClient(_app()) as client:
+        assert _cached(client, "first") == 0 and _cached(client, "second") > 0
+        assert client.post("/faults", json={"prompt_cache_off": True}).json()["active"] == {"prompt_cache_off": 1.0}
+        assert _cached(client, "third") == 0
+        client.delete("/faults/prompt_cache_off")
+        assert _cached(client, "fourth") > 0, "healed: the prefix cached before is found again"
+        assert client.post("/faults", json={"cache_busting_nonce": True, "models": ["sim-balanced"]}).status_code == 200
+        assert _cached(client, "fifth") == 0 and _cached(client, "fifth") == 0, "a new nonce every request"
+        other = client.post("/v1/chat/completions", json=_body("sim-fast", prompt="x", system=SYSTEM)).json()
+        client.post("/v1/chat/completions", json=_body("sim-fast", prompt="y", system=SYSTEM))
+        again = client.post("/v1/chat/completions", json=_body("sim-fast", prompt="z", system=SYSTEM)).json()
+        assert other["usage"]["prompt_tokens_details"]["cached_tokens"] == 0 < \
+            again["usage"]["prompt_tokens_details"]["cached_tokens"], "models outside the selector keep their cache"
+        client.delete("/faults")
+        assert _cached(client, "sixth") > 0
+
+
+@pytest.mark.parametrize(("knobs", "field"), [
+    ({"slow_first_token_seconds": -1}, "slow_first_token_seconds"),
+    ({"slow_first_token_seconds": 121}, "slow_first_token_seconds"),
+    ({"prompt_cache_off": "maybe"}, "prompt_cache_off"),
+    ({"cache_busting_nonce": [1]}, "cache_busting_nonce"),
+])
+def test_the_new_knobs_are_bounded_and_a_bad_value_is_a_422_naming_it(knobs: dict, field: str) -> None:
+    with TestClient(_app()) as client:
+        response = client.post("/faults", json=knobs)
+        assert response.status_code == 422 and field in response.json()["error"]["fields"], response.text
+        assert client.get("/faults").json()["healthy"]
+    assert faults.KNOBS[field].service == "llmsim" and faults.KNOBS[field].breaks
+    with pytest.raises(ValueError, match=field):
+        faults.requests(knobs)

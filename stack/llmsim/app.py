@@ -207,6 +207,11 @@ def create_app(settings: Settings | None = None, tracing: tracing_module.Tracing
             return _openai_error(429, "Rate limit reached (simulated).", "rate_limit_exceeded",
                                  headers={"Retry-After": retry_after})
         messages = [m.model_dump() for m in request.messages]
+        if in_scope and knobs.prompt_cache_off:
+            cached_tokens = 0  # the cache is neither read nor filled
+        else:
+            nonce = uuid.uuid4().hex if in_scope and knobs.cache_busting_nonce else None
+            cached_tokens = prompt_cache.use(model.name, messages, nonce=nonce)
         completion = simulate(
             model,
             messages,
@@ -214,13 +219,14 @@ def create_app(settings: Settings | None = None, tracing: tracing_module.Tracing
             seed=settings.seed if request.seed is None else request.seed,
             token_multiplier=knobs.token_multiplier if in_scope else 1.0,
             latency_scale=settings.latency_scale,
-            cached_tokens=prompt_cache.use(model.name, messages),
+            cached_tokens=cached_tokens,
         )
-        # Faults on top of the model's own timing (generation.simulate): added_latency_seconds slows the decode (a
-        # streamed answer's chunks are spread over decode + added), so a non-streamed answer waits exactly what it
-        # did before streaming existed.
+        # Faults on top of the model's own timing (generation.simulate): slow_first_token_seconds is a queue before
+        # the prefill (the time to first token grows by it), added_latency_seconds slows the decode (a streamed
+        # answer's chunks are spread over decode + added). A non-streamed answer waits prefill + decode, both added.
         added = knobs.added_latency_seconds if in_scope else 0.0
-        prefill, decode = completion.prefill_seconds, completion.decode_seconds + added
+        queued = knobs.slow_first_token_seconds if in_scope else 0.0
+        prefill, decode = queued + completion.prefill_seconds, completion.decode_seconds + added
         span = tracer.start_span(f"generate {model.name}")
         if span.is_recording():
             span.set_attributes({
@@ -228,6 +234,7 @@ def create_app(settings: Settings | None = None, tracing: tracing_module.Tracing
                 "gen_ai.usage.output_tokens": completion.completion_tokens,
                 GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS: completion.cached_tokens, "llmsim.outcome": outcome.value,
                 "llmsim.latency_seconds": completion.latency_seconds, "llmsim.added_latency_seconds": added,
+                "llmsim.queued_seconds": queued,
                 "llmsim.time_to_first_token_seconds": prefill, "llmsim.stream": request.stream,
             })
             if outcome is Outcome.ERROR:
