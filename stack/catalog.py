@@ -15,7 +15,11 @@ TOKENS_PER_PRICE_UNIT = 1_000_000
 
 @dataclass(frozen=True)
 class LatencyProfile:
+    """Time to first token = base_seconds + prefill_seconds_per_1k_prompt_tokens per 1000 (uncached) prompt tokens;
+    then seconds_per_output_token per output token; both times a seeded jitter factor of 1 ± jitter."""
+
     base_seconds: float
+    prefill_seconds_per_1k_prompt_tokens: float
     seconds_per_output_token: float
     jitter: float
 
@@ -25,15 +29,32 @@ class Model:
     name: str
     tier: str
     input_price_per_million: float
+    cached_input_price_per_million: float  # a prompt token read from the provider's prompt cache
     output_price_per_million: float
     latency: LatencyProfile
     min_output_tokens: int
     max_output_tokens: int
 
-    def cost_usd(self, input_tokens: int, output_tokens: int) -> float:
+    def cost_usd(self, input_tokens: int, output_tokens: int, cached_input_tokens: int = 0) -> float:
+        """`input_tokens` counts every prompt token, the cached ones included (as OpenAI's `prompt_tokens` does);
+        `cached_input_tokens` of them are priced at the cached-input price."""
+        if not 0 <= cached_input_tokens <= input_tokens:
+            raise ValueError(f"cached_input_tokens {cached_input_tokens} must be between 0 and input_tokens "
+                             f"{input_tokens}")
         return (
-            input_tokens * self.input_price_per_million + output_tokens * self.output_price_per_million
+            (input_tokens - cached_input_tokens) * self.input_price_per_million
+            + cached_input_tokens * self.cached_input_price_per_million
+            + output_tokens * self.output_price_per_million
         ) / TOKENS_PER_PRICE_UNIT
+
+
+@dataclass(frozen=True)
+class PromptCacheSettings:
+    """The simulated provider's prompt cache (stack/llmsim/prompt_cache.py)."""
+
+    max_entries: int
+    ttl_seconds: float
+    min_prefix_tokens: int
 
 
 @dataclass(frozen=True)
@@ -43,6 +64,7 @@ class Catalog:
     applications: tuple[str, ...]
     max_values_per_label: int
     daily_budget_usd: float
+    prompt_cache: PromptCacheSettings
     max_prompt_chars: int
     max_output_tokens: int
     max_prompt_tokens: int
@@ -66,6 +88,7 @@ def _model(name: str, spec: dict) -> Model:
         name=name,
         tier=spec["tier"],
         input_price_per_million=float(spec["price_per_million"]["input"]),
+        cached_input_price_per_million=float(spec["price_per_million"]["cached_input"]),
         output_price_per_million=float(spec["price_per_million"]["output"]),
         latency=LatencyProfile(**spec["latency"]),
         min_output_tokens=int(spec["output_tokens"]["min"]),
@@ -82,6 +105,9 @@ def load() -> Catalog:
         applications=tuple(raw["labels"]["application"]),
         max_values_per_label=int(raw["labels"]["max_values_per_label"]),
         daily_budget_usd=float(raw["budget"]["daily_usd"]),
+        prompt_cache=PromptCacheSettings(max_entries=int(raw["prompt_cache"]["max_entries"]),
+                                         ttl_seconds=float(raw["prompt_cache"]["ttl_seconds"]),
+                                         min_prefix_tokens=int(raw["prompt_cache"]["min_prefix_tokens"])),
         max_prompt_chars=int(raw["limits"]["max_prompt_chars"]),
         max_output_tokens=int(raw["limits"]["max_output_tokens"]),
         max_prompt_tokens=int(raw["limits"]["max_prompt_tokens"]),
@@ -93,9 +119,11 @@ def load() -> Catalog:
     )
 
 
-def cost_usd(model: str, input_tokens: int, output_tokens: int) -> float:
-    """Cost of one call from the shared pricing table; unknown models raise instead of costing 0."""
+def cost_usd(model: str, input_tokens: int, output_tokens: int, cached_input_tokens: int = 0) -> float:
+    """Cost of one call from the shared pricing table; unknown models raise instead of costing 0. `input_tokens`
+    includes the `cached_input_tokens` (usage.prompt_tokens_details.cached_tokens), which cost the cached-input
+    price."""
     catalog = load()
     if model not in catalog.models:
         raise UnknownModelError(f"unknown model {model!r}; known models: {', '.join(catalog.model_names)}")
-    return catalog.models[model].cost_usd(input_tokens, output_tokens)
+    return catalog.models[model].cost_usd(input_tokens, output_tokens, cached_input_tokens)

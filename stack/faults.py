@@ -42,6 +42,17 @@ class LlmsimFaults(BaseModel):
     added_latency_seconds: float | None = Field(None, ge=0, le=120, description="seconds added to every call")
     token_multiplier: float | None = Field(None, ge=1, le=100, description="output token blow-up factor")
     outage: bool | None = Field(None, description="answer every call (and /health) with 503")
+    slow_first_token_seconds: float | None = Field(
+        None, ge=0, le=120, description="seconds a provider queue holds every call before its prefill: the time to "
+                                        "first token (and the whole call) grows by this, the time per output "
+                                        "token does not")
+    prompt_cache_off: bool | None = Field(
+        None, description="the provider's prompt cache is off: no cached input tokens, every prompt prefilled "
+                          "whole (longer time to first token) and billed at the full input price")
+    cache_busting_nonce: bool | None = Field(
+        None, description="a unique nonce at the start of every prompt, as a template change would add: no prompt "
+                          "prefix is ever reused (cached input tokens 0) and the nonces' prefixes evict the shared "
+                          "ones, so the cache is cold when it heals")
     models: list[str] | None = Field(None, description="limit the faults to these models; empty or null = all")
     duration_seconds: float = Field(300.0, gt=0, le=3600, description="every knob heals itself after this long")
 

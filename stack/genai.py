@@ -31,6 +31,7 @@ RESPONSE_ID = _gen_ai.GEN_AI_RESPONSE_ID  # "gen_ai.response.id"
 RESPONSE_FINISH_REASONS = _gen_ai.GEN_AI_RESPONSE_FINISH_REASONS  # "gen_ai.response.finish_reasons" (a list)
 USAGE_INPUT_TOKENS = _gen_ai.GEN_AI_USAGE_INPUT_TOKENS  # "gen_ai.usage.input_tokens"
 USAGE_OUTPUT_TOKENS = _gen_ai.GEN_AI_USAGE_OUTPUT_TOKENS  # "gen_ai.usage.output_tokens"
+USAGE_CACHE_READ_INPUT_TOKENS = _gen_ai.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS  # "gen_ai.usage.cache_read.input_tokens"
 AGENT_NAME = _gen_ai.GEN_AI_AGENT_NAME  # "gen_ai.agent.name"
 DEPRECATED_SYSTEM = _gen_ai.GEN_AI_SYSTEM  # "gen_ai.system": never set; tests assert no span carries it
 

@@ -1,23 +1,33 @@
-"""HTTP surface of the simulated provider: /v1/chat/completions, /v1/models, /faults, /health, /metrics."""
+"""HTTP surface of the simulated provider: /v1/chat/completions, /v1/models, /faults, /health, /metrics.
+
+A completion is answered whole (JSON, after prefill + decode) or, with `"stream": true`, as OpenAI's server-sent
+events: the first `chat.completion.chunk` (carrying the role and the first word) after the prefill (time to first
+token), one chunk per word spread evenly over the decode, a last chunk with an empty delta and the finish_reason,
+with `stream_options.include_usage` one more chunk with no choices and the usage, then `data: [DONE]`.
+Every usage (streamed or not) has `prompt_tokens_details.cached_tokens`: the prompt prefix found in the prompt cache
+(stack/llmsim/prompt_cache.py), which is not prefilled again."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 import uuid
+from collections.abc import AsyncIterator
 from typing import Literal
 
 from fastapi import FastAPI, HTTPException
-from fastapi.responses import JSONResponse
-from opentelemetry.trace import Status, StatusCode
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from opentelemetry.trace import Span, Status, StatusCode
 from prometheus_client import CollectorRegistry, Counter, Gauge
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationInfo, field_validator
 
 from stack import catalog, genai
 from stack import tracing as tracing_module
 from stack.faults import LlmsimFaults
 from stack.llmsim.faults import FAULT_NAMES, KNOB_NAMES, FaultState, Outcome
-from stack.llmsim.generation import simulate
+from stack.llmsim.generation import Completion, simulate
+from stack.llmsim.prompt_cache import PromptCache
 from stack.llmsim.settings import Settings
 from stack.tokens import count_prompt_tokens
 from stack.web import add_metrics_route, install_error_handlers, problem
@@ -31,15 +41,74 @@ class Message(BaseModel):
 MAX_MESSAGES = catalog.load().max_messages_per_request
 
 
+class StreamOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # a misspelt option is a 422 naming it, not silently ignored
+
+    include_usage: StrictBool = False
+
+
 class ChatCompletionRequest(BaseModel):
     model: str
     messages: list[Message] = Field(min_length=1, max_length=MAX_MESSAGES)
     max_tokens: int | None = Field(None, ge=1)
     seed: int | None = None
+    stream: StrictBool = False
+    stream_options: StreamOptions | None = None
+
+    @field_validator("stream_options")
+    @classmethod
+    def _only_when_streaming(cls, value: StreamOptions | None, info: ValidationInfo) -> StreamOptions | None:
+        if value is not None and not info.data.get("stream"):
+            raise ValueError("stream_options is only allowed when stream is true")
+        return value
 
 
 def _openai_error(status: int, message: str, kind: str, headers: dict[str, str] | None = None) -> JSONResponse:
     return JSONResponse(status_code=status, content={"error": {"message": message, "type": kind}}, headers=headers)
+
+
+def _completion_id() -> str:
+    return f"chatcmpl-{uuid.uuid4().hex[:24]}"
+
+
+def _usage(completion: Completion) -> dict:
+    return {
+        "prompt_tokens": completion.prompt_tokens,
+        "completion_tokens": completion.completion_tokens,
+        "total_tokens": completion.prompt_tokens + completion.completion_tokens,
+        "prompt_tokens_details": {"cached_tokens": completion.cached_tokens},  # as OpenAI: part of prompt_tokens
+    }
+
+
+def _event(payload: dict | str) -> bytes:
+    return f"data: {payload if isinstance(payload, str) else json.dumps(payload)}\n\n".encode()
+
+
+async def _stream(completion: Completion, model: str, prefill: float, decode: float, include_usage: bool,
+                  span: Span) -> AsyncIterator[bytes]:
+    """The answer as server-sent events on a fixed schedule from the request's start: content chunk i of n at
+    prefill + decode x i / n (the first one is the time to first token), the finish chunk at prefill + decode."""
+    start = time.monotonic()
+    base = {"id": _completion_id(), "object": "chat.completion.chunk", "created": int(time.time()), "model": model}
+    extra = {"usage": None} if include_usage else {}  # as OpenAI: every chunk but the last has usage null
+
+    async def until(offset: float) -> None:
+        await asyncio.sleep(max(0.0, start + offset - time.monotonic()))
+
+    try:
+        pieces = completion.chunks()
+        for i, piece in enumerate(pieces):
+            await until(prefill + decode * i / len(pieces))
+            delta = {"role": "assistant", "content": piece} if i == 0 else {"content": piece}
+            yield _event({**base, "choices": [{"index": 0, "delta": delta, "finish_reason": None}], **extra})
+        await until(prefill + decode)
+        yield _event({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": completion.finish_reason}],
+                      **extra})
+        if include_usage:
+            yield _event({**base, "choices": [], "usage": _usage(completion)})
+        yield _event("[DONE]")
+    finally:
+        span.end()
 
 
 def create_app(settings: Settings | None = None, tracing: tracing_module.Tracing | None = None) -> FastAPI:
@@ -53,6 +122,7 @@ def create_app(settings: Settings | None = None, tracing: tracing_module.Tracing
     models = limits.models
     faults = FaultState()
     faults.rng.seed(settings.seed)
+    prompt_cache = PromptCache(limits.prompt_cache)
 
     registry = CollectorRegistry()
     requests_total = Counter(
@@ -72,6 +142,7 @@ def create_app(settings: Settings | None = None, tracing: tracing_module.Tracing
 
     app = FastAPI(title="Simulated LLM provider", version="1.0")
     app.state.registry = registry  # tests read the counters without a scrape
+    app.state.prompt_cache = prompt_cache
     install_error_handlers(app, "llmsim")
     add_metrics_route(app, registry, before_scrape=refresh_fault_gauge)
 
@@ -114,7 +185,7 @@ def create_app(settings: Settings | None = None, tracing: tracing_module.Tracing
         return faults.describe()
 
     @app.post("/v1/chat/completions")
-    async def chat_completions(request: ChatCompletionRequest) -> JSONResponse:
+    async def chat_completions(request: ChatCompletionRequest) -> Response:
         model = models.get(request.model)
         if model is None:
             return _openai_error(404, f"The model '{request.model}' does not exist; known: {sorted(models)}",
@@ -135,52 +206,66 @@ def create_app(settings: Settings | None = None, tracing: tracing_module.Tracing
             return _openai_error(429, "Rate limit reached (simulated).", "rate_limit_exceeded",
                                  headers={"Retry-After": retry_after})
         messages = [m.model_dump() for m in request.messages]
+        if in_scope and knobs.prompt_cache_off:
+            cached_tokens = 0  # the cache is neither read nor filled
+        else:
+            nonce = uuid.uuid4().hex if in_scope and knobs.cache_busting_nonce else None
+            cached_tokens = prompt_cache.use(model.name, messages, nonce=nonce)
+        completion = simulate(
+            model,
+            messages,
+            request.max_tokens,
+            seed=settings.seed if request.seed is None else request.seed,
+            token_multiplier=knobs.token_multiplier if in_scope else 1.0,
+            latency_scale=settings.latency_scale,
+            cached_tokens=cached_tokens,
+        )
+        # Faults on top of the model's own timing (generation.simulate): slow_first_token_seconds is a queue before
+        # the prefill (the time to first token grows by it), added_latency_seconds slows the decode (a streamed
+        # answer's chunks are spread over decode + added). A non-streamed answer waits prefill + decode, both added.
+        added = knobs.added_latency_seconds if in_scope else 0.0
+        queued = knobs.slow_first_token_seconds if in_scope else 0.0
+        prefill, decode = queued + completion.prefill_seconds, completion.decode_seconds + added
         # INTERNAL: the model's own work inside llmsim's server span; named apart from the gateway's `chat {model}`
         # call span so a trace shows one chat per call (the V4 lab's exported spans use this name too)
-        with tracer.start_as_current_span(f"generate {model.name}") as span:
-            completion = simulate(
-                model,
-                messages,
-                request.max_tokens,
-                seed=settings.seed if request.seed is None else request.seed,
-                token_multiplier=knobs.token_multiplier if in_scope else 1.0,
-                latency_scale=settings.latency_scale,
-            )
-            added = knobs.added_latency_seconds if in_scope else 0.0
-            if span.is_recording():
-                span.set_attributes({
-                    genai.OPERATION_NAME: genai.OPERATION_CHAT, genai.PROVIDER_NAME: genai.PROVIDER,
-                    genai.REQUEST_MODEL: model.name, genai.RESPONSE_MODEL: model.name,
-                    genai.USAGE_INPUT_TOKENS: completion.prompt_tokens,
-                    genai.USAGE_OUTPUT_TOKENS: completion.completion_tokens,
-                    genai.RESPONSE_FINISH_REASONS: [completion.finish_reason], "llmsim.outcome": outcome.value,
-                    "llmsim.latency_seconds": completion.latency_seconds, "llmsim.added_latency_seconds": added,
-                })
-                if outcome is Outcome.ERROR:
-                    span.set_status(Status(StatusCode.ERROR, "simulated internal error"))
-            await asyncio.sleep(completion.latency_seconds + added)
-        if outcome is Outcome.ERROR:
-            return _openai_error(500, "The provider had an internal error (simulated).", "server_error")
-        return JSONResponse(
-            {
-                "id": f"chatcmpl-{uuid.uuid4().hex[:24]}",
+        span = tracer.start_span(f"generate {model.name}")
+        if span.is_recording():
+            span.set_attributes({
+                genai.OPERATION_NAME: genai.OPERATION_CHAT, genai.PROVIDER_NAME: genai.PROVIDER,
+                genai.REQUEST_MODEL: model.name, genai.RESPONSE_MODEL: model.name,
+                genai.USAGE_INPUT_TOKENS: completion.prompt_tokens,
+                genai.USAGE_OUTPUT_TOKENS: completion.completion_tokens,
+                genai.USAGE_CACHE_READ_INPUT_TOKENS: completion.cached_tokens,
+                genai.RESPONSE_FINISH_REASONS: [completion.finish_reason], "llmsim.outcome": outcome.value,
+                "llmsim.latency_seconds": completion.latency_seconds, "llmsim.added_latency_seconds": added,
+                "llmsim.queued_seconds": queued,
+                "llmsim.time_to_first_token_seconds": prefill, "llmsim.stream": request.stream,
+            })
+            if outcome is Outcome.ERROR:
+                span.set_status(Status(StatusCode.ERROR, "simulated internal error"))
+        if outcome is Outcome.ERROR or not request.stream:
+            try:
+                await asyncio.sleep(prefill + decode)
+            finally:
+                span.end()
+            if outcome is Outcome.ERROR:
+                return _openai_error(500, "The provider had an internal error (simulated).", "server_error")
+            return JSONResponse({
+                "id": _completion_id(),
                 "object": "chat.completion",
                 "created": int(time.time()),
                 "model": model.name,
-                "choices": [
-                    {
-                        "index": 0,
-                        "message": {"role": "assistant", "content": completion.text},
-                        "finish_reason": completion.finish_reason,
-                    }
-                ],
-                "usage": {
-                    "prompt_tokens": completion.prompt_tokens,
-                    "completion_tokens": completion.completion_tokens,
-                    "total_tokens": completion.prompt_tokens + completion.completion_tokens,
-                },
-            }
-        )
+                "choices": [{
+                    "index": 0,
+                    "message": {"role": "assistant", "content": completion.text},
+                    "finish_reason": completion.finish_reason,
+                }],
+                "usage": _usage(completion),
+            })
+        include_usage = bool(request.stream_options and request.stream_options.include_usage)
+        return StreamingResponse(_stream(completion, model.name, prefill, decode, include_usage, span),
+                                 media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
     tracing_module.instrument_fastapi(app, tracing)
     return app

@@ -27,6 +27,9 @@ class Knobs:
     added_latency_seconds: float = 0.0
     token_multiplier: float = 1.0
     outage: bool = False
+    slow_first_token_seconds: float = 0.0
+    prompt_cache_off: bool = False
+    cache_busting_nonce: bool = False
     models: frozenset[str] = frozenset()
 
 
@@ -76,6 +79,9 @@ class FaultState:
             "added_latency_seconds": knobs.added_latency_seconds,
             "token_multiplier": knobs.token_multiplier if knobs.token_multiplier != 1.0 else 0.0,
             "outage": 1.0 if knobs.outage else 0.0,
+            "slow_first_token_seconds": knobs.slow_first_token_seconds,
+            "prompt_cache_off": 1.0 if knobs.prompt_cache_off else 0.0,
+            "cache_busting_nonce": 1.0 if knobs.cache_busting_nonce else 0.0,
         }
         return {name: value for name, value in values.items() if value}
 
