@@ -66,12 +66,14 @@ def _top_level_imports(path: Path, known: set[str]) -> set[str]:
         for inner in ast.walk(node) if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef,
                                                               ast.ClassDef)) else ():
             if isinstance(inner, ast.ImportFrom) and inner.level == 0 and inner.module:
-                for alias in inner.names:
-                    submodule = f"{inner.module}.{alias.name}"
-                    found.add(submodule if submodule in known else inner.module)
+                found.add(inner.module)  # `from pkg import sub` runs pkg/__init__.py first
+                found.update(f"{inner.module}.{alias.name}" for alias in inner.names)
             elif isinstance(inner, ast.Import):
                 found.update(alias.name for alias in inner.names)
-    return {name for name in found if name in known}
+    own = _module_name(path)
+    parents = {".".join(name.split(".")[:i]) for name in found for i in range(1, name.count(".") + 1)}
+    parents = {name for name in parents if not own.startswith(name + ".")}  # its own packages are already running
+    return {name for name in found | parents if name in known and name != own}
 
 
 def test_no_import_circle_between_our_modules() -> None:

@@ -22,7 +22,8 @@ from stack.gateway.faults import FaultState
 from stack.llmsim.app import create_app as create_llmsim
 from stack.paths import DOCS_DIR, REPO_ROOT
 from stack.scenarios import registry
-from stack.scenarios.kinds import KINDS, alert_storm
+from stack.scenarios.kinds import alert_storm
+from stack.scenarios.kinds.index import KINDS
 from stack.scenarios.model import AlertMatcher, Condition, RegistryError
 
 GOOD = """

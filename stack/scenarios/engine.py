@@ -33,7 +33,7 @@ from stack.paths import REPO_ROOT
 from stack.runner import control, health, processes
 from stack import topology
 from stack.scenarios import observe, registry
-from stack.scenarios.kinds import KINDS
+from stack.scenarios.kinds.index import KINDS
 from stack.scenarios.kinds.base import RECOVERY_TRAFFIC_SECONDS, Context, ScenarioFailure
 from stack.scenarios.model import MAX_DURATION_SECONDS, MIN_DURATION_SECONDS, RegistryError
 

@@ -16,7 +16,7 @@ import yaml
 from stack import faults, profiles
 from stack.paths import STACK_DIR
 from stack.prometheus.alerts import alert_rules
-from stack.scenarios.kinds import KINDS
+from stack.scenarios.kinds.index import KINDS
 from stack.scenarios.model import (
     MAX_DURATION_SECONDS, MIN_DURATION_SECONDS, PLACEHOLDERS, AlertMatcher, Condition, RegistryError, Scenario, Signal,
 )

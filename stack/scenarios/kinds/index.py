@@ -1,0 +1,14 @@
+"""Every kind of failure scenario by the name stack/scenarios/registry.yaml gives it (`kind:`)."""
+
+from __future__ import annotations
+
+from types import ModuleType
+
+from stack.scenarios.kinds import alert_storm, cardinality, missing_metrics, provider_fault
+
+KINDS: dict[str, ModuleType] = {
+    "provider_fault": provider_fault,
+    "cardinality": cardinality,
+    "missing_metrics": missing_metrics,
+    "alert_storm": alert_storm,
+}
