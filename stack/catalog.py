@@ -58,6 +58,14 @@ class PromptCacheSettings:
 
 
 @dataclass(frozen=True)
+class ResponseCacheSettings:
+    """The gateway's response cache (stack/gateway/response_cache.py)."""
+
+    max_entries: int
+    ttl_seconds: float
+
+
+@dataclass(frozen=True)
 class Catalog:
     models: dict[str, Model]
     departments: tuple[str, ...]
@@ -65,6 +73,7 @@ class Catalog:
     max_values_per_label: int
     daily_budget_usd: float
     prompt_cache: PromptCacheSettings
+    response_cache: ResponseCacheSettings
     max_prompt_chars: int
     max_output_tokens: int
     max_prompt_tokens: int
@@ -108,6 +117,8 @@ def load() -> Catalog:
         prompt_cache=PromptCacheSettings(max_entries=int(raw["prompt_cache"]["max_entries"]),
                                          ttl_seconds=float(raw["prompt_cache"]["ttl_seconds"]),
                                          min_prefix_tokens=int(raw["prompt_cache"]["min_prefix_tokens"])),
+        response_cache=ResponseCacheSettings(max_entries=int(raw["response_cache"]["max_entries"]),
+                                             ttl_seconds=float(raw["response_cache"]["ttl_seconds"])),
         max_prompt_chars=int(raw["limits"]["max_prompt_chars"]),
         max_output_tokens=int(raw["limits"]["max_output_tokens"]),
         max_prompt_tokens=int(raw["limits"]["max_prompt_tokens"]),

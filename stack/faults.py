@@ -80,6 +80,10 @@ class GatewayFaults(BaseModel):
     rename: str | None = Field(
         None, description="llm_requests_total is exported under this counter name, as if a deployment had "
                           "renamed it (e.g. llm_calls_total)")
+    prompt_template_change: bool | None = Field(
+        None, description="a prompt template change: every chat request's system prompt starts with a unique token, "
+                          "so no request repeats (response cache misses) and no prompt prefix is reused (the "
+                          "provider's cached input tokens drop to 0); false heals it")
     duration_seconds: float = Field(180.0, gt=0, le=900, description="the knobs set heal themselves after this long")
 
     @field_validator("rename")

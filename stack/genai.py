@@ -32,6 +32,9 @@ RESPONSE_FINISH_REASONS = _gen_ai.GEN_AI_RESPONSE_FINISH_REASONS  # "gen_ai.resp
 USAGE_INPUT_TOKENS = _gen_ai.GEN_AI_USAGE_INPUT_TOKENS  # "gen_ai.usage.input_tokens"
 USAGE_OUTPUT_TOKENS = _gen_ai.GEN_AI_USAGE_OUTPUT_TOKENS  # "gen_ai.usage.output_tokens"
 USAGE_CACHE_READ_INPUT_TOKENS = _gen_ai.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS  # "gen_ai.usage.cache_read.input_tokens"
+REQUEST_STREAM = _gen_ai.GEN_AI_REQUEST_STREAM  # "gen_ai.request.stream"
+REQUEST_SEED = _gen_ai.GEN_AI_REQUEST_SEED  # "gen_ai.request.seed"
+RESPONSE_TIME_TO_FIRST_CHUNK = _gen_ai.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK  # "gen_ai.response.time_to_first_chunk" (s)
 AGENT_NAME = _gen_ai.GEN_AI_AGENT_NAME  # "gen_ai.agent.name"
 DEPRECATED_SYSTEM = _gen_ai.GEN_AI_SYSTEM  # "gen_ai.system": never set; tests assert no span carries it
 

@@ -16,3 +16,9 @@ def count_prompt_tokens(contents: Iterable[str | None]) -> int:
     for content in contents:
         tokens += TOKENS_PER_MESSAGE + math.ceil(len(content or "") / CHARS_PER_TOKEN)
     return tokens
+
+
+def count_text_tokens(text: str) -> int:
+    """The same stand-in for a piece of generated text (no message overhead): what part of an answer that was cut
+    short is billed as, when no usage arrived."""
+    return math.ceil(len(text) / CHARS_PER_TOKEN)

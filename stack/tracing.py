@@ -200,17 +200,19 @@ class ServerSpanMiddleware:
                         span.set_status(trace.Status(trace.StatusCode.ERROR))
 
 
-def current_ids() -> tuple[str, str] | None:
-    """(trace_id, span_id) of the current span as lowercase hex (W3C form), or None outside a recorded span."""
-    context = trace.get_current_span().get_span_context()
+def current_ids(span: trace.Span | None = None) -> tuple[str, str] | None:
+    """(trace_id, span_id) of `span` (default: the current span) as lowercase hex (W3C form), or None outside a
+    recorded span."""
+    context = (span or trace.get_current_span()).get_span_context()
     if not context.is_valid:
         return None
     return format(context.trace_id, "032x"), format(context.span_id, "016x")
 
 
-def exemplar() -> dict[str, str] | None:
-    """Exemplar labels linking a metric sample to the current trace (OpenMetrics exposition shows them)."""
-    ids = current_ids()
+def exemplar(span: trace.Span | None = None) -> dict[str, str] | None:
+    """Exemplar labels linking a metric sample to `span`'s trace (default: the current span's); OpenMetrics
+    exposition shows them."""
+    ids = current_ids(span)
     return {"trace_id": ids[0], "span_id": ids[1]} if ids else None
 
 
@@ -222,7 +224,7 @@ def add_trace_ids(_logger: object, _method: str, event: MutableMapping[str, obje
     return event
 
 
-def inject(headers: MutableMapping[str, str]) -> MutableMapping[str, str]:
-    """Add the current trace context (W3C traceparent) to outgoing HTTP headers."""
-    propagate.inject(headers)
+def inject(headers: MutableMapping[str, str], span: trace.Span | None = None) -> MutableMapping[str, str]:
+    """Add the trace context (W3C traceparent) of `span` (default: the current one) to outgoing HTTP headers."""
+    propagate.inject(headers, context=trace.set_span_in_context(span) if span is not None else None)
     return headers

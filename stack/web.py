@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import anyio
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 from prometheus_client import disable_created_metrics
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
@@ -15,6 +17,25 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from stack import catalog
 from stack.crash_guard import CrashGuard
 from stack.request_guard import Refusal, RequestGuard
+
+
+class ClosingStreamingResponse(StreamingResponse):
+    """A stream that is closed however the response ends - finished, failed, or the client hung up (whatever the
+    server's ASGI version) - so the generator's own `finally` runs at once, then `on_close`."""
+
+    def __init__(self, content: AsyncIterator[bytes], on_close: Callable[[], Awaitable[None]],
+                 **kwargs: object) -> None:
+        super().__init__(content, **kwargs)  # type: ignore[arg-type]
+        self._content = content
+        self._on_close = on_close
+
+    async def __call__(self, scope, receive, send) -> None:  # noqa: ANN001 (ASGI)
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            with anyio.CancelScope(shield=True):
+                await self._content.aclose()  # type: ignore[attr-defined]
+                await self._on_close()
 
 
 def describe_validation_error(error: dict) -> str:

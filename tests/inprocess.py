@@ -49,6 +49,13 @@ class Stack:
         return (metric_sum(registry, "llm_requests"), metric_sum(registry, "llm_tokens"),
                 metric_sum(registry, "llm_cost_usd"))
 
+    def cache_hits(self) -> float:
+        return metric_sum(self.gateway.app.state.gateway.metrics.registry, "llm_response_cache_hits")
+
+    def answered(self) -> float:
+        """Calls booked in the metrics: provider calls plus answers from the response cache (one row each)."""
+        return self.billed()[0] + self.cache_hits()
+
     def rows(self) -> int:
         with sqlite3.connect(self.data / "gateway" / "attribution.db") as db:
             return int(db.execute("SELECT COUNT(*) FROM llm_calls").fetchone()[0])
@@ -58,7 +65,7 @@ class Stack:
             return int(db.execute("SELECT COUNT(*) FROM notifications").fetchone()[0])
 
     def side_effects(self) -> tuple[object, ...]:
-        return (self.provider_calls(), self.billed(), self.rows(), self.notifications())
+        return (self.provider_calls(), self.billed(), self.cache_hits(), self.rows(), self.notifications())
 
 
 def provider_in_process(monkeypatch: pytest.MonkeyPatch, llmsim: FastAPI) -> None:

@@ -23,7 +23,7 @@ def test_all_dependencies_ok_is_200_ok(tmp_path: Path, monkeypatch: pytest.Monke
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["status"] == "ok"
-    assert set(body["checks"]) == {f"provider:{m}" for m in catalog.load().model_names} | {"store", "trace_exporter"}
+    assert set(body["checks"]) == {f"provider:{m}" for m in catalog.load().model_names} | {"store", "trace_exporter", "cache"}
     assert all(c["status"] == "ok" and c["detail"] for c in body["checks"].values())
     assert body["checks"]["store"]["rows"] == 0
     assert "latency_ms" in body["checks"]["provider:sim-fast"]

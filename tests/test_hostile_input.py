@@ -142,11 +142,12 @@ def _check(stack: inprocess.Stack, endpoint: Endpoint, body: bytes) -> int:
     if endpoint.path == "/faults":
         _heal(stack)
     assert response.status_code < 500, (response.status_code, response.text[:500], body[:300])
-    assert response.headers["content-type"].startswith("application/json")
+    streamed = response.status_code == 200 and response.headers["content-type"].startswith("text/event-stream")
+    assert streamed or response.headers["content-type"].startswith("application/json")
     after = stack.side_effects()
     if response.status_code >= 400:
         assert after == before, (response.status_code, response.text[:300], body[:300])
-    assert stack.rows() == stack.billed()[0]
+    assert stack.rows() == stack.answered()
     return response.status_code
 
 

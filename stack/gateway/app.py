@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from opentelemetry import trace
 from prometheus_client import disable_created_metrics
 
@@ -15,9 +15,11 @@ from stack import catalog as catalog_module
 from stack import tracing as tracing_module
 from stack.gateway import faults, health as health_module, logs
 from stack.gateway.calls import Caller, CallRecorder
+from stack.gateway.chat import ChatCompletions
 from stack.gateway.checks import Rejection, require_attribution, require_max_tokens, require_model, require_prompt_size
 from stack.gateway.metrics import GatewayMetrics
 from stack.gateway.provider import ProviderClient, ProviderError
+from stack.gateway.response_cache import ResponseCache
 from stack.gateway.schemas import Attribution, ChatRequest, Message, WorkflowRequest
 from stack.gateway.settings import Settings
 from stack.gateway.store import AttributionStore, StoreUnavailable
@@ -33,6 +35,7 @@ class Gateway:
     provider: ProviderClient
     store: AttributionStore
     recorder: CallRecorder
+    chat: ChatCompletions
 
 
 def create_app(settings: Settings | None = None, tracing: tracing_module.Tracing | None = None) -> FastAPI:
@@ -48,13 +51,17 @@ def create_app(settings: Settings | None = None, tracing: tracing_module.Tracing
         tracing = tracing_module.setup("gateway", enabled=settings.instrumentation)
     tracer = tracing.tracer("stack.gateway")
     state: dict[str, Gateway] = {}
+    response_cache = ResponseCache(catalog.response_cache)
+    metrics.cache_entries.set_function(lambda: len(response_cache))
 
     @asynccontextmanager
     async def lifespan(application: FastAPI):
         provider = ProviderClient(settings.provider_url, settings.provider_timeout_seconds)
         store = AttributionStore(settings.data_dir / "attribution.db")
         recorder = CallRecorder(provider, metrics, store, settings.salt(), tracer)
-        state["gateway"] = application.state.gateway = Gateway(settings, metrics, provider, store, recorder)
+        chat_completions = ChatCompletions(recorder, response_cache, knobs)
+        state["gateway"] = application.state.gateway = Gateway(settings, metrics, provider, store, recorder,
+                                                               chat_completions)
         log.info("gateway_started", provider_url=settings.provider_url, store=str(store.path),
                  instrumentation=settings.instrumentation, tracing=tracing.describe())
         yield
@@ -163,10 +170,18 @@ def create_app(settings: Settings | None = None, tracing: tracing_module.Tracing
             return health_module.Check(health_module.OK, "configured: spans exported by OTLP/HTTP",
                                        endpoint=tracing.endpoint)
 
+        async def cache_check() -> health_module.Check:
+            ratio = response_cache.hit_ratio()
+            shown = "no lookups yet" if ratio is None else f"hit ratio {ratio:.1%} since start"
+            return health_module.Check(health_module.OK, f"in memory, at most {response_cache.max_entries} answers "
+                                       f"for {response_cache.ttl_seconds:g} s each; {shown}",
+                                       entries=len(response_cache),
+                                       hit_ratio=None if ratio is None else round(ratio, 4))
+
         checks = {f"provider:{model}": provider_check(model) for model in catalog.model_names}
         checks["store"] = store_check
         checks["trace_exporter"] = exporter_check
-        # (the response cache's entry goes here when the gateway has one: checks["cache"] = cache_check)
+        checks["cache"] = cache_check
         results = await health_module.run(checks)
         status = health_module.overall(results)
         return JSONResponse(status_code=503 if status == health_module.DOWN else 200,
@@ -189,21 +204,17 @@ def create_app(settings: Settings | None = None, tracing: tracing_module.Tracing
         return JSONResponse({"ready": True, "reasons": []})
 
     @app.post("/v1/chat/completions")
-    async def chat(body: ChatRequest, request: Request) -> JSONResponse:
+    async def chat(body: ChatRequest, request: Request) -> Response:
+        """`"stream": true` answers server-sent events; `"seed"` makes a request cacheable (stack/gateway/chat.py)."""
         caller = caller_for(request, body.attribution, body.synthetic)
         require_model(body.model, catalog)
         require_prompt_size(body.messages, catalog)
         require_max_tokens(body.max_tokens, catalog)
         knobs.observe_request(caller.request_id, body.model)
-        payload = body.model_dump(include={"model", "messages", "max_tokens", "seed"}, exclude_none=True)
         try:
-            result = await state["gateway"].recorder.call(caller, "chat", payload)
+            return await state["gateway"].chat.answer(caller, body)
         except ProviderError as error:
             return provider_failure(error, caller, "chat")
-        reply = dict(result.reply.body)
-        reply["gateway"] = {"request_id": caller.request_id, "cost_usd": result.cost_usd,
-                            "duration_seconds": round(result.duration_seconds, 4)}
-        return JSONResponse(reply, headers={"X-Request-ID": caller.request_id})
 
     @app.post("/v1/agent/workflow")
     async def workflow(body: WorkflowRequest, request: Request) -> JSONResponse:

@@ -46,6 +46,28 @@ class CallResult:
     duration_seconds: float
 
 
+@dataclass
+class Outcome:
+    """How one call ended, as it is booked: into the store (a row), the metrics and the log (a line)."""
+
+    duration_seconds: float
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cached_input_tokens: int = 0
+    cost_usd: float = 0.0
+    error: ProviderError | None = None
+    finish_reason: str | None = None
+    streamed: bool = False
+    time_to_first_token_seconds: float | None = None
+    time_per_output_token_seconds: float | None = None
+    client_disconnected: bool = False
+    tokens_estimated: bool = False  # a stream cut short before its usage arrived: counted with stack/tokens.py
+    cache_hit: bool = False
+    saved_input_tokens: int = 0  # on a cache hit, the tokens the stored answer was billed
+    saved_output_tokens: int = 0
+    saved_cost_usd: float = 0.0
+
+
 OPERATION = genai.OPERATION_CHAT
 PROVIDER = genai.PROVIDER
 
@@ -64,18 +86,28 @@ def request_attributes(caller: Caller, step: str, model: str) -> dict[str, str]:
     }
 
 
-def reply_attributes(reply: ProviderReply, cost_usd: float) -> dict[str, object]:
+def reply_attributes(body: dict, input_tokens: int, output_tokens: int, cached_input_tokens: int,
+                     cost_usd: float) -> dict[str, object]:
+    """`body`: the completion (or, for a stream, its model and finish reasons as a completion would carry them)."""
     attributes: dict[str, object] = {
-        genai.USAGE_INPUT_TOKENS: reply.input_tokens,
-        genai.USAGE_OUTPUT_TOKENS: reply.output_tokens,
+        genai.USAGE_INPUT_TOKENS: input_tokens,
+        genai.USAGE_OUTPUT_TOKENS: output_tokens,
+        genai.USAGE_CACHE_READ_INPUT_TOKENS: cached_input_tokens,
         "llm.cost_usd": cost_usd,
     }
-    if isinstance(reply.body.get("model"), str):
-        attributes[genai.RESPONSE_MODEL] = reply.body["model"]
-    reasons = genai.finish_reasons(reply.body)
+    if isinstance(body.get("model"), str):
+        attributes[genai.RESPONSE_MODEL] = body["model"]
+    reasons = genai.finish_reasons(body)
     if reasons:
         attributes[genai.RESPONSE_FINISH_REASONS] = reasons
     return attributes
+
+
+def mark_failed(span: trace.Span, error: ProviderError) -> None:
+    if span.is_recording():
+        span.set_attribute("error.type", error.error_type)
+        span.record_exception(error)
+        span.set_status(Status(StatusCode.ERROR, f"{error.error_type}: {error}"))
 
 
 class CallRecorder:
@@ -104,41 +136,66 @@ class CallRecorder:
                 headers = tracing.inject({"X-Request-ID": caller.request_id})
                 reply = await self.provider.chat(payload, headers=headers)
             except ProviderError as error:
-                self.outcomes.record(False)
-                self.model_outcomes[model].record(False)
-                self._book(caller, step, model, time.perf_counter() - started, None, 0.0, error)
-                if recording:
-                    span.set_attribute("error.type", error.error_type)
-                    span.record_exception(error)
-                    span.set_status(Status(StatusCode.ERROR, f"{error.error_type}: {error}"))
+                self.record_provider_outcome(model, ok=False)
+                self.book(caller, step, model, Outcome(time.perf_counter() - started, error=error))
+                mark_failed(span, error)
                 raise
             finally:
                 if self.metrics.enabled:
                     self.metrics.in_flight.dec()
             duration = time.perf_counter() - started
-            self.outcomes.record(True)
-            self.model_outcomes[model].record(True)
-            cost = catalog_module.cost_usd(model, reply.input_tokens, reply.output_tokens)
+            self.record_provider_outcome(model, ok=True)
+            cost = catalog_module.cost_usd(model, reply.input_tokens, reply.output_tokens, reply.cached_input_tokens)
             if recording:
-                span.set_attributes(reply_attributes(reply, cost))
-            self._book(caller, step, model, duration, reply, cost, None)
+                span.set_attributes(reply_attributes(reply.body, reply.input_tokens, reply.output_tokens,
+                                                     reply.cached_input_tokens, cost))
+            reasons = genai.finish_reasons(reply.body)
+            self.book(caller, step, model, Outcome(
+                duration, reply.input_tokens, reply.output_tokens, reply.cached_input_tokens, cost,
+                finish_reason=reasons[0] if reasons else None))
         return CallResult(reply=reply, cost_usd=cost, duration_seconds=duration)
 
-    def _book(self, caller: Caller, step: str, model: str, duration: float, reply: ProviderReply | None,
-              cost: float, error: ProviderError | None) -> None:
-        input_tokens = reply.input_tokens if reply else 0
-        output_tokens = reply.output_tokens if reply else 0
+    def record_provider_outcome(self, model: str, ok: bool) -> None:
+        """For /ready and /health/detailed: the recent outcomes of provider calls, overall and per model."""
+        self.outcomes.record(ok)
+        self.model_outcomes[model].record(ok)
+
+    def book(self, caller: Caller, step: str, model: str, outcome: Outcome, span: trace.Span | None = None) -> None:
+        """Book one call: the attribution row, then the metrics and the log line. `span`: the call's span when it
+        is not the current one (a stream is booked after its route returned)."""
+        error = outcome.error
         status = "success" if error is None else "error"
         error_type = error.error_type if error else None
         # The row first: when the store refuses it (StoreUnavailable), no metric moves and no line is logged.
         self.store.add(CallRecord(
             request_id=caller.request_id, step=step, ts=time.time(), user_id=caller.user_id,
             department=caller.department, application=caller.application, model=model,
-            input_tokens=input_tokens, output_tokens=output_tokens, cost_usd=cost, duration_seconds=duration,
-            status=status, error_type=error_type, synthetic=caller.synthetic,
+            input_tokens=outcome.input_tokens, output_tokens=outcome.output_tokens, cost_usd=outcome.cost_usd,
+            duration_seconds=outcome.duration_seconds, status=status, error_type=error_type,
+            synthetic=caller.synthetic, cached_input_tokens=outcome.cached_input_tokens, streamed=outcome.streamed,
+            time_to_first_token_seconds=outcome.time_to_first_token_seconds, finish_reason=outcome.finish_reason,
+            cache_hit=outcome.cache_hit, saved_cost_usd=outcome.saved_cost_usd,
         ))
-        self.metrics.record_call(model, caller.department, duration, error is None, input_tokens, output_tokens,
-                                 cost, error_type, tracing.exemplar())
+        exemplar = tracing.exemplar(span)
+        if outcome.cache_hit:
+            self.metrics.record_cache_hit(model, caller.department, outcome.saved_input_tokens,
+                                          outcome.saved_output_tokens, outcome.saved_cost_usd)
+        else:
+            self.metrics.record_call(model, caller.department, outcome.duration_seconds, error is None,
+                                     outcome.input_tokens, outcome.output_tokens, outcome.cost_usd, error_type,
+                                     exemplar, outcome.cached_input_tokens)
+            if outcome.streamed:
+                self.metrics.record_stream(model, outcome.time_to_first_token_seconds,
+                                           outcome.time_per_output_token_seconds, outcome.client_disconnected,
+                                           exemplar)
+        fields: dict[str, object] = {}
+        if outcome.streamed:
+            ttft = outcome.time_to_first_token_seconds
+            fields.update(streamed=True, ttft_ms=None if ttft is None else round(ttft * 1000, 1))
+        if outcome.tokens_estimated:
+            fields["tokens_estimated"] = True
+        if outcome.cache_hit:
+            fields.update(cache="hit", saved_cost_usd=round(outcome.saved_cost_usd, 8))
         log = self.log.warning if error else self.log.info
         log(
             "llm_call",
@@ -148,12 +205,15 @@ class CallRecorder:
             department=caller.department,
             application=caller.application,
             model=model,
-            input_tokens=input_tokens,
-            output_tokens=output_tokens,
-            cost_usd=round(cost, 8),
-            duration_ms=round(duration * 1000, 1),
+            input_tokens=outcome.input_tokens,
+            output_tokens=outcome.output_tokens,
+            cached_input_tokens=outcome.cached_input_tokens,
+            cost_usd=round(outcome.cost_usd, 8),
+            duration_ms=round(outcome.duration_seconds * 1000, 1),
             status=status,
+            finish_reason=outcome.finish_reason,
             error_type=error_type,
             error=str(error) if error else None,
             synthetic=caller.synthetic,
+            **fields,
         )

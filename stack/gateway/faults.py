@@ -11,6 +11,9 @@ instructor's failure scenarios (stack/scenarios), served the way llmsim serves i
                   to `max_series`
     metrics_down  GET /metrics answers 503: the endpoint is down while the process and its API are fine
     rename        `llm_requests_total` is exported under another name, as if a deployment had renamed it
+    prompt_template_change
+                  every chat request's system prompt starts with a unique token (a template change gone wrong): the
+                  response cache and the provider's prompt cache stop hitting (read in stack/gateway/chat.py)
 
 Every knob is bounded (stack/faults.py: `duration_seconds` <= 900, `max_series` <= 25000) and heals itself when
 its duration ends. Setting a knob again replaces its values and restarts its clock (cardinality keeps the series
@@ -71,6 +74,7 @@ class FaultState:
         self._explosion: _Explosion | None = None
         self._down_until: float | None = None
         self._rename: tuple[str, float] | None = None  # (new family name without _total, expires_at)
+        self._template_until: float | None = None
 
     # ------------------------------------------------------------------ setting and healing
     def apply(self, request: GatewayFaults, exported: set[str]) -> None:
@@ -85,6 +89,8 @@ class FaultState:
             self.set_metrics_down(request.metrics_down, seconds)
         if request.rename is not None:
             self.set_rename(request.rename, seconds, exported)
+        if request.prompt_template_change is not None:
+            self.set_prompt_template_change(request.prompt_template_change, seconds)
 
     def set_cardinality(self, knob: CardinalityFault, seconds: float) -> None:
         now = self.clock()
@@ -102,6 +108,10 @@ class FaultState:
     def set_metrics_down(self, down: bool, seconds: float) -> None:
         with self._lock:
             self._down_until = self.clock() + seconds if down else None
+
+    def set_prompt_template_change(self, on: bool, seconds: float) -> None:
+        with self._lock:
+            self._template_until = self.clock() + seconds if on else None
 
     def set_rename(self, new_name: str, seconds: float, exported: set[str]) -> None:
         """`exported`: the metric family names the gateway exports (a rename must not collide with one)."""
@@ -129,6 +139,8 @@ class FaultState:
                 self._down_until = None
             if knob in (None, "rename"):
                 self._rename = None
+            if knob in (None, "prompt_template_change"):
+                self._template_until = None
         return [name for name in was if knob in (None, name)]
 
     # ------------------------------------------------------------------ what the gateway asks while serving
@@ -144,6 +156,13 @@ class FaultState:
     def metrics_down(self) -> bool:
         with self._lock:
             return self._active(self.clock())["metrics_down"]
+
+    def template_nonce(self) -> str | None:
+        """While prompt_template_change is on: a fresh token for the next request's system prompt."""
+        if self._template_until is None:
+            return None
+        with self._lock:
+            return secrets.token_hex(8) if self._active(self.clock())["prompt_template_change"] else None
 
     def renamed_to(self) -> str | None:
         """The family name llm_requests is exported under while the rename knob is on (without _total)."""
@@ -171,12 +190,14 @@ class FaultState:
                 return None if expires_at is None else round(max(0.0, expires_at - now), 1)
 
             rename = self._rename if active["rename"] else None
+            template_until = self._template_until if active["prompt_template_change"] else None
             down_until = self._down_until if active["metrics_down"] else None
             values: dict[str, object] = {
                 "cardinality": {"series_per_second": explosion.rate, "max_series": explosion.max_series}
                 if explosion else None,
                 "metrics_down": active["metrics_down"],
                 "rename": f"{rename[0]}_total" if rename else None,
+                "prompt_template_change": active["prompt_template_change"],
             }
             return {
                 "service": "gateway",
@@ -198,6 +219,9 @@ class FaultState:
                         "from": f"{RENAMED_METRIC}_total",
                         "heals_in_seconds": heals_in(rename[1] if rename else None),
                     },
+                    "prompt_template_change": {"value": values["prompt_template_change"],
+                                               "active": active["prompt_template_change"],
+                                               "heals_in_seconds": heals_in(template_until)},
                 },
             }
 
@@ -212,8 +236,10 @@ class FaultState:
             self._down_until = None
         if self._rename is not None and now >= self._rename[1]:
             self._rename = None
+        if self._template_until is not None and now >= self._template_until:
+            self._template_until = None
         return {"cardinality": self._live_explosion(now) is not None, "metrics_down": self._down_until is not None,
-                "rename": self._rename is not None}
+                "rename": self._rename is not None, "prompt_template_change": self._template_until is not None}
 
     def _grow(self, explosion: _Explosion, now: float) -> None:
         due = explosion.anchor_invented + int(explosion.rate * (now - explosion.anchor_time))

@@ -11,7 +11,8 @@ Entries (`checks`):
   a 503: nothing can be booked), else `ok` with its row count.
 - `trace_exporter`: `ok` with the OTLP endpoint, or `ok` with "not configured" (trace ids only) or "off";
   tracing never stops a call, so it is never `down`.
-- (the response cache, when the gateway has one, adds a `cache` entry here: add it to the checks in app.py's health_detailed)
+- `cache`: the response cache (stack/gateway/response_cache.py): its entries and its hit ratio since the gateway
+  started; in memory, so always `ok` (a low hit ratio is an alert, LLMResponseCacheHitRatioLow, not a health state).
 
 Overall `status`:
 - `down` (HTTP 503): the gateway cannot serve any call: the store is down, or every model's provider entry is down.
@@ -38,6 +39,8 @@ class Check:
     latency_ms: float | None = None
     rows: int | None = None
     endpoint: str | None = None
+    entries: int | None = None
+    hit_ratio: float | None = None
 
     def as_dict(self) -> dict:
         return {k: v for k, v in asdict(self).items() if v is not None}

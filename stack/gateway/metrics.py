@@ -6,9 +6,17 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from stack.catalog import Catalog
 from stack.gateway.label_guard import LabelGuard
+from stack.gateway.response_cache import BYPASS_REASONS
 
 # LLM calls range from ~50 ms (small model, short answer) to a minute (reasoning model, long answer).
 LATENCY_BUCKETS_SECONDS = (0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 15, 30, 60)
+# Time to first token: a chat user sees an empty box until the first chunk. Fine-grained from 50 ms to 3 s, where a
+# TTFT objective (2 s, stack/prometheus/alerts.py) and the models' normal prefill (0.05-1.5 s) lie, so p95 is read
+# within a bucket of its true value; coarse above, where the only question is "how bad".
+TTFT_BUCKETS_SECONDS = (0.05, 0.1, 0.25, 0.5, 0.75, 1, 1.5, 2, 3, 5, 8, 15, 30)
+# Time per output token once the stream runs: real models decode 5-100 ms a token, the simulated ones 0.4-4 ms;
+# roughly doubling buckets from 0.2 ms to 250 ms cover both with the same relative precision.
+TIME_PER_OUTPUT_TOKEN_BUCKETS_SECONDS = (0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25)
 STATUSES = ("success", "error")
 TOKEN_TYPES = ("input", "output")
 PROVIDER_ERROR_TYPES = ("server_error", "rate_limited", "timeout", "unavailable", "bad_response")
@@ -35,6 +43,32 @@ class GatewayMetrics:
                                 ["reason"], registry=r)
         self.label_overflow = Counter("llm_label_overflow", "Label values folded into 'other' by the guard.",
                                       ["label"], registry=r)
+        self.cached_prompt_tokens = Counter(
+            "llm_cached_prompt_tokens", "Prompt tokens the provider served from its prompt cache (billed at the "
+            "cached-input price; a part of llm_tokens_total{token_type=\"input\"}).", ["model"], registry=r)
+        self.time_to_first_token = Histogram(
+            "llm_time_to_first_token_seconds", "Streamed calls only: from the start of the provider call to its "
+            "first content chunk.", ["model"], buckets=TTFT_BUCKETS_SECONDS, registry=r)
+        self.time_per_output_token = Histogram(
+            "llm_time_per_output_token_seconds", "Streamed calls only: (last content chunk - first content chunk) / "
+            "(output tokens - 1).", ["model"], buckets=TIME_PER_OUTPUT_TOKEN_BUCKETS_SECONDS, registry=r)
+        self.streamed_requests = Counter("llm_streamed_requests", "Streamed provider calls, any outcome (also counted "
+                                         "in llm_requests).", ["model"], registry=r)
+        self.client_disconnects = Counter("llm_client_disconnects", "Streamed calls whose client hung up before "
+                                          "the answer ended (booked with finish_reason cancelled).", ["model"],
+                                          registry=r)
+        self.cache_hits = Counter("llm_response_cache_hits", "Cacheable requests answered from the response cache.",
+                                  ["model"], registry=r)
+        self.cache_misses = Counter("llm_response_cache_misses", "Cacheable requests the response cache could not "
+                                    "answer (sent to the provider).", ["model"], registry=r)
+        self.cache_bypassed = Counter("llm_response_cache_bypassed", "Requests that skipped the response cache: "
+                                      "no seed, or \"cache\": {\"no-cache\": true}.", ["reason"], registry=r)
+        self.cache_saved_tokens = Counter("llm_response_cache_saved_tokens", "Tokens the response cache's hits did "
+                                          "not buy.", ["model", "token_type"], registry=r)
+        self.cache_saved_usd = Counter("llm_response_cache_saved_usd", "US dollars the response cache's hits did "
+                                       "not spend (each hit saves what its answer cost when it was stored).",
+                                       ["model", "department"], registry=r)
+        self.cache_entries = Gauge("llm_response_cache_entries", "Answers held by the response cache.", registry=r)
         budget = Gauge("llm_daily_budget_usd", "The daily spending budget from the catalog.", registry=r)
         budget.set(catalog.daily_budget_usd)
         self._initialise_children(catalog)
@@ -49,6 +83,17 @@ class GatewayMetrics:
             for error_type in PROVIDER_ERROR_TYPES:
                 self.provider_errors.labels(model, error_type)
             self.duration.labels(model)
+            self.cached_prompt_tokens.labels(model)
+            self.time_to_first_token.labels(model)
+            self.time_per_output_token.labels(model)
+            self.streamed_requests.labels(model)
+            self.client_disconnects.labels(model)
+            self.cache_hits.labels(model)
+            self.cache_misses.labels(model)
+            for token_type in TOKEN_TYPES:
+                self.cache_saved_tokens.labels(model, token_type)
+        for reason in BYPASS_REASONS:
+            self.cache_bypassed.labels(reason)
         for reason in REJECTION_REASONS:
             self.rejected.labels(reason)
         self.label_overflow.labels("department")
@@ -61,7 +106,7 @@ class GatewayMetrics:
 
     def record_call(self, model: str, department: str, duration_seconds: float, ok: bool,
                     input_tokens: int, output_tokens: int, cost_usd: float, error_type: str | None,
-                    exemplar: dict[str, str] | None = None) -> None:
+                    exemplar: dict[str, str] | None = None, cached_input_tokens: int = 0) -> None:
         """`exemplar`: the call's trace and span ids, kept with its latency bucket (OpenMetrics exposition)."""
         if not self.enabled:
             return
@@ -72,8 +117,41 @@ class GatewayMetrics:
         if input_tokens or output_tokens:
             self.tokens.labels(model, "input").inc(input_tokens)
             self.tokens.labels(model, "output").inc(output_tokens)
+        if cached_input_tokens:
+            self.cached_prompt_tokens.labels(model).inc(cached_input_tokens)
         if cost_usd:
             self.cost.labels(model, self.department_label(department)).inc(cost_usd)
+
+    def record_stream(self, model: str, time_to_first_token: float | None, time_per_output_token: float | None,
+                      disconnected: bool, exemplar: dict[str, str] | None = None) -> None:
+        """One streamed provider call, whatever its outcome (None: it never produced a first chunk / a second)."""
+        if not self.enabled:
+            return
+        self.streamed_requests.labels(model).inc()
+        if time_to_first_token is not None:
+            self.time_to_first_token.labels(model).observe(time_to_first_token, exemplar)
+        if time_per_output_token is not None:
+            self.time_per_output_token.labels(model).observe(time_per_output_token)
+        if disconnected:
+            self.client_disconnects.labels(model).inc()
+
+    def record_cache_hit(self, model: str, department: str, input_tokens: int, output_tokens: int,
+                         saved_usd: float) -> None:
+        if not self.enabled:
+            return
+        self.cache_hits.labels(model).inc()
+        self.cache_saved_tokens.labels(model, "input").inc(input_tokens)
+        self.cache_saved_tokens.labels(model, "output").inc(output_tokens)
+        if saved_usd:
+            self.cache_saved_usd.labels(model, self.department_label(department)).inc(saved_usd)
+
+    def record_cache_miss(self, model: str) -> None:
+        if self.enabled:
+            self.cache_misses.labels(model).inc()
+
+    def record_cache_bypass(self, reason: str) -> None:
+        if self.enabled:
+            self.cache_bypassed.labels(reason).inc()
 
     def record_rejection(self, reason: str) -> None:
         if self.enabled:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import httpx
@@ -16,6 +18,7 @@ class ProviderReply:
     text: str
     input_tokens: int
     output_tokens: int
+    cached_input_tokens: int = 0  # of input_tokens, served by the provider's prompt cache
 
 
 class ProviderError(Exception):
@@ -30,7 +33,10 @@ class ProviderError(Exception):
 
 
 def _classify(response: httpx.Response) -> ProviderError:
-    detail = response.text[:200]
+    try:
+        detail = response.text[:200]
+    except httpx.ResponseNotRead:  # a streamed error whose body broke off
+        detail = "(no body)"
     if response.status_code == 429:
         return ProviderError("rate_limited", f"provider rate limit: {detail}", 429,
                              retry_after=response.headers.get("retry-after"))
@@ -39,14 +45,79 @@ def _classify(response: httpx.Response) -> ProviderError:
     return ProviderError("server_error", f"provider answered {response.status_code}: {detail}", 502)
 
 
+@dataclass(frozen=True)
+class Usage:
+    input_tokens: int
+    output_tokens: int
+    cached_input_tokens: int
+
+
+def parse_usage(usage: object) -> Usage:
+    """An OpenAI `usage` object; `prompt_tokens_details.cached_tokens` (part of prompt_tokens) may be absent.
+    ValueError when it is not a usage."""
+    try:
+        input_tokens = int(usage["prompt_tokens"])  # type: ignore[index]
+        output_tokens = int(usage["completion_tokens"])  # type: ignore[index]
+        details = usage.get("prompt_tokens_details") or {}  # type: ignore[union-attr]
+        cached = int(details.get("cached_tokens") or 0)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise ValueError(f"not a token usage: {exc!r}") from exc
+    if min(input_tokens, output_tokens, cached) < 0 or cached > input_tokens:
+        raise ValueError(f"impossible token usage {usage!r}")
+    return Usage(input_tokens, output_tokens, cached)
+
+
 def _parse(body: object) -> ProviderReply:
     try:
-        usage = body["usage"]  # type: ignore[index]
+        usage = parse_usage(body["usage"])  # type: ignore[index]
         text = body["choices"][0]["message"]["content"]  # type: ignore[index]
-        return ProviderReply(body=body, text=str(text), input_tokens=int(usage["prompt_tokens"]),  # type: ignore[arg-type]
-                             output_tokens=int(usage["completion_tokens"]))
+        return ProviderReply(body=body, text=str(text), input_tokens=usage.input_tokens,  # type: ignore[arg-type]
+                             output_tokens=usage.output_tokens, cached_input_tokens=usage.cached_input_tokens)
     except (KeyError, IndexError, TypeError, ValueError) as exc:
         raise ProviderError("bad_response", f"provider reply lacks choices or token usage ({exc!r})", 502) from exc
+
+
+@dataclass(frozen=True)
+class StreamEvent:
+    """One server-sent event of a streamed answer: its data as sent and as parsed."""
+
+    data: str
+    chunk: dict
+
+
+class ProviderStream:
+    """An open streamed answer (HTTP 200 already received): its chunks until `data: [DONE]`."""
+
+    def __init__(self, response: httpx.Response) -> None:
+        self._response = response
+
+    async def events(self) -> AsyncIterator[StreamEvent]:
+        """The chunks in order; ends at [DONE]. ProviderError when the stream breaks, stalls or is not SSE."""
+        try:
+            async for line in self._response.aiter_lines():
+                if not line.startswith("data:"):
+                    continue  # blank separators, comments, other SSE fields
+                data = line[len("data:"):].strip()
+                if data == "[DONE]":
+                    return
+                try:
+                    chunk = json.loads(data)
+                except ValueError as exc:
+                    raise ProviderError("bad_response", f"provider stream sent a chunk that is not JSON: "
+                                        f"{data[:120]!r}", 502) from exc
+                if not isinstance(chunk, dict):
+                    raise ProviderError("bad_response", f"provider stream sent a non-object chunk {data[:120]!r}",
+                                        502)
+                yield StreamEvent(data, chunk)
+        except httpx.TimeoutException as exc:
+            raise ProviderError("timeout", f"provider stream stalled ({type(exc).__name__})", 504) from exc
+        except httpx.TransportError as exc:
+            raise ProviderError("unavailable", f"provider stream broke off ({type(exc).__name__}: {exc})",
+                                503) from exc
+        raise ProviderError("bad_response", "provider stream ended without data: [DONE]", 502)
+
+    async def aclose(self) -> None:
+        await self._response.aclose()
 
 
 class ProviderClient:
@@ -70,6 +141,27 @@ class ProviderClient:
         except ValueError as exc:
             raise ProviderError("bad_response", "provider reply is not JSON", 502) from exc
         return _parse(body)
+
+    async def open_stream(self, payload: dict, headers: dict[str, str] | None = None) -> ProviderStream:
+        """Start a streamed completion (`payload` must say stream: true) and wait for the provider's status: an
+        error status is raised here, before anything reaches the gateway's client."""
+        request = self._client.build_request("POST", "/v1/chat/completions", json=payload, headers=headers)
+        try:
+            response = await self._client.send(request, stream=True)
+        except httpx.TimeoutException as exc:
+            raise ProviderError("timeout", f"provider did not answer in time ({type(exc).__name__})", 504) from exc
+        except httpx.TransportError as exc:
+            raise ProviderError("unavailable", f"cannot reach the provider ({type(exc).__name__}: {exc})",
+                                503) from exc
+        if response.status_code != 200:
+            try:
+                await response.aread()
+            except httpx.HTTPError:
+                pass  # the status is the news; a body cut short only shortens the message
+            finally:
+                await response.aclose()
+            raise _classify(response)
+        return ProviderStream(response)
 
     async def reachable(self) -> str | None:
         """None when the provider's /health answers 200, else the reason it is not ready."""

@@ -24,6 +24,12 @@ CREATE TABLE IF NOT EXISTS llm_calls (
     status           TEXT    NOT NULL,
     error_type       TEXT,
     synthetic        INTEGER NOT NULL,
+    cached_input_tokens INTEGER NOT NULL DEFAULT 0,
+    streamed         INTEGER NOT NULL DEFAULT 0,
+    time_to_first_token_seconds REAL,
+    finish_reason    TEXT,
+    cache_hit        INTEGER NOT NULL DEFAULT 0,
+    saved_cost_usd   REAL    NOT NULL DEFAULT 0,
     PRIMARY KEY (request_id, step)
 );
 CREATE INDEX IF NOT EXISTS llm_calls_by_time ON llm_calls (ts);
@@ -49,7 +55,23 @@ class CallRecord:
     status: str
     error_type: str | None
     synthetic: bool
+    cached_input_tokens: int = 0  # of input_tokens, billed at the cached-input price
+    streamed: bool = False
+    time_to_first_token_seconds: float | None = None  # streamed calls that produced a first chunk
+    finish_reason: str | None = None  # stop, length, or cancelled (the client hung up mid-stream); None on error
+    cache_hit: bool = False  # answered from the gateway's response cache: tokens and cost_usd 0
+    saved_cost_usd: float = 0.0  # on a cache hit, what the provider call would have cost
 
+
+# Columns added since the first release, with their definitions: an older store gains them when the gateway opens it.
+_ADDED_COLUMNS = {
+    "cached_input_tokens": "INTEGER NOT NULL DEFAULT 0",
+    "streamed": "INTEGER NOT NULL DEFAULT 0",
+    "time_to_first_token_seconds": "REAL",
+    "finish_reason": "TEXT",
+    "cache_hit": "INTEGER NOT NULL DEFAULT 0",
+    "saved_cost_usd": "REAL NOT NULL DEFAULT 0",
+}
 
 _COLUMNS = [f.name for f in fields(CallRecord)]
 _INSERT = f"INSERT INTO llm_calls ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' for _ in _COLUMNS)})"
@@ -72,6 +94,10 @@ class AttributionStore:
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA busy_timeout=5000")
         self._db.executescript(SCHEMA)
+        present = {row[1] for row in self._db.execute("PRAGMA table_info(llm_calls)")}
+        for column, definition in _ADDED_COLUMNS.items():
+            if column not in present:
+                self._db.execute(f"ALTER TABLE llm_calls ADD COLUMN {column} {definition}")
 
     def add(self, record: CallRecord) -> None:
         try:
