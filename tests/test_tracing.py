@@ -191,3 +191,22 @@ def test_only_the_latency_histogram_has_exemplars(workflow_trace) -> None:
     with_exemplars = {line.split("{")[0] for line in text.splitlines() if " # {" in line}
     assert with_exemplars == {"llm_request_duration_seconds_bucket"}, with_exemplars
     assert promapi.query('llm_request_duration_seconds_count{job="gateway"}'), "the histogram is scraped"
+
+
+def test_a_streamed_call_shows_its_first_token_on_its_span(stack: LiveStack, otlp_collector: OtlpCollector) -> None:
+    """The gateway's `chat {model}` span of a streamed call: an `llm.first_token` event when the first content chunk
+    arrived, gen_ai.response.time_to_first_chunk and the usage read from the final chunk; no gen_ai.system."""
+    body = {"model": "sim-fast", "messages": [{"role": "user", "content": "Stream me a trace."}], "stream": True,
+            "attribution": ATTRIBUTION}
+    with httpx.stream("POST", f"{live.url('gateway')}/v1/chat/completions", json=body, timeout=30) as response:
+        assert response.status_code == 200
+        request_id = response.headers["x-request-id"]
+        assert [line for line in response.iter_lines() if line.startswith("data: ")][-1] == "data: [DONE]"
+    spans = _trace_of(otlp_collector, request_id, 4)  # gateway SERVER + chat CLIENT + llmsim SERVER + generate
+    chat = next(s for s in _gateway_chats(spans))
+    assert "llm.first_token" in chat.events
+    assert chat.attributes["gen_ai.request.stream"] is True
+    ttft = chat.attributes["gen_ai.response.time_to_first_chunk"]
+    assert 0 < ttft < chat.duration_seconds
+    assert chat.attributes["gen_ai.usage.output_tokens"] > 0 and chat.attributes["gen_ai.response.finish_reasons"]
+    assert not [s.name for s in spans if "gen_ai.system" in s.attributes]
