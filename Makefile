@@ -20,7 +20,7 @@ TRACES_VENV := .venv-traces
 TRACES_STAMP := $(TRACES_VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 TRACES_ON := $(filter-out 0 no false,$(TRACES))
 
-.PHONY: help up down status logs test generate check-generated bench bench-tests os-deps venv grade release traces-backend
+.PHONY: help up down status logs test generate check-generated bench bench-streaming bench-tests os-deps venv grade release traces-backend
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -73,6 +73,9 @@ test: $(STAMP) ## run every test (installs what is missing first; TEST_WORKERS=1
 bench: $(STAMP) ## run the benchmarks (~10 min, stack must be down) and rewrite docs/performance.md
 	@bash $(OS_PACKAGES) wrk:wrk
 	@$(PY) -m bench
+
+bench-streaming: $(STAMP) ## the gateway's added time to first token and a cache hit's latency (~1 min) into docs/performance.md
+	@$(PY) -m bench.streaming
 
 bench-tests: ## time `bash .ci/run` on a clean clone of HEAD (~8 min) and write it into docs/performance.md
 	@$(PY) -m bench.testsuite

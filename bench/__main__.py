@@ -9,7 +9,7 @@ import subprocess
 
 from rich.console import Console
 
-from bench import grading, loadgen, scenarios, stackbench, testsuite, throughput
+from bench import grading, loadgen, scenarios, stackbench, streaming, testsuite, throughput
 from stack.paths import DOCS_DIR
 
 console = Console()
@@ -170,8 +170,11 @@ def main() -> None:
             # scenarios before the load test: its traffic would inflate the 3 min cost baseline of cost-runaway
             "grading": grading.measure, "scenarios": scenarios.measure,
             "loadgen": lambda progress: loadgen.measure_running_stack(progress)})
-    kept = testsuite.kept_section(REPORT.read_text()) if REPORT.exists() else ""  # `make bench-tests` writes it
-    REPORT.write_text(render(tp, sn, when, _machine()) + ("\n" + kept if kept else ""))
+    with console.status("benchmarking streaming and the response cache…") as status:
+        stream_numbers = streaming.measure(progress=lambda m: status.update(m))
+    kept = testsuite.SECTION.kept(REPORT.read_text()) if REPORT.exists() else ""  # `make bench-tests` writes it
+    REPORT.write_text(render(tp, sn, when, _machine()) + "\n" + streaming.section(stream_numbers, when)
+                      + ("\n" + kept if kept else ""))
     console.print(f"wrote {REPORT}")
     console.print(REPORT.read_text())
 

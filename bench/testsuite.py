@@ -18,10 +18,12 @@ from pathlib import Path
 
 from rich.console import Console
 
+from bench.sections import Section
 from stack.paths import DOCS_DIR, REPO_ROOT
 
 REPORT = DOCS_DIR / "performance.md"
 BEGIN, END = "<!-- test-suite: written by `make bench-tests` -->", "<!-- /test-suite -->"
+SECTION = Section(BEGIN, END)
 GOAL_SECONDS = 8 * 60
 SLOWEST = 15
 SUMMARY = re.compile(r"^=* ?(?P<counts>\d+ passed.*?) in (?P<seconds>[\d.]+)s", re.M)
@@ -75,22 +77,11 @@ def section(run: SuiteRun, when: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def kept_section(report: str) -> str:
-    """The current "Test suite" section of a performance report (empty if it has none): `make bench` keeps it."""
-    start, end = report.find(BEGIN), report.find(END)
-    return report[start:end + len(END)] + "\n" if 0 <= start < end else ""
-
-
-def replace_section(report: str, new: str) -> str:
-    old = kept_section(report)
-    return report.replace(old, new) if old else report.rstrip("\n") + "\n\n" + new
-
-
 def main() -> None:
     with console.status("running `bash .ci/run` on a clean clone (about 8 minutes)…"):
         run = run_clean_clone()
     console.print(f"{run.counts}: {run.wall_seconds:.0f} s wall clock, pytest {run.pytest_seconds:.0f} s")
-    REPORT.write_text(replace_section(REPORT.read_text(), section(run, datetime.date.today().isoformat())))
+    REPORT.write_text(SECTION.replace(REPORT.read_text(), section(run, datetime.date.today().isoformat())))
     console.print(f"wrote the test-suite section of {REPORT}")
 
 
