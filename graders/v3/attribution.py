@@ -20,7 +20,6 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import astuple
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -146,7 +145,7 @@ def build_reference_db(path: Path, records: list[CallRecord] | None = None) -> P
     with sqlite3.connect(path) as db:
         db.executescript(GATEWAY_SCHEMA)
         db.executemany(f"INSERT INTO llm_calls ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})",
-                       [astuple(r) for r in (records or reference_records())])
+                       [tuple(getattr(r, column) for column in COLUMNS) for r in (records or reference_records())])
     db.close()
     return path
 
