@@ -2,19 +2,37 @@
 
 Only ever sends to the gateway address in stack/topology.yaml (127.0.0.1); stops after `max_requests` or
 `max_seconds`, whichever comes first, or when stopped.
+
+By default every request is the same one-message prompt. `cacheable=True` sends instead a small pool of repeated
+questions in turn, each after the application's shared system prompt and with a fixed `seed` (so the gateway can
+answer repeats from its response cache and the provider bills the system prompt as cached input); `stream_share`
+streams that share of the requests (server-sent events, read to the end).
 """
 
 from __future__ import annotations
 
 import itertools
+import json
+import math
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import httpx
 
 from stack import topology
+from stack.prompts import SAMPLING_SEED, Lengths, question_pool, system_prompt
+
+DEFAULT_DEPARTMENT = "engineering"
+DEFAULT_APPLICATION = "chatbot"
+# cacheable=True: a pool of this many questions, asked in turn, drawn with this seed and these lengths
+REPEATED_QUESTIONS = 8
+REPEATED_QUESTIONS_SEED = 0
+REPEATED_QUESTION_LENGTHS = Lengths(median=160, sigma=0.5, low=40, high=600)
+STREAM_END = "[DONE]"   # the `data:` of the last event of a streamed answer
+EVENT_STREAM = "text/event-stream"
 
 
 @dataclass
@@ -22,16 +40,67 @@ class TrafficResult:
     sent: int = 0
     by_status: Counter[int] = field(default_factory=Counter)
     transport_errors: int = 0
+    by_cache: Counter[str] = field(default_factory=Counter)   # the gateway's X-Cache header of answered requests
+    broken_streams: int = 0                                   # answered 200 but the stream did not end properly
 
 
-def chat_body(model: str, user_id: str, department: str = "engineering", application: str = "chatbot",
-              prompt: str = "Summarise the incident report in two sentences.") -> dict:
-    return {
+def chat_body(model: str, user_id: str, department: str = DEFAULT_DEPARTMENT,
+              application: str = DEFAULT_APPLICATION,
+              prompt: str = "Summarise the incident report in two sentences.", system: str | None = None,
+              seed: int | None = None, stream: bool = False, no_cache: bool = False) -> dict:
+    """A chat completion request; `system` goes first as a system message, `no_cache` asks the gateway not to
+    answer from its response cache."""
+    system_messages = [{"role": "system", "content": system}] if system is not None else []
+    body: dict = {
         "model": model,
-        "messages": [{"role": "user", "content": prompt}],
+        "messages": [*system_messages, {"role": "user", "content": prompt}],
         "attribution": {"user_id": user_id, "department": department, "application": application},
         "synthetic": True,
     }
+    if seed is not None:
+        body["seed"] = seed
+    if stream:
+        body["stream"] = True
+    if no_cache:
+        body["cache"] = {"no-cache": True}
+    return body
+
+
+def stream_problem(content_type: str, lines: Iterable[str]) -> str | None:
+    """Why a 200 answer to a streamed request is not a whole stream, or None if it is. Reads every line, so the
+    caller has consumed the body (the gateway measures a stream until its client has read it)."""
+    ended = False
+    error = None
+    for line in lines:
+        payload = line.removeprefix("data:").strip() if line.startswith("data:") else None
+        if payload == STREAM_END:
+            ended = True
+        elif payload and error is None and '"error"' in payload:
+            try:
+                error = json.loads(payload).get("error")
+            except (ValueError, AttributeError):
+                pass
+    if not content_type.startswith(EVENT_STREAM):
+        return f"asked for a stream, the answer is {content_type or 'without Content-Type'}"
+    if error is not None:
+        message = error.get("message", error) if isinstance(error, dict) else error
+        return f"error event in the stream: {str(message)[:200]}"
+    if not ended:
+        return f"stream ended without data: {STREAM_END}"
+    return None
+
+
+def steady_body(model: str, number: int, department: str = DEFAULT_DEPARTMENT, cacheable: bool = False,
+                stream_share: float = 0.0) -> dict:
+    """The body of SteadyTraffic's request `number`: streamed for `stream_share` of the numbers, evenly spread."""
+    streamed = math.floor((number + 1) * stream_share) > math.floor(number * stream_share)
+    user_id = f"traffic-{number % 50}"
+    if not cacheable:
+        return chat_body(model, user_id, department, stream=streamed)
+    questions = question_pool(REPEATED_QUESTIONS_SEED, DEFAULT_APPLICATION, REPEATED_QUESTIONS,
+                              REPEATED_QUESTION_LENGTHS)
+    return chat_body(model, user_id, department, DEFAULT_APPLICATION, prompt=questions[number % len(questions)],
+                     system=system_prompt(DEFAULT_APPLICATION), seed=SAMPLING_SEED, stream=streamed)
 
 
 class SteadyTraffic:
@@ -39,10 +108,13 @@ class SteadyTraffic:
     slow provider does not lower the rate."""
 
     def __init__(self, model: str, rate: float, max_requests: int = 2000, max_seconds: float = 300.0,
-                 department: str = "engineering") -> None:
+                 department: str = DEFAULT_DEPARTMENT, cacheable: bool = False, stream_share: float = 0.0) -> None:
         if rate <= 0 or rate > 50:
             raise ValueError("rate must be in (0, 50] requests per second")
+        if not 0 <= stream_share <= 1:
+            raise ValueError("stream_share must be between 0 and 1")
         self.model, self.rate, self.department = model, rate, department
+        self.cacheable, self.stream_share = cacheable, stream_share
         self.max_requests, self.max_seconds = max_requests, max_seconds
         self.result = TrafficResult()
         self._stop = threading.Event()
@@ -64,11 +136,20 @@ class SteadyTraffic:
         self._client.close()
 
     def _send(self, number: int) -> None:
+        body = steady_body(self.model, number, self.department, self.cacheable, self.stream_share)
+        broken = False
         try:
-            status = self._client.post(self._url, json=chat_body(self.model, f"traffic-{number % 50}",
-                                                                 self.department)).status_code
+            if body.get("stream"):
+                with self._client.stream("POST", self._url, json=body) as response:
+                    problem = stream_problem(response.headers.get("content-type", ""), response.iter_lines())
+                    broken = response.status_code == 200 and problem is not None
+            else:
+                response = self._client.post(self._url, json=body)
             with self._lock:
-                self.result.by_status[status] += 1
+                self.result.by_status[response.status_code] += 1
+                self.result.broken_streams += broken
+                if response.status_code == 200 and "x-cache" in response.headers:
+                    self.result.by_cache[response.headers["x-cache"]] += 1
         except httpx.HTTPError:
             with self._lock:
                 self.result.transport_errors += 1

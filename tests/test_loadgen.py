@@ -23,7 +23,8 @@ import pytest
 
 from stack import catalog, topology
 from stack.loadgen import report, run, target
-from stack.loadgen.workload import CHAT_PATH, WORKFLOW_PATH, Mix, RequestPlanner, model_weights, population
+from stack.loadgen.workload import (CHAT_PATH, STREAMED_SUFFIX, WORKFLOW_PATH, Mix, RequestPlanner, model_weights,
+                                   population)
 from stack.paths import REPO_ROOT
 from tests import live
 from tests.conftest import LiveStack
@@ -103,7 +104,7 @@ def test_the_mix_is_weighted_toward_the_cheap_model_and_skewed_over_departments_
     workflows = sum(r.path == WORKFLOW_PATH for r in requests) / len(requests)
     assert 0.02 < workflows < 0.1, f"occasional agent workflows (~{Mix().workflow_share:.0%}), got {workflows:.1%}"
 
-    lengths = [len(r.body["messages"][0]["content"]) for r in requests if r.path == CHAT_PATH]
+    lengths = [len(r.body["messages"][-1]["content"]) for r in requests if r.path == CHAT_PATH]
     assert len(set(lengths)) > 200 and max(lengths) <= cat.max_prompt_chars
     assert sorted(lengths)[len(lengths) // 2] * 3 < max(lengths), "a long tail of long prompts"
 
@@ -120,7 +121,8 @@ def test_every_request_is_synthetic_and_fully_attributed_with_catalog_values() -
         if request.path == WORKFLOW_PATH:
             assert body["question"] and len(body["question"]) <= cat.max_prompt_chars
         else:
-            assert body["messages"][0]["role"] == "user" and body["messages"][0]["content"]
+            system, question = body["messages"]
+            assert system["role"] == "system" and question["role"] == "user" and question["content"]
 
 
 # --- arguments and targets ---------------------------------------------------------------------------------
@@ -205,9 +207,14 @@ def test_a_headless_run_reports_its_requests_and_the_gateway_sees_them(stack: Li
         assert (tmp_path / name).stat().st_size > 0, f"{name} missing or empty"
     stats = report.read(tmp_path / "load")
     assert stats.total.requests >= 20 and stats.total.failures == 0, stats.total
-    assert {e.name for e in stats.endpoints} == {CHAT_PATH, WORKFLOW_PATH}
+    assert {e.name for e in stats.endpoints} == {CHAT_PATH, CHAT_PATH + STREAMED_SUFFIX, WORKFLOW_PATH}
     assert CHAT_PATH in (tmp_path / "load_report.html").read_text()
     assert "all endpoints" in result.stdout and "p95" in result.stdout, "the summary table is printed"
+    streamed, chat = stats.chat_calls
+    assert f"streamed: {streamed} of {chat} chat calls" in result.stdout
+    assert stats.x_cache.get("HIT", 0) > 0 and stats.x_cache.get("MISS", 0) > 0, stats.x_cache
+    assert stats.x_cache.get("BYPASS", 0) > 0, "one-off and no-cache questions bypass the response cache"
+    assert "X-Cache:" in result.stdout and "hit ratio" in result.stdout
 
     after = live.gateway_metrics()
     models = _grown(_by_label(before, "llm_requests_total", "model", status="success"),
@@ -219,7 +226,8 @@ def test_a_headless_run_reports_its_requests_and_the_gateway_sees_them(stack: Li
                          _by_label(after, "llm_cost_usd_total", "department"))
     assert len(departments) >= 3, f"traffic should be spread over departments, grew: {departments}"
     calls = live.metric_sum(after, "llm_requests_total") - live.metric_sum(before, "llm_requests_total")
-    assert calls >= stats.total.requests, "every request reached the provider (a workflow makes three calls)"
+    assert calls >= stats.total.requests - stats.x_cache.get("HIT", 0), \
+        "every request the response cache did not answer reached the provider (a workflow makes three calls)"
 
     with sqlite3.connect(stack.run / "gateway" / "attribution.db") as db:
         rows = db.execute("SELECT synthetic, department, application, step FROM llm_calls WHERE ts >= ?",

@@ -91,6 +91,7 @@ def _print_result(result: LoadResult) -> None:
     title = (f"{result.settings.users} users · {result.elapsed_seconds:.0f} s · seed {result.settings.seed} · "
              f"{escape(result.url)}")
     console.print(report.table(result.report, title))
+    console.print(report.mix_summary(result.report))
     if result.report.total.requests == 0:
         console.print("[yellow]no requests were sent[/]"
                       + (" (no test was started in the web UI)" if result.settings.ui else ""))

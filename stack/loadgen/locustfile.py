@@ -11,22 +11,31 @@ localhost) is refused before any request is sent, also when it is typed into the
 Extra options (also editable in the web UI): --llmobs-seed, --llmobs-rate (requests/s for the whole run, shared
 by the users; 0 = use the wait range instead), --llmobs-wait-min/--llmobs-wait-max (seconds each user thinks
 between requests), --llmobs-workflow-share.
+
+Streamed chat calls are reported as "/v1/chat/completions (stream)", read to the end, and timed to their last event;
+one that does not end with `data: [DONE]` is a failure. The gateway's X-Cache header (HIT, MISS, BYPASS) of every
+answered chat call is counted and written beside locust's CSVs as <prefix>_cache.csv when locust quits.
 """
 
 from __future__ import annotations
 
+import codecs
+import csv
 import itertools
 import logging
 import random
 import time
+from collections import Counter
+from collections.abc import Iterator
 
 import gevent
 from locust import FastHttpUser, events, task
 from locust.exception import StopUser
 from locust.stats import CSV_STATS_INTERVAL_SEC
 
-from stack.loadgen import target
-from stack.loadgen.workload import Mix, RequestPlanner
+from stack.loadgen import report, target
+from stack.loadgen.workload import CHAT_PATH, Mix, PlannedRequest, RequestPlanner
+from stack.traffic import EVENT_STREAM, stream_problem
 
 log = logging.getLogger("llmobs.loadgen")
 DEFAULTS = Mix()
@@ -59,6 +68,7 @@ def _final_csv_row(environment, **_) -> None:
 
 
 _user_numbers = itertools.count()
+_x_cache_seen: Counter[str] = Counter()   # the gateway's X-Cache header of answered chat calls, this test
 
 
 @events.test_start.add_listener
@@ -66,6 +76,19 @@ def _number_users_from_zero(**_) -> None:
     """Every test (also a restart from the web UI) gives its users streams 0, 1, 2, … again."""
     global _user_numbers
     _user_numbers = itertools.count()
+    _x_cache_seen.clear()
+
+
+@events.quitting.add_listener
+def _write_x_cache_counts(environment, **_) -> None:
+    options = environment.parsed_options
+    prefix = getattr(options, "csv_prefix", None) if options is not None else None
+    if not prefix:
+        return
+    with open(f"{prefix}{report.CACHE_CSV_SUFFIX}", "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(report.CACHE_CSV_HEADER)
+        writer.writerows(sorted(_x_cache_seen.items()))
 
 
 def _option(user: FastHttpUser, name: str, default: float) -> float:
@@ -118,9 +141,55 @@ class GatewayUser(FastHttpUser):
                 exception=self.refusal, context={})
             raise StopUser()
         planned = self.planner.next()
-        with self.client.post(planned.path, json=planned.body, name=planned.path, catch_response=True) as response:
+        if planned.streamed:
+            self._send_streamed(planned)
+            return
+        with self.client.post(planned.path, json=planned.body, name=planned.name, catch_response=True) as response:
             if response.status_code != 200:
                 response.failure(f"HTTP {response.status_code}: {_error_message(response)}")
+            elif planned.path == CHAT_PATH:
+                _count_x_cache(response)
+
+    def _send_streamed(self, planned: PlannedRequest) -> None:
+        started = time.perf_counter()
+        with self.client.post(planned.path, json=planned.body, name=planned.name, catch_response=True, stream=True,
+                              headers={"Accept": EVENT_STREAM, "Accept-Encoding": "identity"}) as response:
+            if response.status_code != 200:
+                response.failure(f"HTTP {response.status_code}: {_error_message(response)}")
+                return
+            body = _StreamedBody(response)
+            problem = stream_problem((response.headers or {}).get("content-type") or "", body)
+            # With stream=True locust times the request to its headers only: time it to the stream's end instead.
+            response.request_meta["response_time"] = (time.perf_counter() - started) * 1000
+            response.request_meta["response_length"] = body.bytes_read
+            if problem:
+                response.failure(problem)
+            else:
+                _count_x_cache(response)
+
+
+class _StreamedBody:
+    """The lines of a streamed body as they arrive, and how many bytes were read."""
+
+    def __init__(self, response) -> None:
+        self.response = response
+        self.bytes_read = 0
+
+    def __iter__(self) -> Iterator[str]:
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        pending = ""
+        for chunk in self.response.iter_content(chunk_size=1024, decode_content=False):
+            self.bytes_read += len(chunk)
+            pending += decoder.decode(chunk)
+            *complete, pending = pending.split("\n")
+            yield from complete
+        pending += decoder.decode(b"", final=True)
+        if pending:
+            yield pending
+
+
+def _count_x_cache(response) -> None:
+    _x_cache_seen[(response.headers or {}).get("x-cache") or report.NO_X_CACHE] += 1
 
 
 def _error_message(response) -> str:

@@ -6,6 +6,7 @@ stopped by this process when a hard deadline passes, so a run can never outlive 
 stop grace. Reports go to one folder, overwritten by each run:
 
     <out>/load_stats.csv, load_stats_history.csv, load_failures.csv, load_exceptions.csv  (locust --csv)
+    <out>/load_cache.csv                                             (X-Cache counts, by the locustfile)
     <out>/load_report.html                                                               (locust --html)
     <out>/locust.log                                                                      (locust's output)
 """

@@ -10,6 +10,13 @@ limits are read from there, never written here), so a run can be reproduced and 
 - models are weighted by price: the cheapest model gets most calls, the most expensive the fewest;
 - prompt lengths are log-normal (most prompts short, a few long ones), capped well under the gateway's limit;
 - a small share of calls are agent workflows (/v1/agent/workflow, three provider calls each);
+- every chat call starts with its application's shared system prompt (stack/prompts.py), so the provider's prompt
+  cache bills it as cached input;
+- most chat questions repeat: each application has a pool of questions with Zipf-skewed popularity, sent with a
+  fixed `seed` so the gateway can answer repeats from its response cache. A popular question is always asked of
+  the same model (questions take the models in popularity order, cheapest first, in the models' shares). A few
+  calls are one-off questions without a seed, a few more ask the gateway not to use its cache;
+- a share of chat calls are streamed (`"stream": true`); workflows never are;
 - every body says `"synthetic": true`, so reports can keep load-test traffic apart.
 
 Each locust user draws from its own stream (`RequestPlanner(mix, stream=n)`), so the sequence a user sends is
@@ -18,25 +25,18 @@ fixed by (seed, stream) however the users interleave.
 
 from __future__ import annotations
 
-import math
+import itertools
 import random
 from dataclasses import dataclass
 from functools import cached_property
 
 from stack import catalog as catalog_module
+from stack.prompts import SAMPLING_SEED, Lengths, question_pool, system_prompt, text_of_length
 from stack.traffic import chat_body
 
 CHAT_PATH = "/v1/chat/completions"
 WORKFLOW_PATH = "/v1/agent/workflow"
-
-# Words prompts are made of: enough variety that prompts do not look like a constant, no meaning needed.
-_VOCABULARY = (
-    "the customer reported that invoice order refund account latency deployment error summary please explain "
-    "review this draft report quarterly numbers policy contract ticket escalation outage root cause timeline "
-    "meeting notes action items code function test failing build release migration database query index user "
-    "feedback survey campaign budget forecast research paper results experiment hypothesis translate rewrite "
-    "shorter clearer formal tone bullet points table compare options risks next steps"
-).split()
+STREAMED_SUFFIX = " (stream)"   # locust's name of a streamed call: its path and this
 
 
 @dataclass(frozen=True)
@@ -53,8 +53,14 @@ class Mix:
     prompt_median_chars: int = 400      # log-normal prompt length: median ...
     prompt_sigma: float = 1.0           # ... and spread (sigma of the underlying normal)
     prompt_min_chars: int = 20
-    prompt_max_chars: int = 8000        # also capped at a sixth of the catalog's max_prompt_chars
+    prompt_max_chars: int = 8000        # system prompt included; also capped at a sixth of max_prompt_chars
     question_median_chars: int = 120    # workflow questions are shorter
+    stream_share: float = 0.4           # share of chat calls streamed; workflows never are
+    question_pool: int = 60             # distinct repeated questions per application
+    question_skew: float = 2.0          # Zipf exponent of their popularity
+    unique_share: float = 0.1           # share of chat calls that are one-off questions without a seed
+    no_cache_share: float = 0.05        # share of chat calls that repeat a question with "cache": {"no-cache": true}
+    sampling_seed: int = SAMPLING_SEED  # the `seed` repeated questions are sent with
 
     def __post_init__(self) -> None:
         if self.population < 1:
@@ -63,6 +69,12 @@ class Mix:
             raise ValueError("workflow_share must be between 0 and 1")
         if not 0 < self.prompt_min_chars <= self.prompt_max_chars:
             raise ValueError("need 0 < prompt_min_chars <= prompt_max_chars")
+        if not 0 <= self.stream_share <= 1:
+            raise ValueError("stream_share must be between 0 and 1")
+        if self.question_pool < 1:
+            raise ValueError("question_pool must be at least 1")
+        if not (0 <= self.unique_share and 0 <= self.no_cache_share and self.unique_share + self.no_cache_share <= 1):
+            raise ValueError("unique_share and no_cache_share must be at least 0 and add up to at most 1")
 
 
 @dataclass(frozen=True)
@@ -74,16 +86,24 @@ class Persona:
 
 @dataclass(frozen=True)
 class PlannedRequest:
-    """One request to send: where, what, and (for stats and tests) who and which model."""
+    """One request to send: where, what, and (for stats and tests) who, which model, whether it is streamed and
+    whether the gateway may answer it from its response cache (a seed and no "no-cache")."""
 
     path: str
     body: dict
     model: str
     persona: Persona
+    streamed: bool = False
+    cacheable: bool = False
 
     @property
     def kind(self) -> str:
         return "workflow" if self.path == WORKFLOW_PATH else "chat"
+
+    @property
+    def name(self) -> str:
+        """What locust reports it under: streamed and whole answers apart."""
+        return self.path + STREAMED_SUFFIX if self.streamed else self.path
 
 
 def zipf_weights(count: int, exponent: float) -> list[float]:
@@ -115,6 +135,21 @@ def application_weights(mix: Mix, department: str,
     return dict(zip(order, zipf_weights(len(order), mix.application_skew)))
 
 
+def question_models(mix: Mix, catalog: catalog_module.Catalog | None = None) -> list[str]:
+    """The model each pooled question is asked of, most popular question first: the questions take the models
+    cheapest first, each model as many as its share of calls (the middle of a question's popularity decides), so
+    the popular questions ride the cheap model and the models keep their shares."""
+    weights = model_weights(mix, catalog)
+    bounds = list(itertools.accumulate(weights.values()))
+    names = list(weights)
+    chosen, before = [], 0.0
+    for popularity in zipf_weights(mix.question_pool, mix.question_skew):
+        middle = before + popularity / 2
+        chosen.append(names[next((i for i, bound in enumerate(bounds) if middle < bound), len(names) - 1)])
+        before += popularity
+    return chosen
+
+
 def population(mix: Mix, catalog: catalog_module.Catalog | None = None) -> list[Persona]:
     """The simulated people, the same list for a given seed and catalog."""
     catalog = catalog or catalog_module.load()
@@ -127,19 +162,6 @@ def population(mix: Mix, catalog: catalog_module.Catalog | None = None) -> list[
         application = rng.choices(list(applications), weights=list(applications.values()))[0]
         people.append(Persona(f"load-{mix.seed}-{number:04d}", department, application))
     return people
-
-
-def _length(rng: random.Random, median: int, sigma: float, low: int, high: int) -> int:
-    return max(low, min(high, round(median * math.exp(rng.gauss(0.0, sigma)))))
-
-
-def text_of_length(rng: random.Random, chars: int) -> str:
-    """Words from a small vocabulary until `chars` characters (cut at exactly `chars`)."""
-    words = rng.choices(_VOCABULARY, k=chars // 4 + 2)
-    text = " ".join(words)
-    while len(text) < chars:
-        text += " " + " ".join(rng.choices(_VOCABULARY, k=chars // 4 + 2))
-    return text[:chars].rstrip() or "hello"
 
 
 class RequestPlanner:
@@ -172,32 +194,68 @@ class RequestPlanner:
         weights = model_weights(self.mix, self.catalog)
         return list(weights), list(weights.values())
 
+    @cached_property
+    def _question_models(self) -> list[str]:
+        return question_models(self.mix, self.catalog)
+
+    @cached_property
+    def _popularity(self) -> list[float]:
+        return zipf_weights(self.mix.question_pool, self.mix.question_skew)
+
     @property
     def prompt_cap(self) -> int:
+        """Most characters of a chat call's messages together (its system prompt included)."""
         return max(self.mix.prompt_min_chars, min(self.mix.prompt_max_chars, self.catalog.max_prompt_chars // 6))
 
-    def next(self) -> PlannedRequest:
-        rng = self.rng
-        people, activity = self._people
-        persona = rng.choices(people, weights=activity)[0]
+    def question_lengths(self, application: str) -> Lengths:
+        """Lengths of `application`'s chat questions: what the cap leaves after its system prompt."""
+        room = max(self.mix.prompt_min_chars, self.prompt_cap - len(system_prompt(application)))
+        return Lengths(self.mix.prompt_median_chars, self.mix.prompt_sigma, self.mix.prompt_min_chars, room)
+
+    def questions(self, application: str) -> tuple[str, ...]:
+        """`application`'s repeated questions, most popular first (the same for every stream of a seed)."""
+        return question_pool(self.mix.seed, application, self.mix.question_pool, self.question_lengths(application))
+
+    def _draw_model(self) -> str:
         names, weights = self._models
-        model = rng.choices(names, weights=weights)[0]
-        if rng.random() < self.mix.workflow_share:
-            length = _length(rng, self.mix.question_median_chars, self.mix.prompt_sigma * 0.6,
-                             self.mix.prompt_min_chars, self.prompt_cap // 4)
-            body = {
-                "question": text_of_length(rng, length),
-                "model": model,
-                "attribution": {"user_id": persona.user_id, "department": persona.department,
-                                "application": persona.application},
-                "synthetic": True,
-            }
-            return PlannedRequest(WORKFLOW_PATH, body, model, persona)
-        length = _length(rng, self.mix.prompt_median_chars, self.mix.prompt_sigma, self.mix.prompt_min_chars,
-                         self.prompt_cap)
-        body = chat_body(model, persona.user_id, persona.department, persona.application,
-                         prompt=text_of_length(rng, length))
-        return PlannedRequest(CHAT_PATH, body, model, persona)
+        return self.rng.choices(names, weights=weights)[0]
+
+    def next(self) -> PlannedRequest:
+        people, activity = self._people
+        persona = self.rng.choices(people, weights=activity)[0]
+        if self.rng.random() < self.mix.workflow_share:
+            return self._workflow(persona)
+        return self._chat(persona)
+
+    def _workflow(self, persona: Persona) -> PlannedRequest:
+        model = self._draw_model()
+        lengths = Lengths(self.mix.question_median_chars, self.mix.prompt_sigma * 0.6, self.mix.prompt_min_chars,
+                          self.prompt_cap // 4)
+        body = {
+            "question": text_of_length(self.rng, lengths.draw(self.rng)),
+            "model": model,
+            "attribution": {"user_id": persona.user_id, "department": persona.department,
+                            "application": persona.application},
+            "synthetic": True,
+        }
+        return PlannedRequest(WORKFLOW_PATH, body, model, persona)
+
+    def _chat(self, persona: Persona) -> PlannedRequest:
+        rng = self.rng
+        streamed = rng.random() < self.mix.stream_share
+        draw = rng.random()
+        if draw < self.mix.unique_share:
+            model, seed, no_cache = self._draw_model(), None, False
+            question = text_of_length(rng, self.question_lengths(persona.application).draw(rng))
+        else:
+            rank = rng.choices(range(self.mix.question_pool), weights=self._popularity)[0]
+            model, seed = self._question_models[rank], self.mix.sampling_seed
+            no_cache = draw < self.mix.unique_share + self.mix.no_cache_share
+            question = self.questions(persona.application)[rank]
+        body = chat_body(model, persona.user_id, persona.department, persona.application, prompt=question,
+                         system=system_prompt(persona.application), seed=seed, stream=streamed, no_cache=no_cache)
+        return PlannedRequest(CHAT_PATH, body, model, persona, streamed=streamed,
+                              cacheable=seed is not None and not no_cache)
 
     def take(self, count: int) -> list[PlannedRequest]:
         return [self.next() for _ in range(count)]
