@@ -18,6 +18,9 @@ from stack.traffic import SteadyTraffic
 
 MAX_TRAFFIC_RATE = 20.0  # requests per second per traffic entry
 KNOB_GRACE_SECONDS = 5.0  # knobs outlive the scenario by this much, so they heal themselves even if the driver dies
+# A traffic entry: model and rate (requests/s), department; stream_share (0..1, streamed calls: time to first token);
+# cacheable (repeated seeded questions after a shared system prompt: the response and prompt caches hit).
+TRAFFIC_KEYS = frozenset({"model", "rate", "department", "stream_share", "cacheable"})
 RECOVERY_TRAFFIC_SECONDS = 20.0  # traffic goes on this long at most after the heal, to show the signal recover
 TIMEOUT = 10.0
 
@@ -57,7 +60,9 @@ class Context:
             seconds = self.duration + RECOVERY_TRAFFIC_SECONDS + 2
             self.traffic.append(SteadyTraffic(entry["model"], rate, max_requests=int(rate * seconds) + 1,
                                               max_seconds=seconds,
-                                              department=entry.get("department", "engineering")).__enter__())
+                                              department=entry.get("department", "engineering"),
+                                              cacheable=bool(entry.get("cacheable", False)),
+                                              stream_share=float(entry.get("stream_share", 0.0))).__enter__())
         if self.traffic:
             total = sum(float(e["rate"]) for e in self.params["traffic"])
             self.note(f"traffic started: {total:g} requests/s over {len(self.traffic)} stream(s)")
@@ -79,14 +84,20 @@ def validate_traffic(params: Mapping[str, Any], required: bool = False) -> None:
         raise ValueError(f"traffic must be a list of {{model, rate, department}}{at_least}")
     known = catalog.load()
     for number, entry in enumerate(entries, 1):
-        if not isinstance(entry, dict) or set(entry) - {"model", "rate", "department"} or "model" not in entry:
-            raise ValueError(f"traffic #{number}: expected {{model, rate, department}}, got {entry!r}")
+        if not isinstance(entry, dict) or set(entry) - TRAFFIC_KEYS or "model" not in entry:
+            raise ValueError(f"traffic #{number}: expected {{{', '.join(sorted(TRAFFIC_KEYS))}}} (model and rate "
+                             f"required), got {entry!r}")
         if entry["model"] not in known.models:
             raise ValueError(f"traffic #{number}: unknown model {entry['model']!r}; models: "
                              f"{', '.join(known.model_names)}")
         rate = entry.get("rate")
         if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 < rate <= MAX_TRAFFIC_RATE:
             raise ValueError(f"traffic #{number}: rate must be a number of requests/s in (0, {MAX_TRAFFIC_RATE:g}]")
+        share = entry.get("stream_share", 0.0)
+        if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 <= share <= 1:
+            raise ValueError(f"traffic #{number}: stream_share must be the share of streamed calls, 0 to 1")
+        if not isinstance(entry.get("cacheable", False), bool):
+            raise ValueError(f"traffic #{number}: cacheable must be true or false")
         department = entry.get("department", "engineering")
         if department not in known.departments:
             raise ValueError(f"traffic #{number}: unknown department {department!r}; departments: "

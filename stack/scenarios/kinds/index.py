@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from stack.scenarios.kinds import alert_storm, cardinality, missing_metrics, provider_fault
+from stack.scenarios.kinds import alert_storm, cardinality, missing_metrics, prompt_change, provider_fault
 
 KINDS: dict[str, ModuleType] = {
     "provider_fault": provider_fault,
     "cardinality": cardinality,
     "missing_metrics": missing_metrics,
     "alert_storm": alert_storm,
+    "prompt_change": prompt_change,
 }
