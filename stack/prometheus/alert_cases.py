@@ -252,10 +252,10 @@ def cache_hit_ratio_cases(c: Ctx) -> list[AlertCase]:
     fires = ((name, "warning", None),)
     lead, run = c.lead, c.run(name)
     total, quiet_night, busy_share = lead + run, c.p.min_request_rate / 2, 0.9
+    busy_rate, other_rate = c.busy * busy_share, c.busy * (1 - busy_share)
 
     def lookups(busy: str, hits_before: float, hits_after: float, other: str, other_hits: float) -> World:
         """`busy` makes 9 in 10 of the lookups (`hits_before`, then `hits_after` of them hit), `other` the rest."""
-        busy_rate, other_rate = c.busy * busy_share, c.busy * (1 - busy_share)
         return (c.world(total).cache_lookups(busy, [(lead, busy_rate, hits_before), (run, busy_rate, hits_after)])
                 .cache_lookups(other, [(total, other_rate, other_hits)]))
 
@@ -273,6 +273,9 @@ def cache_hit_ratio_cases(c: Ctx) -> list[AlertCase]:
                   lookups(FAST, 0.8, 0.8, REASONING, 0.4)),
         AlertCase(f"a quiet night: 65% of {quiet_night:g} lookups/s hit, under the minimum rate -> quiet", name, (),
                   c.world(total).cache_lookups(FAST, [(total, quiet_night, 0.65)])),
+        AlertCase(f"load starts on an empty cache: 30% of lookups hit for {lead}, then 90% -> quiet (the warm-up "
+                  "ends before `for` does)", name, (),
+                  c.world(total).cache_lookups(FAST, [(lead, busy_rate, 0.3), (run, busy_rate, 0.9)])),
     ]
 
 
