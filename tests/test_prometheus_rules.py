@@ -176,6 +176,16 @@ def _divide_per_series(rule: dict) -> None:
         rule["expr"] = f"{numerator.removeprefix('sum by (model) ')} / {denominator.removeprefix('sum by (model) ')}"
 
 
+def _average_cache_hit_ratio_per_model(rule: dict) -> None:
+    if rule.get("record") == "job:llm_response_cache_hit_ratio:rate":
+        rule["expr"] = f"avg by (job) (\n{rule['expr'].replace('sum by (job)', 'sum by (job, model)')}\n)"
+
+
+def _guard_first_token_on_all_requests(rule: dict) -> None:
+    if rule.get("alert") == "LLMTimeToFirstTokenP95High":
+        rule["expr"] = rule["expr"].replace("model:llm_streamed_requests:rate", "model:llm_requests:rate")
+
+
 # (rule file, edit, test file, what promtool's failure output must name)
 BREAKAGES = {
     "warning-threshold-raised": ("llm-alerts.yml", _raise_warning_threshold, "LLMHighErrorRatio.yml",
@@ -184,6 +194,10 @@ BREAKAGES = {
                                      "under the minimum request rate"),
     "error-ratio-divided-per-series": ("recording.yml", _divide_per_series, RECORDING_TESTS,
                                        "model:llm_request_error_ratio:rate"),
+    "cache-hit-ratio-averaged-per-model": ("recording.yml", _average_cache_hit_ratio_per_model,
+                                           "LLMResponseCacheHitRatioLow.yml", "an averaged rule would"),
+    "first-token-guard-on-all-requests": ("llm-alerts.yml", _guard_first_token_on_all_requests,
+                                          "LLMTimeToFirstTokenP95High.yml", "do not count"),
 }
 
 

@@ -23,10 +23,10 @@ from stack.prometheus import alerts as A
 from stack.prometheus.rule_model import Evaluate, Model
 from stack.prometheus.rules import AlertRule
 from stack.prometheus.scrape import lab_jobs
-from stack.prometheus.series import InputSeries, Labels, Vector, above, labels_of, ratio, sum_by
+from stack.prometheus.series import InputSeries, Labels, Vector, above, below, labels_of, ratio, sum_by
 from stack.prometheus.shapes import (
-    BALANCED, FAST, P95_3S, REASONING, SLOW_LATENCY, STRAGGLERS, catalog_models, failing_models, latency_near_miss,
-    p95_of, slow_model,
+    BALANCED, FAST, FIRST_TOKEN_NEAR_MISS, HEALTHY_FIRST_TOKEN, P95_3S, REASONING, SLOW_FIRST_TOKEN, SLOW_LATENCY,
+    STRAGGLERS, catalog_models, failing_models, first_token_p95, latency_near_miss, p95_of, slow_model,
 )
 from stack.prometheus.world import GATEWAY, World, target
 
@@ -82,10 +82,14 @@ class AlertTests:
 
 # ---------------------------------------------------------------- LLMHighErrorRatio
 
+def _at_least(rates: Vector, minimum: float, vector: Vector) -> Vector:
+    """`vector and rates >= minimum`."""
+    return {k: v for k, v in vector.items() if k in rates and above(rates[k], minimum, True)}
+
+
 def _enough_traffic(m: Model, t: int, vector: Vector) -> Vector:
     """`and model:llm_requests:rate >= min_request_rate`."""
-    requests = m.requests(t)
-    return {k: v for k, v in vector.items() if k in requests and above(requests[k], m.p.min_request_rate, True)}
+    return _at_least(m.requests(t), m.p.min_request_rate, vector)
 
 
 def _error_ratio(threshold: float) -> Evaluate:
@@ -132,6 +136,37 @@ def latency_cases(c: Ctx) -> list[AlertCase]:
                   ((name, "warning", None),), slow_model(c.world(total), c.busy, c.lead)),
         AlertCase(f"{BALANCED} has a p95 of {p95_of(P95_3S):.2g}s and 3% of {FAST} calls take over 15s (p95 "
                   f"{p95_of(STRAGGLERS):.2g}s) -> quiet", name, (), latency_near_miss(c.world(total), c.busy)),
+    ]
+
+
+# ---------------------------------------------------------------- LLMTimeToFirstTokenP95High
+
+def _time_to_first_token(m: Model, t: int) -> Vector:
+    slow = {k: v for k, v in m.time_to_first_token_p95(t).items() if above(v, A.TTFT_P95_SECONDS)}
+    return _at_least(m.streamed_requests(t), m.p.min_request_rate, slow)
+
+
+def time_to_first_token_cases(c: Ctx) -> list[AlertCase]:
+    name = "LLMTimeToFirstTokenP95High"
+    lead, run = c.lead, c.run(name)
+    total, few = lead + run, c.p.min_request_rate / 2
+    slow_start = (c.world(total).streamed(REASONING, c.busy, [(lead, HEALTHY_FIRST_TOKEN), (run, SLOW_FIRST_TOKEN)])
+                  .streamed(FAST, c.busy, [(total, HEALTHY_FIRST_TOKEN)]))
+    near_miss = c.world(total).streamed(BALANCED, c.busy, [(total, FIRST_TOKEN_NEAR_MISS)])
+    rarely_streamed = (c.world(total).requests(REASONING, [(total, c.busy, 0.0)])
+                       .streamed(REASONING, few, [(total, SLOW_FIRST_TOKEN)]))
+    long_answers = (c.world(total).latency(REASONING, c.busy, [(total, SLOW_LATENCY)])
+                    .streamed(REASONING, c.busy, [(total, HEALTHY_FIRST_TOKEN)]))
+    return [
+        AlertCase(f"{REASONING}'s first token slows to a p95 of {first_token_p95(SLOW_FIRST_TOKEN):.2g}s -> fires for "
+                  f"{REASONING} only", name, ((name, "warning", None),), slow_start),
+        AlertCase(f"4% of {BALANCED}'s first tokens take over {A.TTFT_P95_SECONDS:g}s, a p95 of "
+                  f"{first_token_p95(FIRST_TOKEN_NEAR_MISS):.4g}s -> quiet", name, (), near_miss),
+        AlertCase(f"{REASONING}'s first token takes {first_token_p95(SLOW_FIRST_TOKEN):.2g}s (p95) on its {few:g} "
+                  f"streamed calls/s, under the minimum rate (its {c.busy:g} requests/s in all do not count) -> quiet",
+                  name, (), rarely_streamed),
+        AlertCase(f"{REASONING}'s long answers take {p95_of(SLOW_LATENCY):.2g}s (p95: LLMLatencyP95High's business) "
+                  f"but start within {first_token_p95(HEALTHY_FIRST_TOKEN):.2g}s -> quiet", name, (), long_answers),
     ]
 
 
@@ -202,6 +237,45 @@ def cost_cases(c: Ctx) -> list[AlertCase]:
                   "quiet", name, (), spend(*small)),
         AlertCase(f"spend grows {steady[1] / steady[0]:g}x, from {steady[0]:g} to {steady[1]:g} USD/h, under "
                   f"{factor:g}x its baseline -> quiet", name, (), spend(*steady)),
+    ]
+
+
+# ---------------------------------------------------------------- LLMResponseCacheHitRatioLow
+
+def _cache_hit_ratio(m: Model, t: int) -> Vector:
+    low = {k: v for k, v in m.cache_hit_ratio(t).items() if below(v, A.CACHE_HIT_RATIO_MIN)}
+    return _at_least(m.cache_lookups(t), m.p.min_request_rate, low)
+
+
+def cache_hit_ratio_cases(c: Ctx) -> list[AlertCase]:
+    name = "LLMResponseCacheHitRatioLow"
+    fires = ((name, "warning", None),)
+    lead, run = c.lead, c.run(name)
+    total, quiet_night, busy_share = lead + run, c.p.min_request_rate / 2, 0.9
+    busy_rate, other_rate = c.busy * busy_share, c.busy * (1 - busy_share)
+
+    def lookups(busy: str, hits_before: float, hits_after: float, other: str, other_hits: float) -> World:
+        """`busy` makes 9 in 10 of the lookups (`hits_before`, then `hits_after` of them hit), `other` the rest."""
+        return (c.world(total).cache_lookups(busy, [(lead, busy_rate, hits_before), (run, busy_rate, hits_after)])
+                .cache_lookups(other, [(total, other_rate, other_hits)]))
+
+    def mix(busy: str, busy_hits: float, other: str, other_hits: float) -> str:
+        overall = busy_share * busy_hits + (1 - busy_share) * other_hits
+        return (f"{busy} (9 in 10 lookups) hits {busy_hits:.0%}, {other} {other_hits:.0%}: {overall:.0%} of all "
+                f"lookups hit (the average of the two ratios is {(busy_hits + other_hits) / 2:.0%})")
+
+    return [
+        AlertCase(f"a prompt-template change makes every {BALANCED} request unique: its hits fall from 80% to 5%, "
+                  f"{FAST} keeps 90% -> fires", name, fires, lookups(BALANCED, 0.8, 0.05, FAST, 0.9)),
+        AlertCase(f"{mix(BALANCED, 0.6, FAST, 0.9)} -> fires; an averaged rule would stay quiet", name, fires,
+                  lookups(BALANCED, 0.8, 0.6, FAST, 0.9)),
+        AlertCase(f"{mix(FAST, 0.8, REASONING, 0.4)} -> quiet; an averaged rule would fire", name, (),
+                  lookups(FAST, 0.8, 0.8, REASONING, 0.4)),
+        AlertCase(f"a quiet night: 65% of {quiet_night:g} lookups/s hit, under the minimum rate -> quiet", name, (),
+                  c.world(total).cache_lookups(FAST, [(total, quiet_night, 0.65)])),
+        AlertCase(f"load starts on an empty cache: 30% of lookups hit for {lead}, then 90% -> quiet (the warm-up "
+                  "ends before `for` does)", name, (),
+                  c.world(total).cache_lookups(FAST, [(lead, busy_rate, 0.3), (run, busy_rate, 0.9)])),
     ]
 
 
@@ -405,8 +479,10 @@ ALERT_TESTS: dict[str, AlertTests] = {
     "LLMHighErrorRatio": AlertTests({("warning", None): _error_ratio(A.ERROR_RATIO_WARNING),
                                      ("critical", None): _error_ratio(A.ERROR_RATIO_CRITICAL)}, error_ratio_cases),
     "LLMLatencyP95High": AlertTests({("warning", None): _latency}, latency_cases),
+    "LLMTimeToFirstTokenP95High": AlertTests({("warning", None): _time_to_first_token}, time_to_first_token_cases),
     "LLMProviderRateLimited": AlertTests({("warning", None): _rate_limited}, rate_limited_cases),
     "LLMCostAnomaly": AlertTests({("warning", None): _cost_anomaly}, cost_cases),
+    "LLMResponseCacheHitRatioLow": AlertTests({("warning", None): _cache_hit_ratio}, cache_hit_ratio_cases),
     "LLMDailyBudgetBurn": AlertTests({("warning", None): _budget(A.BUDGET_WARNING),
                                       ("critical", None): _budget(A.BUDGET_CRITICAL)}, budget_cases),
     "TargetDown": AlertTests({("critical", None): _target_down}, target_down_cases),

@@ -10,6 +10,8 @@ from stack.prometheus.scrape import lab_jobs
 ERROR_RATIO_WARNING = 0.05
 ERROR_RATIO_CRITICAL = 0.20
 LATENCY_P95_SECONDS = 4
+TTFT_P95_SECONDS = 2
+CACHE_HIT_RATIO_MIN = 0.70
 RATE_LIMITED_RATIO = 0.10
 COST_ANOMALY_FACTOR = 3
 COST_FLOOR_USD_PER_HOUR = 1
@@ -57,6 +59,25 @@ def _latency(p: Profile) -> AlertRule:
     )
 
 
+def _time_to_first_token(p: Profile) -> AlertRule:
+    return AlertRule(
+        alert="LLMTimeToFirstTokenP95High",
+        expr=(
+            f"model:llm_time_to_first_token_seconds:p95 > {TTFT_P95_SECONDS:g}\nand\n"
+            f"model:llm_streamed_requests:rate >= {p.min_request_rate:g}"
+        ),
+        severity="warning",
+        summary="{{ $labels.model }}: p95 time to first token {{ $value | humanizeDuration }}",
+        description=(
+            f"95% of streamed {{{{ $labels.model }}}} calls over the last {p.rate_window} showed their first token "
+            f"within {{{{ $value | humanizeDuration }}}}, above the {TTFT_P95_SECONDS:g}s objective: a chat user "
+            f"stares at an empty box, while total latency may look fine (models with fewer than "
+            f"{p.min_request_rate:g} streamed calls/s are ignored)."
+        ),
+        for_=p.for_("LLMTimeToFirstTokenP95High"),
+    )
+
+
 def _rate_limited(p: Profile) -> AlertRule:
     limited = f'llm_provider_errors_total{{{GATEWAY},error_type="rate_limited"}}'
     return AlertRule(
@@ -92,6 +113,26 @@ def _cost_anomaly(p: Profile) -> AlertRule:
             f"{COST_FLOOR_USD_PER_HOUR:g} USD/hour floor). Look for a model, department or output size that changed."
         ),
         for_=p.for_("LLMCostAnomaly"),
+    )
+
+
+def _cache_hit_ratio(p: Profile) -> AlertRule:
+    return AlertRule(
+        alert="LLMResponseCacheHitRatioLow",
+        expr=(
+            f"job:llm_response_cache_hit_ratio:rate < {CACHE_HIT_RATIO_MIN:g}\nand\n"
+            f"job:llm_response_cache_lookups:rate >= {p.min_request_rate:g}"
+        ),
+        severity="warning",
+        summary="The response cache answers {{ $value | humanizePercentage }} of cacheable requests",
+        description=(
+            f"Over the last {p.rate_window}, the gateway's response cache answered "
+            f"{{{{ $value | humanizePercentage }}}} of its lookups (all models together; objective at least "
+            f"{_percent(CACHE_HIT_RATIO_MIN)}; ignored under {p.min_request_rate:g} lookups/s): every miss is a paid "
+            f"provider call, so the cost per request jumps. Look for a prompt-template change that made every request "
+            f"unique (a timestamp, a request id)."
+        ),
+        for_=p.for_("LLMResponseCacheHitRatioLow"),
     )
 
 
@@ -240,8 +281,10 @@ def alert_groups(p: Profile) -> tuple[RuleGroup, RuleGroup]:
         _error_ratio(p, "warning", ERROR_RATIO_WARNING),
         _error_ratio(p, "critical", ERROR_RATIO_CRITICAL),
         _latency(p),
+        _time_to_first_token(p),
         _rate_limited(p),
         _cost_anomaly(p),
+        _cache_hit_ratio(p),
         _budget(p, "warning", BUDGET_WARNING),
         _budget(p, "critical", BUDGET_CRITICAL),
     ))

@@ -39,13 +39,38 @@ class Model:
         requests = self.requests(t)
         return {model: ratio(errors, requests[model]) for model, errors in self.errors(t).items() if model in requests}
 
-    def p95(self, t: int) -> Vector:
-        rates = self.sum_rate(("le", "model"), t, "llm_request_duration_seconds_bucket", job="gateway")
+    def _p95_by_model(self, histogram: str, t: int) -> Vector:
+        rates = self.sum_rate(("le", "model"), t, f"{histogram}_bucket", job="gateway")
         buckets: dict[Labels, list[tuple[float, float]]] = {}
         for labels, value in rates.items():
             label = dict(labels)
             buckets.setdefault(labels_of({"model": label["model"]}), []).append((float(label["le"]), value))
         return {model: bucket_quantile(0.95, sorted(pairs)) for model, pairs in buckets.items()}
+
+    def p95(self, t: int) -> Vector:
+        return self._p95_by_model("llm_request_duration_seconds", t)
+
+    def streamed_requests(self, t: int) -> Vector:
+        return self._cached("streamed", t, lambda at: self.sum_rate(
+            ("model",), at, "llm_streamed_requests_total", job="gateway"))
+
+    def time_to_first_token_p95(self, t: int) -> Vector:
+        return self._p95_by_model("llm_time_to_first_token_seconds", t)
+
+    def _cache_hits(self, t: int) -> Vector:
+        return self.sum_rate(("job",), t, "llm_response_cache_hits_total", job="gateway")
+
+    def cache_lookups(self, t: int) -> Vector:
+        return self._cached("lookups", t, self._lookups)
+
+    def _lookups(self, t: int) -> Vector:
+        hits, misses = self._cache_hits(t), self.sum_rate(("job",), t, "llm_response_cache_misses_total", job="gateway")
+        return {job: value + misses[job] for job, value in hits.items() if job in misses}
+
+    def cache_hit_ratio(self, t: int) -> Vector:
+        """All hits over all lookups, per job."""
+        hits, lookups = self._cache_hits(t), self.cache_lookups(t)
+        return {job: ratio(value, lookups[job]) for job, value in hits.items() if job in lookups}
 
     def cost_rate(self, t: int) -> Vector:
         return self._cached("cost", t, lambda at: self.sum_rate(("job",), at, "llm_cost_usd_total", job="gateway"))

@@ -49,11 +49,18 @@ class RuleGroup:
     rules: tuple[RecordingRule, ...] | tuple[AlertRule, ...]
 
 
+def _p95_by_model(histogram: str, window: Duration) -> str:
+    return f"histogram_quantile(0.95, sum by (le, model) (rate({histogram}_bucket{{{GATEWAY}}}[{window}])))"
+
+
 def recording_rules(profile: Profile) -> RuleGroup:
-    """Per-model request, error, latency and cost rates the alerts and dashboards share."""
+    """Per-model request, error, latency and cost rates, and the gateway's response-cache hit ratio, that the alerts
+    and dashboards share."""
     w = profile.rate_window
     requests = f"llm_requests_total{{{GATEWAY}}}"
     errors = f'llm_requests_total{{{GATEWAY},status="error"}}'
+    cache_hits = f"sum by (job) (rate(llm_response_cache_hits_total{{{GATEWAY}}}[{w}]))"
+    cache_lookups = f"{cache_hits}\n+ sum by (job) (rate(llm_response_cache_misses_total{{{GATEWAY}}}[{w}]))"
     return RuleGroup(RECORDING_GROUP, (
         RecordingRule("model:llm_requests:rate", f"sum by (model) (rate({requests}[{w}]))"),
         RecordingRule("model:llm_request_errors:rate", f"sum by (model) (rate({errors}[{w}]))"),
@@ -63,10 +70,17 @@ def recording_rules(profile: Profile) -> RuleGroup:
             "model:llm_request_error_ratio:rate",
             f"sum by (model) (rate({errors}[{w}]))\n/\nsum by (model) (rate({requests}[{w}]))",
         ),
+        RecordingRule("model:llm_request_duration_seconds:p95", _p95_by_model("llm_request_duration_seconds", w)),
         RecordingRule(
-            "model:llm_request_duration_seconds:p95",
-            f"histogram_quantile(0.95, sum by (le, model) (rate(llm_request_duration_seconds_bucket{{{GATEWAY}}}[{w}])))",
+            "model:llm_streamed_requests:rate", f"sum by (model) (rate(llm_streamed_requests_total{{{GATEWAY}}}[{w}]))"
         ),
+        RecordingRule(
+            "model:llm_time_to_first_token_seconds:p95", _p95_by_model("llm_time_to_first_token_seconds", w)
+        ),
+        RecordingRule("job:llm_response_cache_lookups:rate", cache_lookups),
+        # All hits over all lookups: the average of per-model ratios would weigh a model with 3 lookups like one
+        # with 3000.
+        RecordingRule("job:llm_response_cache_hit_ratio:rate", f"{cache_hits}\n/\n({cache_lookups})"),
         RecordingRule("job:llm_cost_usd:rate", f"sum by (job) (rate(llm_cost_usd_total{{{GATEWAY}}}[{w}]))"),
         # The average of the short rate, so a freshly started Prometheus does not see a tiny baseline.
         RecordingRule(

@@ -215,6 +215,11 @@ def above(value: float, threshold: float, inclusive: bool = False) -> bool:
     return value >= threshold if inclusive else value > threshold
 
 
+def below(value: float, threshold: float) -> bool:
+    """`value < threshold`, refusing values so close to the threshold that float rounding could decide."""
+    return not math.isnan(value) and not above(value, threshold, inclusive=True)
+
+
 @dataclass(frozen=True)
 class Timeline:
     """Input series sampled every `interval` from time 0, and PromQL evaluated over them at multiples of it."""

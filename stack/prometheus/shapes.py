@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Mapping, Sequence
 
 from stack import catalog
-from stack.gateway.metrics import LATENCY_BUCKETS_SECONDS
+from stack.gateway.metrics import LATENCY_BUCKETS_SECONDS, TTFT_BUCKETS_SECONDS
 from stack.prometheus.series import CaseError, bucket_quantile
 from stack.prometheus.world import Span, World, as_duration
 
@@ -22,6 +22,11 @@ SLOW_LATENCY = {2.0: 0.5, 8.0: 0.5}                     # p95 7.6 s
 P95_3S = {0.5: 0.6, 1.0: 0.2, 2.0: 0.1, 4.0: 0.1}       # p95 3 s
 STRAGGLERS = {0.25: 0.9, 0.5: 0.07, 30.0: 0.03}         # 3% take over 15 s, p95 0.43 s
 
+# Time-to-first-token distributions of streamed calls: share per bucket upper bound (TTFT_BUCKETS_SECONDS).
+HEALTHY_FIRST_TOKEN = {0.25: 0.5, 0.5: 0.3, 1.0: 0.2}   # p95 0.94 s
+SLOW_FIRST_TOKEN = {1.0: 0.5, 3.0: 0.5}                 # p95 2.9 s
+FIRST_TOKEN_NEAR_MISS = {0.5: 0.76, 2.0: 0.2, 3.0: 0.04}  # 4% wait over 2 s, p95 1.975 s
+
 
 def catalog_models() -> tuple[str, ...]:
     """The catalog's models (its order), refusing a catalog that lacks one the cases name."""
@@ -32,10 +37,15 @@ def catalog_models() -> tuple[str, ...]:
     return models
 
 
-def p95_of(shares: Mapping[float, float]) -> float:
-    """The p95 histogram_quantile() computes from a latency distribution."""
-    bounds = [*LATENCY_BUCKETS_SECONDS, float("inf")]
+def p95_of(shares: Mapping[float, float], buckets: Sequence[float] = LATENCY_BUCKETS_SECONDS) -> float:
+    """The p95 histogram_quantile() computes from a distribution over `buckets` (latency unless told)."""
+    bounds = [*buckets, float("inf")]
     return bucket_quantile(0.95, [(b, sum(v for upper, v in shares.items() if upper <= b)) for b in bounds])
+
+
+def first_token_p95(shares: Mapping[float, float]) -> float:
+    """The p95 histogram_quantile() computes from a time-to-first-token distribution."""
+    return p95_of(shares, TTFT_BUCKETS_SECONDS)
 
 
 def failing_models(world: World, models: Sequence[str], rate: float, lead: Span, run: Span,

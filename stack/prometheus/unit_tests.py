@@ -22,7 +22,7 @@ from stack.prometheus.rules import RECORDING_GROUP, AlertRule
 from stack.prometheus.series import CaseError, Labels, Phase, Timeline, Vector, counter, histogram, labels_of
 from stack.prometheus.shapes import BALANCED, FAST, REASONING
 from stack.prometheus.templating import render
-from stack.prometheus.world import GATEWAY
+from stack.prometheus.world import GATEWAY, World
 
 RECORDING_TESTS = "recording.yml"
 ALERTS_FILE, CASES_FILE = "stack/prometheus/alerts.py", "stack/prometheus/alert_cases.py"
@@ -181,7 +181,15 @@ def recording_test_groups(p: Profile, step: Duration) -> list[dict]:
     costs = tuple(counter("llm_cost_usd_total", {**GATEWAY, "model": m, "department": d}, step,
                           [Phase(cost_duration, usd / step.seconds)])
                   for (m, d), usd in zip(((BALANCED, "engineering"), (FAST, "support")), per_step_usd))
-    ratio_model, latency_model, cost_model = (Model(p, Timeline(step, s)) for s in (requests, latency, costs))
+    # Streamed calls of REASONING: 8/s on the first replica (6 first tokens within 0.25 s, 2 within 1 s), 2/s on the
+    # second (within 3 s).
+    streamed = (World(duration.seconds, step).streamed(REASONING, 8, [(duration, {0.25: 0.75, 1.0: 0.25})])
+                .streamed(REASONING, 2, [(duration, {3.0: 1.0})], replica))
+    # Response-cache lookups/s and the share that hits: 5 hits in 8 lookups over every model and instance.
+    lookups = (World(duration.seconds, step).cache_lookups(FAST, [(duration, 4, 0.75)])
+               .cache_lookups(FAST, [(duration, 2, 1.0)], replica).cache_lookups(REASONING, [(duration, 2, 0.0)]))
+    ratio_model, latency_model, cost_model, streamed_model, cache_model = (
+        Model(p, Timeline(step, s)) for s in (requests, latency, costs, streamed.input, lookups.input))
     if ratio_model.error_ratio(w.seconds) == {labels_of({"model": FAST}): 1.0}:
         raise CaseError("the error-ratio case cannot tell aggregated from per-series division")
     steady = p.baseline_window.seconds + w.seconds
@@ -198,6 +206,22 @@ def recording_test_groups(p: Profile, step: Duration) -> list[dict]:
          "interval": str(step), "input_series": [s.as_dict() for s in latency],
          "promql_expr_test": [_expr_test("model:llm_request_duration_seconds:p95", duration.seconds,
                                          latency_model.p95(duration.seconds))]},
+        {"name": f"{REASONING}: streamed calls/s and their time-to-first-token p95 from bucket rates summed over "
+                 "instances (one replica holds the slow first tokens)",
+         "interval": str(step), "input_series": streamed.input_series(),
+         "promql_expr_test": [
+             _expr_test("model:llm_streamed_requests:rate", duration.seconds,
+                        streamed_model.streamed_requests(duration.seconds)),
+             _expr_test("model:llm_time_to_first_token_seconds:p95", duration.seconds,
+                        streamed_model.time_to_first_token_p95(duration.seconds)),
+         ]},
+        {"name": "response-cache hit ratio: all hits / all lookups over every model and instance, 5 / 8 (not the "
+                 f"average of the per-model ratios, 5/6 for {FAST} and 0 for {REASONING})",
+         "interval": str(step), "input_series": lookups.input_series(),
+         "promql_expr_test": [
+             _expr_test(record, t, compute(t)) for t in (w.seconds, duration.seconds)
+             for record, compute in (("job:llm_response_cache_lookups:rate", cache_model.cache_lookups),
+                                     ("job:llm_response_cache_hit_ratio:rate", cache_model.cache_hit_ratio))]},
         {"name": f"cost rate per job, and its {p.baseline_window} baseline",
          "interval": str(step), "input_series": [s.as_dict() for s in costs],
          "promql_expr_test": [

@@ -1,5 +1,6 @@
 """What Prometheus would have scraped from the stack over one alert case: the gateway's request counters per model and
-status, latency histograms (with the gateway's buckets), cost counters, the budget gauge, `up` of every target.
+status, latency and time-to-first-token histograms (with the gateway's buckets), streamed calls, response-cache
+lookups, cost counters, the budget gauge, `up` of every target.
 
 One `World` is the input of one promtool test group. It serves both the generated promtool tests of the stack's own
 rules (alert_cases.py, sampled every profile's test interval) and the V3 rule grader (graders/v3/rules.py, sampled
@@ -17,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
 from stack import topology
-from stack.gateway.metrics import LATENCY_BUCKETS_SECONDS
+from stack.gateway.metrics import LATENCY_BUCKETS_SECONDS, TTFT_BUCKETS_SECONDS
 from stack.profiles import Duration
 from stack.prometheus.scrape import SCRAPED_SERVICES, lab_jobs
 from stack.prometheus.series import CaseError, InputSeries, Phase, counter, gauge, histogram, number, ramp, selector
@@ -96,14 +97,36 @@ class World:
             self.gauge("llm_requests_total", {**where, "model": model, "status": status}, [(self.seconds, 0)])
         return self
 
+    def _histogram(self, name: str, buckets: Sequence[float], labels: Mapping[str, str], rate: float,
+                   phases: Sequence[tuple[Span, Mapping[float, float]]]) -> World:
+        """`rate` observations/s spread over buckets by share, per phase."""
+        durations = self._phases([(span, 0) for span, _ in phases], f"{name} phases")
+        per_second = [(phase.duration, {bound: share * rate for bound, share in shares.items()})
+                      for phase, (_, shares) in zip(durations, phases)]
+        self.series += histogram(self.interval, name, labels, buckets, per_second)
+        return self
+
     def latency(self, model: str, rate: float, phases: Sequence[tuple[Span, Mapping[float, float]]],
                 where: Mapping[str, str] = GATEWAY) -> World:
         """llm_request_duration_seconds of one model: `rate` requests/s spread over buckets by share, per phase."""
-        durations = self._phases([(span, 0) for span, _ in phases], "latency phases")
-        per_second = [(phase.duration, {bound: share * rate for bound, share in shares.items()})
-                      for phase, (_, shares) in zip(durations, phases)]
-        self.series += histogram(self.interval, "llm_request_duration_seconds", {**where, "model": model},
-                                 LATENCY_BUCKETS_SECONDS, per_second)
+        return self._histogram("llm_request_duration_seconds", LATENCY_BUCKETS_SECONDS, {**where, "model": model},
+                               rate, phases)
+
+    def streamed(self, model: str, rate: float, phases: Sequence[tuple[Span, Mapping[float, float]]],
+                 where: Mapping[str, str] = GATEWAY) -> World:
+        """`rate` streamed calls/s of one model (llm_streamed_requests_total), their first tokens spread over the
+        llm_time_to_first_token_seconds buckets by share, per phase."""
+        self.counter("llm_streamed_requests_total", {**where, "model": model}, [(span, rate) for span, _ in phases])
+        return self._histogram("llm_time_to_first_token_seconds", TTFT_BUCKETS_SECONDS, {**where, "model": model},
+                               rate, phases)
+
+    def cache_lookups(self, model: str, phases: Sequence[tuple[Span, float, float]],
+                      where: Mapping[str, str] = GATEWAY) -> World:
+        """Response-cache lookups of one model from phases of (duration, lookups/s, share that hits):
+        llm_response_cache_hits_total and llm_response_cache_misses_total."""
+        for name, hits in (("llm_response_cache_hits_total", True), ("llm_response_cache_misses_total", False)):
+            per_second = [(span, rate * (share if hits else 1 - share)) for span, rate, share in phases]
+            self.counter(name, {**where, "model": model}, per_second)
         return self
 
     def provider_errors(self, model: str, error_type: str, phases: Sequence[tuple[Span, float]]) -> World:
