@@ -4,6 +4,7 @@ render."""
 
 from __future__ import annotations
 
+import collections
 import copy
 import json
 from collections.abc import Iterator
@@ -14,17 +15,22 @@ import pytest
 import yaml
 from matplotlib import image
 
+from stack import catalog
 from stack.grafana import build, check, promql, seed, snapshot
 from stack.grafana import variables as gv
 from stack.grafana.dashboards import DASHBOARDS
+from stack.grafana.panel_data import Series, bucket_grid
 from stack.grafana.panels import all_panels, template_variables
 from stack.grafana.problems import DATASOURCE, NO_DATA, RATIO, STRUCTURE, UNIT, VARIABLE, Problem
 from stack.grafana.provisioning import DASHBOARDS_DIR, datasource_uid
 from stack.paths import STACK_DIR
+from stack.prometheus import alerts
+from stack.tokens import TOKENS_PER_REPLY_PRIMER, count_prompt_tokens
 from tests.conftest import LiveStack
 
 COMMITTED = sorted(DASHBOARDS_DIR.rglob("*.json"))
 OPERATIONS = DASHBOARDS_DIR / "operations" / "llmobs-operations.json"
+EXPERIENCE = DASHBOARDS_DIR / "experience" / "llmobs-experience.json"
 PROVIDER_FILE = STACK_DIR / "grafana" / "provisioning" / "dashboards" / "dashboards.yaml"
 
 
@@ -53,7 +59,8 @@ def test_each_dashboard_sits_in_its_own_grafana_folder_with_a_unique_uid() -> No
     assert provider["options"]["foldersFromFilesStructure"] is True
     folders = [spec.folder for spec in DASHBOARDS]
     uids = [json.loads(p.read_text())["uid"] for p in COMMITTED]
-    assert len(set(folders)) == len(folders) == 4 and len(set(uids)) == len(uids)
+    assert len(set(folders)) == len(folders) == 5 and len(set(uids)) == len(uids)
+    assert {"llmobs-operations", "llmobs-cost", "llmobs-slo", "llmobs-meta", "llmobs-experience"} <= set(uids)
 
 
 @pytest.mark.parametrize("path", COMMITTED, ids=lambda p: p.stem)
@@ -63,6 +70,59 @@ def test_committed_dashboard_passes_the_structural_check(path: Path) -> None:
     dashboard = json.loads(path.read_text())
     names = {v["name"] for v in template_variables(dashboard)}
     assert "model" in names or dashboard["uid"] == "llmobs-meta"
+
+
+@pytest.mark.parametrize(("path", "title", "histogram"), [
+    (OPERATIONS, "Request latency distribution", "llm_request_duration_seconds_bucket"),
+    (EXPERIENCE, "Time to first token distribution", "llm_time_to_first_token_seconds_bucket"),
+], ids=["latency", "ttft"])
+def test_heatmaps_read_histogram_buckets_in_heatmap_format(path: Path, title: str, histogram: str) -> None:
+    panel = _panel(json.loads(path.read_text()), title)
+    [target] = panel["targets"]
+    assert panel["type"] == "heatmap" and panel["options"]["calculate"] is False
+    assert target["format"] == "heatmap" and target["legendFormat"] == "{{le}}"
+    assert target["expr"].startswith(f"sum by (le) (rate({histogram}{{")
+
+
+def test_experience_thresholds_are_the_alert_thresholds() -> None:
+    experience = json.loads(EXPERIENCE.read_text())
+
+    def limits(title: str) -> list[float]:
+        steps = _panel(experience, title)["fieldConfig"]["defaults"]["thresholds"]["steps"]
+        return [step["value"] for step in steps if step["value"] is not None]
+
+    assert limits("Time to first token p95") == limits("Time to first token p50 / p95 by model") \
+        == [alerts.TTFT_P95_SECONDS]
+    assert limits("Response-cache hit ratio") == limits("Response-cache hit ratio by model") \
+        == [alerts.CACHE_HIT_RATIO_MIN]
+
+
+def test_bucket_grid_turns_cumulative_buckets_into_one_row_per_bucket_like_grafana() -> None:
+    cumulative = [Series("+Inf", [0, 15], [6.0, 9.0], {"le": "+Inf"}),
+                  Series("0.5", [0, 15], [1.0, 2.0], {"le": "0.5"}),
+                  Series("2.0", [0, 15], [4.0, float("nan")], {"le": "2.0"})]
+    grid = bucket_grid(cumulative)
+    assert grid is not None and grid.upper_bounds == [0.5, 2.0, float("inf")]
+    assert grid.values[0] == [1.0, 2.0] and grid.values[1][0] == 3.0 and grid.values[2][0] == 2.0
+    assert np.isnan(grid.values[1][1]) and np.isnan(grid.values[2][1]), "a missing point stays missing"
+    assert bucket_grid([Series("x", [0], [1.0], {"model": "sim-fast"})]) is None
+
+
+def test_chat_traffic_asks_questions_again_behind_a_system_prompt_the_prompt_cache_keeps() -> None:
+    kept = count_prompt_tokens([seed.SYSTEM_PROMPT]) - TOKENS_PER_REPLY_PRIMER
+    assert kept >= catalog.load().prompt_cache.min_prefix_tokens, "too short for llmsim's prompt cache"
+    chat = seed.ChatExperienceTraffic("sim-reasoning", rate=1, max_seconds=1, hang_up_every=7)
+    calls = [chat.next_call(number) for number in range(70)]
+    chat.stop()
+    bodies = [body for body, _ in calls]
+    assert all(body["messages"][0] == {"role": "system", "content": seed.SYSTEM_PROMPT} for body in bodies)
+    cacheable = [body for body in bodies if "seed" in body and "cache" not in body]
+    asks = collections.Counter(body["messages"][-1]["content"] for body in cacheable)
+    assert max(asks.values()) == seed.ASKS_PER_QUESTION and len(asks) < len(cacheable) / 2
+    assert any(body.get("cache") == {"no-cache": True} for body in bodies)
+    assert any(body["stream"] and "seed" not in body for body in bodies)
+    hang_ups = [body for body, hang_up in calls if hang_up]
+    assert len(hang_ups) == 10 and all(body["stream"] and "seed" not in body for body in hang_ups)
 
 
 # ---------------------------------------------------------------- the checker catches mistakes, naming the panel

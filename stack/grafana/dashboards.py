@@ -21,7 +21,7 @@ from typing import Callable
 # provisions the classic schema only, so that is what these dashboards use.
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
-    from grafana_foundation_sdk.builders import bargauge, gauge, stat, timeseries
+    from grafana_foundation_sdk.builders import bargauge, gauge, heatmap, stat, timeseries
     from grafana_foundation_sdk.builders.common import (
         GraphThresholdsStyleConfig,
         ReduceDataOptions,
@@ -36,6 +36,13 @@ with warnings.catch_warnings():
         Row,
         ThresholdsConfig,
     )
+    from grafana_foundation_sdk.builders.heatmap import (
+        CellValues,
+        HeatmapColorOptions,
+        HeatmapTooltip,
+        RowsHeatmapOptions,
+        YAxisConfig,
+    )
     from grafana_foundation_sdk.builders.prometheus import Dataquery
     from grafana_foundation_sdk.cog.encoder import JSONEncoder
     from grafana_foundation_sdk.models.common import (
@@ -44,6 +51,7 @@ with warnings.catch_warnings():
         BigValueGraphMode,
         DataSourceRef,
         GraphThresholdsStyleMode,
+        HeatmapCellLayout,
         LegendDisplayMode,
         LegendPlacement,
         SortOrder,
@@ -59,6 +67,8 @@ with warnings.catch_warnings():
         VariableRefresh,
         VariableSort,
     )
+    from grafana_foundation_sdk.models.heatmap import HeatmapColorMode, HeatmapColorScale
+    from grafana_foundation_sdk.models.prometheus import PromQueryFormat
 
 from prometheus_client.utils import floatToGoString
 
@@ -200,6 +210,24 @@ def bars(title: str, unit: str, description: str, target: Dataquery, limits: Thr
     )
 
 
+def distribution(title: str, description: str, histogram: str, *, span: int = 12, height: int = 8) -> heatmap.Panel:
+    """A heatmap of a histogram's buckets (in seconds) over time: one row per bucket, coloured by calls per second;
+    Prometheus's buckets are cumulative (`le`): the query's heatmap format tells Grafana to subtract each from the
+    next."""
+    target = query(f"sum by (le) (rate({buckets(histogram=histogram)}[{RATE}]))", "{{le}}",
+                   exemplar=True).format(PromQueryFormat.HEATMAP)
+    return (
+        heatmap.Panel().title(title).description(description).unit("reqps").datasource(_ds()).span(span)
+        .height(height).calculate(False).rows_frame(RowsHeatmapOptions().layout(HeatmapCellLayout.LE))
+        .y_axis(YAxisConfig().unit("s")).cell_values(CellValues().unit("reqps"))
+        .color(HeatmapColorOptions().mode(HeatmapColorMode.SCHEME).scheme("Oranges").fill("dark-orange")
+               .scale(HeatmapColorScale.EXPONENTIAL).exponent(0.5).steps(64))
+        .show_legend().tooltip(HeatmapTooltip().mode(TooltipDisplayMode.SINGLE).y_histogram(True)
+                               .show_color_scale(True))
+        .with_target(target)
+    )
+
+
 def model_variable() -> QueryVariable:
     return (
         QueryVariable("model").label("Model").description("Catalog models (stack/catalog.yaml) seen by the gateway")
@@ -248,43 +276,57 @@ def _finish(builder: Dashboard) -> dict:
 # ---------------------------------------------------------------- selectors shared by the dashboards
 
 
+LATENCY = "llm_request_duration_seconds"
+TTFT = "llm_time_to_first_token_seconds"
+TIME_PER_OUTPUT_TOKEN = "llm_time_per_output_token_seconds"
+
+
+def gateway(metric: str, extra: str = "") -> str:
+    """A gateway series of the models the $model variable selects."""
+    return f"{metric}{{{GATEWAY},{MODEL}{extra}}}"
+
+
 def requests(extra: str = "") -> str:
-    return f"llm_requests_total{{{GATEWAY},{MODEL}{extra}}}"
+    return gateway("llm_requests_total", extra)
 
 
 def errors() -> str:
     return requests(',status="error"')
 
 
-def buckets(extra: str = "") -> str:
-    return f"llm_request_duration_seconds_bucket{{{GATEWAY},{MODEL}{extra}}}"
+def buckets(extra: str = "", histogram: str = LATENCY) -> str:
+    return gateway(f"{histogram}_bucket", extra)
 
 
 def durations_count() -> str:
-    return f"llm_request_duration_seconds_count{{{GATEWAY},{MODEL}}}"
+    return gateway(f"{LATENCY}_count")
 
 
 def cost(with_department: bool = True) -> str:
-    return f"llm_cost_usd_total{{{GATEWAY},{MODEL}{',' + DEPARTMENT if with_department else ''}}}"
+    return gateway("llm_cost_usd_total", f",{DEPARTMENT}" if with_department else "")
 
 
 def _sum(by: str) -> str:
     return f"sum by ({by}) " if by else "sum"
 
 
+def rate_ratio(numerator: str, denominator: str, window: str = RATE, by: str = "") -> str:
+    """A ratio done right: both sides' rates summed (by the labels kept) before dividing."""
+    return f"{_sum(by)}(rate({numerator}[{window}]))\n/\n{_sum(by)}(rate({denominator}[{window}]))"
+
+
 def error_ratio(window: str, by: str = "") -> str:
-    return f"{_sum(by)}(rate({errors()}[{window}]))\n/\n{_sum(by)}(rate({requests()}[{window}]))"
+    return rate_ratio(errors(), requests(), window, by)
 
 
 def latency_sli(window: str, by: str = "") -> str:
     """The share of calls answered within the latency threshold."""
-    fast = buckets(f',le="{LATENCY_LE}"')
-    return f"{_sum(by)}(rate({fast}[{window}]))\n/\n{_sum(by)}(rate({durations_count()}[{window}]))"
+    return rate_ratio(buckets(f',le="{LATENCY_LE}"'), durations_count(), window, by)
 
 
-def quantile(q: float, by: str | None = "model") -> str:
+def quantile(q: float, by: str | None = "model", histogram: str = LATENCY) -> str:
     labels = f"le, {by}" if by else "le"
-    return f"histogram_quantile({q:g}, sum by ({labels}) (rate({buckets()}[{RATE}])))"
+    return f"histogram_quantile({q:g}, sum by ({labels}) (rate({buckets(histogram=histogram)}[{RATE}])))"
 
 
 def _pct(value: float) -> str:
@@ -337,19 +379,24 @@ def operations() -> dict:
                            [query(quantile(0.5), "{{model}} p50", "A", exemplar=True),
                             query(quantile(0.95), "{{model}} p95", "B", exemplar=True),
                             query(quantile(0.99), "{{model}} p99", "C", exemplar=True)],
-                           span=16, limits=latency_limits, decimals=2))
-        .with_panel(series("In-flight requests", "short", "Concurrent provider calls (gateway gauge).",
-                           [query(f"sum(llm_requests_in_flight{{{GATEWAY}}})", "in flight")], span=8, decimals=0))
+                           limits=latency_limits, decimals=2))
+        .with_panel(distribution("Request latency distribution",
+                                 "How long provider calls took, as a heatmap: one row per bucket of the "
+                                 "llm_request_duration_seconds histogram, the brighter the more calls per second "
+                                 "finished in it. Two bands mean two populations (a fast model and a slow one, or "
+                                 "a fault on one model) that a p95 line averages away.", LATENCY))
         .with_row(Row("Provider and tokens"))
         .with_panel(series("Provider errors by type", "reqps",
                            "Failed provider calls per second by kind: server_error (5xx), rate_limited (429), "
                            "timeout, unavailable (outage), bad_response.",
                            [query(f"sum by (error_type) (rate(llm_provider_errors_total{{{GATEWAY},{MODEL}}}[{RATE}]))",
-                                  "{{error_type}}")], stacked=True))
+                                  "{{error_type}}")], span=8, stacked=True))
         .with_panel(series("Tokens per minute by model", "suffix: tokens/min",
                            "Tokens billed per minute, input and output, per model: what drives cost.",
                            [query(f"sum by (model, token_type) (rate({tokens}[{RATE}])) * 60",
-                                  "{{model}} {{token_type}}")]))
+                                  "{{model}} {{token_type}}")], span=8))
+        .with_panel(series("In-flight requests", "short", "Concurrent provider calls (gateway gauge).",
+                           [query(f"sum(llm_requests_in_flight{{{GATEWAY}}})", "in flight")], span=8, decimals=0))
     )
     return _finish(board)
 
@@ -597,11 +644,128 @@ def monitoring() -> dict:
     return _finish(board)
 
 
+# ---------------------------------------------------------------- 5. LLM experience
+
+
+def cache_hit_ratio(by: str = "") -> str:
+    """Hits over lookups (hits + misses), each side summed before dividing."""
+    hits = f"{_sum(by)}(rate({gateway('llm_response_cache_hits_total')}[{RATE}]))"
+    misses = f"{_sum(by)}(rate({gateway('llm_response_cache_misses_total')}[{RATE}]))"
+    return f"{hits}\n/\n(\n{hits}\n+\n{misses}\n)"
+
+
+def experience() -> dict:
+    ttft_limits = thresholds(BASE, (alerts.TTFT_P95_SECONDS, RED))
+    cache_limits = thresholds((None, ORANGE), (alerts.CACHE_HIT_RATIO_MIN, GREEN))
+    share = thresholds((None, BLUE))
+    streamed = gateway("llm_streamed_requests_total")
+    cached_prompt_tokens = gateway("llm_cached_prompt_tokens_total")
+    input_tokens = gateway("llm_tokens_total", ',token_type="input"')
+    saved = gateway("llm_response_cache_saved_usd_total")
+    entries = f"llm_response_cache_entries{{{GATEWAY}}}"
+    ttft_objective = f"{alerts.TTFT_P95_SECONDS:g} s"
+    hit_ratio_minimum = _pct(alerts.CACHE_HIT_RATIO_MIN)
+    board = (
+        dashboard("llmobs-experience", "LLM experience",
+                  "What does a user of the chat feel, and what does the cache save? Time to first token and "
+                  "streaming speed of streamed calls, and what the response cache and the provider's prompt cache "
+                  "save, per model.", "now-1h")
+        .with_variable(model_variable())
+        .with_row(Row("Right now"))
+        .with_panel(single("Time to first token p95", "s",
+                           f"95 % of streamed calls showed their first token within this time (objective "
+                           f"{ttft_objective}). Only streamed calls have a first token.",
+                           [query(quantile(0.95, by=None, histogram=TTFT), "p95", instant=True)], ttft_limits,
+                           span=4, decimals=2))
+        .with_panel(single("Time per output token p95", "s",
+                           "95 % of streamed calls, once their answer flowed, took at most this long per output "
+                           "token.", [query(quantile(0.95, by=None, histogram=TIME_PER_OUTPUT_TOKEN), "p95",
+                                            instant=True)], thresholds((None, BLUE)), span=4, decimals=4))
+        .with_panel(single("Streamed share", "percentunit", "Share of provider calls that were streamed.",
+                           [query(rate_ratio(streamed, requests()), "streamed", instant=True)], share, span=4,
+                           decimals=0))
+        .with_panel(single("Response-cache hit ratio", "percentunit",
+                           f"Cacheable requests (with a seed) answered from the gateway's response cache, over all "
+                           f"cacheable requests. Orange below {hit_ratio_minimum}.",
+                           [query(cache_hit_ratio(), "hit ratio", instant=True)], cache_limits, span=4, decimals=0))
+        .with_panel(single("Prompt-cache hit ratio", "percentunit",
+                           "Share of prompt tokens the provider served from its prompt cache (token-weighted), "
+                           "billed at the cached-input price.",
+                           [query(rate_ratio(cached_prompt_tokens, input_tokens), "cached", instant=True)], share,
+                           span=4, decimals=0))
+        .with_panel(single("Saved by the response cache", "currencyUSD",
+                           "What the response cache's hits did not spend over the time range: each hit saves what "
+                           "its answer cost when it was stored.",
+                           [query(f"sum(increase({saved}[$__range]))", "saved", instant=True)],
+                           thresholds((None, BLUE)), span=4, decimals=4))
+        .with_row(Row("Time to first token"))
+        .with_panel(series("Time to first token p50 / p95 by model", "s",
+                           "From the start of a streamed provider call to its first content chunk: the empty box a "
+                           "chat user stares at (llm_time_to_first_token_seconds, streamed calls only). Dashed: the "
+                           f"{ttft_objective} p95 objective.",
+                           [query(quantile(0.5, histogram=TTFT), "{{model}} p50", "A", exemplar=True),
+                            query(quantile(0.95, histogram=TTFT), "{{model}} p95", "B", exemplar=True)],
+                           limits=ttft_limits, decimals=2))
+        .with_panel(distribution("Time to first token distribution",
+                                 "Streamed calls per second by time to first token, one row per bucket of "
+                                 "llm_time_to_first_token_seconds: a band above the "
+                                 f"{ttft_objective} row is a population of users waiting, whatever the p95.", TTFT))
+        .with_row(Row("Streaming"))
+        .with_panel(series("Time per output token p50 / p95 by model", "s",
+                           "Once the answer flows: (last content chunk - first) / (output tokens - 1), per streamed "
+                           "call (llm_time_per_output_token_seconds).",
+                           [query(quantile(0.5, histogram=TIME_PER_OUTPUT_TOKEN), "{{model}} p50", "A"),
+                            query(quantile(0.95, histogram=TIME_PER_OUTPUT_TOKEN), "{{model}} p95", "B")],
+                           span=6, decimals=4))
+        .with_panel(series("Streaming speed by model", "suffix: tokens/s",
+                           "Output tokens per second a reader sees once the answer flows: streamed calls over the "
+                           "sum of their times per output token, i.e. 1 / mean time per output token.",
+                           [query(rate_ratio(gateway(f"{TIME_PER_OUTPUT_TOKEN}_count"),
+                                             gateway(f"{TIME_PER_OUTPUT_TOKEN}_sum"), by="model"), "{{model}}")],
+                           span=6, decimals=0))
+        .with_panel(series("Streamed share by model", "percentunit",
+                           "Streamed provider calls over all provider calls, per model (both summed by model).",
+                           [query(rate_ratio(streamed, requests(), by="model"), "{{model}}")], span=6, maximum=1,
+                           decimals=0))
+        .with_panel(series("Client disconnects per minute by model", "suffix: /min",
+                           "Streamed calls whose client hung up before the answer ended (booked with finish_reason "
+                           "cancelled): impatient users, or a client timeout shorter than the answer.",
+                           [query(f"sum by (model) (rate({gateway('llm_client_disconnects_total')}[{RATE}])) * 60",
+                                  "{{model}}")], span=6, decimals=1))
+        .with_row(Row("Caches"))
+        .with_panel(series("Response-cache hit ratio by model", "percentunit",
+                           "Hits over lookups (hits + misses) of cacheable requests, for the whole gateway and per "
+                           "model; each side summed before dividing, never an average of per-model ratios. Dashed: "
+                           f"the {hit_ratio_minimum} minimum.",
+                           [query(cache_hit_ratio(), "all models", "A"),
+                            query(cache_hit_ratio(by="model"), "{{model}}", "B")],
+                           limits=cache_limits, maximum=1, decimals=0))
+        .with_panel(series("Saved by the response cache per hour by model", "currencyUSD",
+                           "US dollars per hour the response cache's hits did not spend, stacked.",
+                           [query(f"sum by (model) (rate({saved}[{RATE}])) * 3600", "{{model}}")], stacked=True,
+                           decimals=4))
+        .with_panel(series("Prompt-cache hit ratio by model", "percentunit",
+                           "Prompt tokens served from the provider's prompt cache over all prompt tokens, per model "
+                           "(token-weighted). A drop with steady traffic: the shared prompt prefix changed.",
+                           [query(rate_ratio(cached_prompt_tokens, input_tokens, by="model"), "{{model}}")],
+                           span=8, maximum=1, decimals=0))
+        .with_panel(series("Response-cache bypasses by reason", "reqps",
+                           "Requests that skipped the response cache: no_seed (not cacheable) or requested "
+                           "(\"cache\": {\"no-cache\": true}). No model label, so the model filter does not apply.",
+                           [query(f"sum by (reason) (rate(llm_response_cache_bypassed_total{{{GATEWAY}}}[{RATE}]))",
+                                  "{{reason}}")], span=8, stacked=True))
+        .with_panel(series("Cached answers", "short", "Answers the response cache holds (gateway gauge).",
+                           [query(f"sum({entries})", "entries")], span=8, decimals=0))
+    )
+    return _finish(board)
+
+
 DASHBOARDS: tuple[DashboardSpec, ...] = (
     DashboardSpec("operations", "llmobs-operations", operations),
     DashboardSpec("cost", "llmobs-cost", cost_and_attribution),
     DashboardSpec("slo", "llmobs-slo", slo),
     DashboardSpec("meta-monitoring", "llmobs-meta", monitoring),
+    DashboardSpec("experience", "llmobs-experience", experience),
 )
 
 

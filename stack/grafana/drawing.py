@@ -1,5 +1,6 @@
 """Draw a Grafana dashboard with matplotlib: panels on Grafana's 24-column grid, in its dark theme, with their
-titles, units and thresholds. The data comes from panel_data.PanelData; snapshot.py decides what to draw where.
+titles, units and thresholds (timeseries, stat, gauge, bar gauge and heatmap panels). The data comes from
+panel_data.PanelData; snapshot.py decides what to draw where.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ import matplotlib
 matplotlib.use("Agg")  # no display: draw to files only (before pyplot is imported)
 import matplotlib.dates as mdates  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib.colors import LinearSegmentedColormap, PowerNorm  # noqa: E402
 from matplotlib.patches import Wedge  # noqa: E402
 
 from stack.grafana.panel_data import PanelData  # noqa: E402
@@ -32,6 +35,11 @@ MAX_LEGEND_ROWS = 4
 BACKGROUND, PANEL, BORDER, TEXT, MUTED = "#111217", "#181b1f", "#2c3235", "#ccccdc", "#8e8e9e"
 PALETTE = ("#7EB26D", "#EAB839", "#6ED0E0", "#EF843C", "#E24D42", "#1F78C1", "#BA43A9", "#705DA0", "#508642",
            "#CCA300", "#447EBC", "#C15C17")
+# Grafana's heatmap default: the "Oranges" scheme on an exponential (0.5) scale, dark to bright in the dark theme;
+# cells of 0 are filtered out (options.filterValues.le = 1e-9) and show the panel background.
+HEATMAP_COLORS = LinearSegmentedColormap.from_list("grafana-oranges", ["#4a1c03", "#b2470b", "#FF9830", "#FFE8B0"])
+HEATMAP_EXPONENT = 0.5
+HEATMAP_HIDDEN_AT_OR_BELOW = 1e-9
 NAMED_COLORS = {"green": "#73BF69", "yellow": "#FADE2A", "orange": "#FF9830", "red": "#F2495C", "blue": "#5794F2",
                 "purple": "#B877D9", "text": TEXT, "transparent": PANEL}
 
@@ -239,6 +247,56 @@ def draw_bargauge(fig: plt.Figure, rect: tuple, panel: Mapping, data: PanelData)
     return True
 
 
+def _bound_label(bound: float, unit: str | None) -> str:
+    return "+Inf" if math.isinf(bound) else format_value(bound, unit)
+
+
+def draw_heatmap(fig: plt.Figure, rect: tuple, panel: Mapping, data: PanelData) -> bool:
+    """Histogram buckets over time as a colour grid: one row per bucket (labelled by its upper bound), one column per
+    point in time, the brighter the more calls per second in that bucket."""
+    grid = data.bucket_grid(panel)
+    if grid is None or all(math.isnan(v) for row in grid.values for v in row):
+        _no_data(fig, rect)
+        return False
+    options = panel.get("options") or {}
+    bound_unit = (options.get("yAxis") or {}).get("unit")
+    cell_unit = (options.get("cellValues") or {}).get("unit") or ((panel.get("fieldConfig") or {}).get("defaults")
+                                                                 or {}).get("unit")
+    left, bottom, width, height = rect
+    fig_w, fig_h = fig.get_figwidth(), fig.get_figheight()
+    scale_in, ticks_in, y_labels_in = 0.22, 0.24, 0.75
+    ax = fig.add_axes((left + y_labels_in / fig_w, bottom + (scale_in + ticks_in) / fig_h,
+                       width - (y_labels_in + 0.15) / fig_w, height - (scale_in + ticks_in + 0.08) / fig_h))
+    _style_axes(ax)
+    values = np.array(grid.values, dtype=float)
+    shown = np.ma.masked_where(np.isnan(values) | (values <= HEATMAP_HIDDEN_AT_OR_BELOW), values)
+    peak = float(np.nanmax(values))
+    highest = peak if peak > 0 else 1.0
+    norm = PowerNorm(HEATMAP_EXPONENT, vmin=0, vmax=highest)
+    step = min((b - a for a, b in zip(grid.times, grid.times[1:]) if b > a), default=60.0)
+    edges = [datetime.fromtimestamp(t - step / 2, tz=timezone.utc) for t in grid.times]
+    edges.append(datetime.fromtimestamp(grid.times[-1] + step / 2, tz=timezone.utc))
+    ax.pcolormesh(edges, np.arange(len(grid.upper_bounds) + 1), shown, cmap=HEATMAP_COLORS, norm=norm,
+                  edgecolors=PANEL, linewidth=0.3)
+    rows = len(grid.upper_bounds)
+    label_every = max(1, math.ceil(rows / max(1.0, (height * fig_h - scale_in - ticks_in) / 0.14)))
+    boundaries = list(range(0, rows + 1, label_every))
+    ax.set_yticks(boundaries)
+    ax.set_yticklabels(["0" if b == 0 else _bound_label(grid.upper_bounds[b - 1], bound_unit) for b in boundaries])
+    ax.set_xlim(datetime.fromtimestamp(data.start, tz=timezone.utc),
+                datetime.fromtimestamp(data.end, tz=timezone.utc))
+    ax.xaxis.set_major_formatter(mdates.DateFormatter("%H:%M", tz=timezone.utc))
+    ax.xaxis.set_major_locator(mdates.AutoDateLocator(minticks=3, maxticks=7))
+    scale = fig.add_axes((left + width * 0.55, bottom + 0.06 / fig_h, width * 0.3, 0.09 / fig_h))
+    scale.imshow(np.linspace(0, 1, 128)[np.newaxis, :], aspect="auto", cmap=HEATMAP_COLORS,
+                 norm=PowerNorm(HEATMAP_EXPONENT, vmin=0, vmax=1))
+    scale.axis("off")
+    fig.text(left + width * 0.54, bottom + 0.105 / fig_h, "0", color=MUTED, fontsize=6.5, ha="right", va="center")
+    fig.text(left + width * 0.86, bottom + 0.105 / fig_h, format_value(highest, cell_unit), color=MUTED,
+             fontsize=6.5, ha="left", va="center")
+    return True
+
+
 def draw_row(fig: plt.Figure, rect: tuple, panel: Mapping) -> None:
     left, bottom, width, height = rect
     fig.text(left + 0.003, bottom + height * 0.35, panel.get("title", ""), color=TEXT, fontsize=10.5,
@@ -246,7 +304,8 @@ def draw_row(fig: plt.Figure, rect: tuple, panel: Mapping) -> None:
     fig.add_artist(plt.Line2D([left, left + width], [bottom + height * 0.02] * 2, color=BORDER, linewidth=0.8))
 
 
-DRAWERS = {"timeseries": draw_timeseries, "stat": draw_stat, "gauge": draw_gauge, "bargauge": draw_bargauge}
+DRAWERS = {"timeseries": draw_timeseries, "stat": draw_stat, "gauge": draw_gauge, "bargauge": draw_bargauge,
+           "heatmap": draw_heatmap}
 
 def _human(seconds: float) -> str:
     minutes = round(seconds / 60)

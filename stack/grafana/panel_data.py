@@ -5,9 +5,10 @@ Used by the renderer (drawing.py); a query Prometheus rejects shows as no data, 
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from stack.grafana import variables as gv
 from stack.grafana.panels import Target, panel_targets
@@ -16,10 +17,48 @@ from stack.promapi import Prometheus, QueryError
 
 @dataclass
 class Series:
-    """One line of a timeseries panel: its legend name and its points."""
+    """One line of a timeseries panel: its legend name, its points and its labels."""
     name: str
     times: list[float]
     values: list[float]
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class BucketGrid:
+    """A histogram's buckets over time as a heatmap panel shows them: one row per bucket (no longer cumulative)."""
+    times: list[float]            # one column per time, ascending
+    upper_bounds: list[float]     # one row per bucket, ascending; the last is usually +Inf
+    values: list[list[float]]     # values[row][column], NaN where Prometheus returned no point
+
+
+def _upper_bound(series: Series) -> float | None:
+    try:
+        return float(series.labels["le"])
+    except (KeyError, ValueError):
+        return None
+
+
+def _bucket_value(cumulative: float, below: float) -> float:
+    """One bucket's own value from its cumulative value and the one below (rate() noise never goes negative)."""
+    if math.isnan(cumulative) or math.isnan(below):
+        return math.nan
+    return max(0.0, cumulative - below)
+
+
+def bucket_grid(series: list[Series]) -> BucketGrid | None:
+    """Cumulative `le` series (a query in heatmap format) as per-bucket values, as Grafana computes them: sorted by
+    `le`, each bucket minus the one below it. None when no series has an `le` label."""
+    by_bound = sorted(((bound, s) for s in series if (bound := _upper_bound(s)) is not None), key=lambda b: b[0])
+    if not by_bound:
+        return None
+    times = sorted({t for _, s in by_bound for t in s.times})
+    points = [dict(zip(s.times, s.values)) for _, s in by_bound]
+    cumulative = [[at.get(t, math.nan) for t in times] for at in points]
+    rows = [cumulative[0]]
+    for below, above in zip(cumulative, cumulative[1:]):
+        rows.append([_bucket_value(value, lower) for value, lower in zip(above, below)])
+    return BucketGrid(times, [bound for bound, _ in by_bound], rows)
 
 
 def legend_name(fmt: str | None, labels: Mapping[str, str], ref: str) -> str:
@@ -62,8 +101,13 @@ class PanelData:
                 continue
             for series in result:
                 found.append(Series(legend_name(raw.get("legendFormat"), series.labels, target.ref),
-                                    [t for t, _ in series.points], [v for _, v in series.points]))
+                                    [t for t, _ in series.points], [v for _, v in series.points],
+                                    dict(series.labels)))
         return found
+
+    def bucket_grid(self, panel: Mapping) -> BucketGrid | None:
+        """A heatmap panel's histogram buckets over the time range."""
+        return bucket_grid(self.range_series(panel))
 
     def instant_values(self, panel: Mapping) -> list[tuple[str, float]]:
         """Each series' legend name and value at the end of the time range."""
