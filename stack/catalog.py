@@ -34,6 +34,7 @@ class Model:
     latency: LatencyProfile
     min_output_tokens: int
     max_output_tokens: int
+    fallbacks: tuple[str, ...] = ()  # tried in order when a call to this model fails
 
     def cost_usd(self, input_tokens: int, output_tokens: int, cached_input_tokens: int = 0) -> float:
         """`input_tokens` counts every prompt token, the cached ones included (as OpenAI's `prompt_tokens` does);
@@ -58,6 +59,14 @@ class PromptCacheSettings:
 
 
 @dataclass(frozen=True)
+class CircuitBreakerSettings:
+    """The gateway's circuit breaker per model (stack/gateway/routing.py)."""
+
+    failure_threshold: int
+    reset_seconds: float
+
+
+@dataclass(frozen=True)
 class ResponseCacheSettings:
     """The gateway's response cache (stack/gateway/response_cache.py)."""
 
@@ -74,6 +83,7 @@ class Catalog:
     daily_budget_usd: float
     prompt_cache: PromptCacheSettings
     response_cache: ResponseCacheSettings
+    circuit_breaker: CircuitBreakerSettings
     max_prompt_chars: int
     max_output_tokens: int
     max_prompt_tokens: int
@@ -102,12 +112,25 @@ def _model(name: str, spec: dict) -> Model:
         latency=LatencyProfile(**spec["latency"]),
         min_output_tokens=int(spec["output_tokens"]["min"]),
         max_output_tokens=int(spec["output_tokens"]["max"]),
+        fallbacks=tuple(spec.get("fallbacks") or ()),
     )
+
+
+def _check_fallbacks(models: dict) -> None:
+    for name, spec in models.items():
+        chain = list(spec.get("fallbacks") or ())
+        unknown = [m for m in chain if m not in models]
+        if unknown:
+            raise ValueError(f"{CATALOG_FILE}: models.{name}.fallbacks names unknown model(s) {unknown}; models: "
+                             f"{', '.join(models)}")
+        if name in chain or len(set(chain)) != len(chain):
+            raise ValueError(f"{CATALOG_FILE}: models.{name}.fallbacks {chain} repeats a model or names {name} itself")
 
 
 @cache
 def load() -> Catalog:
     raw = yaml.safe_load(CATALOG_FILE.read_text())
+    _check_fallbacks(raw["models"])
     return Catalog(
         models={name: _model(name, spec) for name, spec in raw["models"].items()},
         departments=tuple(raw["labels"]["department"]),
@@ -119,6 +142,9 @@ def load() -> Catalog:
                                          min_prefix_tokens=int(raw["prompt_cache"]["min_prefix_tokens"])),
         response_cache=ResponseCacheSettings(max_entries=int(raw["response_cache"]["max_entries"]),
                                              ttl_seconds=float(raw["response_cache"]["ttl_seconds"])),
+        circuit_breaker=CircuitBreakerSettings(
+            failure_threshold=int(raw["circuit_breaker"]["failure_threshold"]),
+            reset_seconds=float(raw["circuit_breaker"]["reset_seconds"])),
         max_prompt_chars=int(raw["limits"]["max_prompt_chars"]),
         max_output_tokens=int(raw["limits"]["max_output_tokens"]),
         max_prompt_tokens=int(raw["limits"]["max_prompt_tokens"]),

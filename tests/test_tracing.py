@@ -159,10 +159,11 @@ def test_every_log_line_inside_the_request_carries_its_trace_and_span_ids(workfl
 
 
 def test_a_failed_provider_call_is_an_error_on_its_spans(stack: LiveStack, otlp_collector: OtlpCollector) -> None:
-    live.set_faults(error_rate=1.0, models=["sim-reasoning"])
+    """sim-fast has no fallback: its failure reaches the caller, and every span on the way says so."""
+    live.set_faults(error_rate=1.0, models=["sim-fast"])
     try:
         response = httpx.post(f"{live.url('gateway')}/v1/chat/completions", timeout=30, json={
-            "model": "sim-reasoning", "messages": [{"role": "user", "content": "fail, please"}],
+            "model": "sim-fast", "messages": [{"role": "user", "content": "fail, please"}],
             "attribution": ATTRIBUTION})
     finally:
         live.heal_faults()
@@ -171,11 +172,30 @@ def test_a_failed_provider_call_is_an_error_on_its_spans(stack: LiveStack, otlp_
     spans = _trace_of(otlp_collector, request_id, 4)
     root = next(s for s in spans if s.parent_id is None)
     assert root.status == "ERROR" and root.attributes["http.response.status_code"] == 502
-    chat = next(s for s in _gateway_chats(spans) if s.name == "chat sim-reasoning")
+    chat = next(s for s in _gateway_chats(spans) if s.name == "chat sim-fast")
     assert chat.status == "ERROR" and chat.attributes["error.type"] == "server_error", chat
     assert "exception" in chat.events, "the provider error is recorded as an exception event"
-    generate = next(s for s in spans if s.service == "llmsim" and s.name == "generate sim-reasoning")
+    generate = next(s for s in spans if s.service == "llmsim" and s.name == "generate sim-fast")
     assert generate.status == "ERROR" and generate.attributes["llmsim.outcome"] == "error"
+
+
+def test_a_fallback_is_two_attempts_in_one_trace(stack: LiveStack, otlp_collector: OtlpCollector) -> None:
+    """sim-reasoning fails and falls back to sim-balanced: one trace, a failed `chat sim-reasoning` span, then a
+    `chat sim-balanced` span whose gen_ai.response.model is the model that served; the caller gets a 200."""
+    live.set_faults(error_rate=1.0, models=["sim-reasoning"])
+    try:
+        response = httpx.post(f"{live.url('gateway')}/v1/chat/completions", timeout=30, json={
+            "model": "sim-reasoning", "messages": [{"role": "user", "content": "fall back, please"}],
+            "attribution": ATTRIBUTION})
+    finally:
+        live.heal_faults()
+    assert response.status_code == 200 and response.headers["x-served-model"] == "sim-balanced", response.text
+    spans = _trace_of(otlp_collector, response.headers["x-request-id"], 7)
+    chats = sorted(_gateway_chats(spans), key=lambda s: s.start_ns)
+    assert [c.name for c in chats] == ["chat sim-reasoning", "chat sim-balanced"]
+    assert chats[0].status == "ERROR" and chats[0].attributes["error.type"] == "server_error"
+    assert chats[1].status != "ERROR" and chats[1].attributes["gen_ai.response.model"] == "sim-balanced"
+    assert chats[0].end_ns <= chats[1].start_ns, "the fallback starts after the failed attempt"
 
 
 def test_status_says_where_the_spans_go(stack: LiveStack, otlp_collector: OtlpCollector) -> None:

@@ -20,6 +20,7 @@ from stack.gateway.checks import Rejection, require_attribution, require_max_tok
 from stack.gateway.metrics import GatewayMetrics
 from stack.gateway.provider import ProviderClient, ProviderError
 from stack.gateway.response_cache import ResponseCache
+from stack.gateway.routing import OPENED, TIER_NAMES, Router
 from stack.gateway.schemas import Attribution, ChatRequest, Message, WorkflowRequest
 from stack.gateway.settings import Settings
 from stack.gateway.store import AttributionStore, StoreUnavailable
@@ -54,12 +55,29 @@ def create_app(settings: Settings | None = None, tracing: tracing_module.Tracing
     response_cache = ResponseCache(catalog.response_cache)
     metrics.cache_entries.set_function(lambda: len(response_cache))
 
+    def failing(model: str) -> bool:
+        gateway = state.get("gateway")
+        outcomes = gateway.recorder.model_outcomes if gateway else {}
+        return model in outcomes and outcomes[model].problem() is not None
+
+    def breaker_changed(model: str, old: str, new: str) -> None:
+        tier = router.tier(failing)
+        metrics.record_breaker(model, new)
+        log_breaker = log.warning if new == OPENED else log.info
+        log_breaker("circuit_breaker", model=model, from_state=old, to_state=new, tier=tier,
+                    tier_name=TIER_NAMES[tier], open_breakers=router.open_breakers())
+
+    router = Router(catalog, on_transition=breaker_changed)
+    if metrics.enabled:
+        metrics.degradation_tier.set_function(lambda: router.tier(failing))
+
     @asynccontextmanager
     async def lifespan(application: FastAPI):
         provider = ProviderClient(settings.provider_url, settings.provider_timeout_seconds)
+        provider.on_ratelimit = metrics.record_ratelimit
         store = AttributionStore(settings.data_dir / "attribution.db")
         recorder = CallRecorder(provider, metrics, store, settings.salt(), tracer)
-        chat_completions = ChatCompletions(recorder, response_cache, knobs)
+        chat_completions = ChatCompletions(recorder, response_cache, knobs, router)
         state["gateway"] = application.state.gateway = Gateway(settings, metrics, provider, store, recorder,
                                                                chat_completions)
         log.info("gateway_started", provider_url=settings.provider_url, store=str(store.path),
@@ -145,6 +163,9 @@ def create_app(settings: Settings | None = None, tracing: tracing_module.Tracing
                 latency_ms = round(latency * 1000, 1)
                 if problem:
                     return health_module.Check(health_module.DOWN, problem, latency_ms)
+                if router.states.get(model) == OPENED:
+                    return health_module.Check(health_module.DOWN, "reachable, but its circuit breaker is open: "
+                                               "calls go to its fallbacks", latency_ms)
                 calls_problem = gateway.recorder.model_outcomes[model].problem() \
                     if model in gateway.recorder.model_outcomes else None
                 if calls_problem:

@@ -66,6 +66,7 @@ class Outcome:
     saved_input_tokens: int = 0  # on a cache hit, the tokens the stored answer was billed
     saved_output_tokens: int = 0
     saved_cost_usd: float = 0.0
+    requested_model: str | None = None  # set when the model called is a fallback of the one asked for
 
 
 OPERATION = genai.OPERATION_CHAT
@@ -122,7 +123,8 @@ class CallRecorder:
         self.model_outcomes: dict[str, RecentOutcomes] = defaultdict(RecentOutcomes)  # read by /health/detailed
         self.log = get_logger()
 
-    async def call(self, caller: Caller, step: str, payload: dict) -> CallResult:
+    async def call(self, caller: Caller, step: str, payload: dict, requested_model: str | None = None) -> CallResult:
+        """`requested_model`: the model asked for, when `payload`'s model is one of its fallbacks."""
         model = payload["model"]
         with self.tracer.start_as_current_span(genai.chat_span_name(model), kind=SpanKind.CLIENT,
                                                record_exception=False, set_status_on_exception=False) as span:
@@ -137,7 +139,8 @@ class CallRecorder:
                 reply = await self.provider.chat(payload, headers=headers)
             except ProviderError as error:
                 self.record_provider_outcome(model, ok=False)
-                self.book(caller, step, model, Outcome(time.perf_counter() - started, error=error))
+                self.book(caller, step, model, Outcome(time.perf_counter() - started, error=error,
+                                                       requested_model=requested_model))
                 mark_failed(span, error)
                 raise
             finally:
@@ -152,7 +155,7 @@ class CallRecorder:
             reasons = genai.finish_reasons(reply.body)
             self.book(caller, step, model, Outcome(
                 duration, reply.input_tokens, reply.output_tokens, reply.cached_input_tokens, cost,
-                finish_reason=reasons[0] if reasons else None))
+                finish_reason=reasons[0] if reasons else None, requested_model=requested_model))
         return CallResult(reply=reply, cost_usd=cost, duration_seconds=duration)
 
     def record_provider_outcome(self, model: str, ok: bool) -> None:
@@ -175,6 +178,7 @@ class CallRecorder:
             synthetic=caller.synthetic, cached_input_tokens=outcome.cached_input_tokens, streamed=outcome.streamed,
             time_to_first_token_seconds=outcome.time_to_first_token_seconds, finish_reason=outcome.finish_reason,
             cache_hit=outcome.cache_hit, saved_cost_usd=outcome.saved_cost_usd,
+            requested_model=outcome.requested_model,
         ))
         exemplar = tracing.exemplar(span)
         if outcome.cache_hit:
@@ -194,6 +198,8 @@ class CallRecorder:
             fields.update(streamed=True, ttft_ms=None if ttft is None else round(ttft * 1000, 1))
         if outcome.tokens_estimated:
             fields["tokens_estimated"] = True
+        if outcome.requested_model:
+            fields["requested_model"] = outcome.requested_model
         if outcome.cache_hit:
             fields.update(cache="hit", saved_cost_usd=round(outcome.saved_cost_usd, 8))
         log = self.log.warning if error else self.log.info

@@ -2,7 +2,13 @@
 
     request ──► prompt_template_change knob (a fault: a unique token in the system prompt)
             ──► response cache: bypass (no seed, or "cache": {"no-cache": true}) │ hit ─► answered from the cache
-            ──► miss ──► provider call, streamed (streamed_call.py) or not (calls.py) ──► kept in the cache if complete
+            ──► miss ──► the requested model, then its fallbacks, each through its circuit breaker (routing.py):
+                         provider call, streamed (streamed_call.py) or not (calls.py) ──► kept in the cache if complete
+
+A failed call (an error, a timeout, an unreachable provider; not a 429) or an open breaker hands the request to the
+next model of the chain; every call made is booked (the first as step `chat`, the next ones `chat:fallback<n>`, with
+`requested_model`), and llm_fallbacks_total counts each hand-over by from_model, to_model and outcome. A stream
+falls back only before its first chunk.
 
 Every answer says how the cache treated it in `X-Cache` (HIT, MISS or BYPASS). A hit is booked like a call - one row,
 one log line - with cost 0 and the cost it saved, and counted in llm_response_cache_hits_total (not in
@@ -12,6 +18,8 @@ from __future__ import annotations
 
 import secrets
 import time
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 from fastapi.responses import JSONResponse, Response
 from opentelemetry import trace
@@ -19,8 +27,10 @@ from opentelemetry import trace
 from stack.gateway import streamed_call
 from stack.gateway.calls import Caller, CallRecorder, Outcome
 from stack.gateway.faults import FaultState
+from stack.gateway.provider import ProviderError
 from stack.gateway.response_cache import (BYPASS_NO_SEED, BYPASS_REQUESTED, CachedAnswer, ResponseCache,
                                           cache_key)
+from stack.gateway.routing import NOT_A_MODEL_FAILURE, CircuitOpen, Router
 from stack.gateway.schemas import ChatRequest
 from stack.gateway.streaming import replay
 from stack.web import ClosingStreamingResponse
@@ -28,6 +38,8 @@ from stack.web import ClosingStreamingResponse
 STEP = "chat"
 CACHEABLE_FINISH_REASONS = frozenset({"stop", "length"})
 HIT, MISS, BYPASS = "HIT", "MISS", "BYPASS"
+SUCCESS, ERROR, CIRCUIT_OPEN = "success", "error", "circuit_open"  # outcomes of a hand-over to the next model
+T = TypeVar("T")
 
 
 def with_template_nonce(messages: list[dict], nonce: str | None) -> list[dict]:
@@ -41,8 +53,8 @@ def with_template_nonce(messages: list[dict], nonce: str | None) -> list[dict]:
 
 
 class ChatCompletions:
-    def __init__(self, recorder: CallRecorder, cache: ResponseCache, knobs: FaultState) -> None:
-        self.recorder, self.cache, self.knobs = recorder, cache, knobs
+    def __init__(self, recorder: CallRecorder, cache: ResponseCache, knobs: FaultState, router: Router) -> None:
+        self.recorder, self.cache, self.knobs, self.router = recorder, cache, knobs, router
         self.metrics = recorder.metrics
 
     async def answer(self, caller: Caller, body: ChatRequest) -> Response:
@@ -63,20 +75,64 @@ class ChatCompletions:
             self.metrics.record_cache_miss(body.model)
         keep = (lambda answer: self._keep(key, answer)) if key else None
         if body.stream:
-            streamed = await streamed_call.open_stream(self.recorder, caller, STEP, payload)
+            streamed, served = await self._route(caller, body.model, payload, lambda step, routed, requested:
+                                                 streamed_call.open_stream(self.recorder, caller, step, routed,
+                                                                           requested))
             include_usage = bool(body.stream_options and body.stream_options.include_usage)
-            return streamed_call.response(streamed, include_usage, headers, keep)
-        result = await self.recorder.call(caller, STEP, payload)
+            return streamed_call.response(streamed, include_usage, {**headers, "X-Served-Model": served}, keep)
+        result, served = await self._route(caller, body.model, payload, lambda step, routed, requested:
+                                           self.recorder.call(caller, step, routed, requested))
+        headers["X-Served-Model"] = served
         reply = result.reply
         if keep is not None:
             reasons = reply.body.get("choices", [{}])[0].get("finish_reason")
-            keep(CachedAnswer(model=body.model, text=reply.text, finish_reason=str(reasons or "stop"),
+            keep(CachedAnswer(model=served, text=reply.text, finish_reason=str(reasons or "stop"),
                               input_tokens=reply.input_tokens, output_tokens=reply.output_tokens,
                               cached_input_tokens=reply.cached_input_tokens, cost_usd=result.cost_usd))
         content = dict(reply.body)
         content["gateway"] = {"request_id": caller.request_id, "cost_usd": result.cost_usd,
-                              "duration_seconds": round(result.duration_seconds, 4), "cache": state.lower()}
+                              "duration_seconds": round(result.duration_seconds, 4), "cache": state.lower(),
+                              "requested_model": body.model, "served_model": served}
         return JSONResponse(content, headers=headers)
+
+    async def _route(self, caller: Caller, requested: str, payload: dict,
+                     call: Callable[[str, dict, str | None], Awaitable[T]]) -> tuple[T, str]:
+        """`call(step, payload, requested_model)` on the requested model, then on its fallbacks, until one answers.
+        Returns (its result, the model that served). ProviderError when none did: a 429 or a request error at once,
+        else the last failure, or a 503 naming the open breakers."""
+        previous: str | None = None
+        calls_made = 0
+        last_error: ProviderError | None = None
+        skipped: list[CircuitOpen] = []
+        for model in self.router.candidates(requested):
+            outcome = SUCCESS
+            try:
+                async with self.router.guard(model):
+                    step = STEP if calls_made == 0 else f"{STEP}:fallback{calls_made}"
+                    calls_made += 1
+                    result = await call(step, {**payload, "model": model}, requested if model != requested else None)
+            except CircuitOpen as refused:
+                outcome = CIRCUIT_OPEN
+                skipped.append(refused)
+            except ProviderError as error:
+                outcome = ERROR
+                if error.error_type in NOT_A_MODEL_FAILURE:
+                    raise
+                last_error = error
+            if previous is not None:
+                self.metrics.record_fallback(previous, model, outcome)
+            if outcome == SUCCESS:
+                self.metrics.record_routed(requested, model)
+                return result, model
+            previous = model
+        if last_error is not None:
+            raise last_error
+        self.metrics.record_rejection("circuit_open")
+        retry_in = min(refused.retry_in_seconds for refused in skipped)
+        error = ProviderError("unavailable", f"no model can serve {requested}: the circuit breakers of "
+                              f"{', '.join(r.model for r in skipped)} are open after repeated failures; "
+                              f"retry in {retry_in:.0f} s", 503, retry_after=str(max(1, round(retry_in))))
+        raise error
 
     def _lookup_key(self, body: ChatRequest, payload: dict) -> str | None:
         """The cache key, or None when the request bypasses the cache (counted by reason)."""

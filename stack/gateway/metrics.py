@@ -18,9 +18,12 @@ TTFT_BUCKETS_SECONDS = (0.05, 0.1, 0.25, 0.5, 0.75, 1, 1.5, 2, 3, 5, 8, 15, 30)
 # roughly doubling buckets from 0.2 ms to 250 ms cover both with the same relative precision.
 TIME_PER_OUTPUT_TOKEN_BUCKETS_SECONDS = (0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25)
 STATUSES = ("success", "error")
+CIRCUIT_STATES = ("closed", "opened", "half-opened")
+STATE_VALUES = {"closed": 0, "opened": 1, "half-opened": 2}  # llm_circuit_breaker_state
+RATELIMIT_KINDS = ("requests", "tokens")
 TOKEN_TYPES = ("input", "output")
 PROVIDER_ERROR_TYPES = ("server_error", "rate_limited", "timeout", "unavailable", "bad_response")
-REJECTION_REASONS = ("invalid_body", "missing_attribution", "unknown_model", "prompt_too_large")
+REJECTION_REASONS = ("invalid_body", "missing_attribution", "unknown_model", "prompt_too_large", "circuit_open")
 
 
 class GatewayMetrics:
@@ -68,6 +71,23 @@ class GatewayMetrics:
         self.cache_saved_usd = Counter("llm_response_cache_saved_usd", "US dollars the response cache's hits did "
                                        "not spend (each hit saves what its answer cost when it was stored).",
                                        ["model", "department"], registry=r)
+        self.circuit_state = Gauge("llm_circuit_breaker_state", "The model's circuit breaker: 0 closed, 1 open, "
+                                   "2 half-open (stack/gateway/routing.py).", ["model"], registry=r)
+        self.circuit_transitions = Counter("llm_circuit_breaker_transitions", "Circuit breaker state changes, by "
+                                           "the state entered.", ["model", "to_state"], registry=r)
+        self.fallbacks = Counter("llm_fallbacks", "Calls handed to the next model of a fallback chain, by the model "
+                                 "that failed (or whose breaker was open), the one tried next, and how that went.",
+                                 ["from_model", "to_model", "outcome"], registry=r)
+        self.routed = Counter("llm_routed_requests", "Chat requests answered by a provider call, by the model asked "
+                              "for and the model that served.", ["requested_model", "served_model"], registry=r)
+        self.degradation_tier = Gauge("llm_degradation_tier", "1 full service, 2 degraded (fallbacks serve some "
+                                      "models), 3 last resort only, 4 cache only (stack/gateway/routing.py).",
+                                      registry=r)
+        self.ratelimit_remaining = Gauge("llm_ratelimit_remaining", "Requests or tokens left in the provider's "
+                                         "rate-limit window, from its x-ratelimit-remaining-* headers.",
+                                         ["model", "kind"], registry=r)
+        self.ratelimit_limit = Gauge("llm_ratelimit_limit", "The provider's rate limit per window, from its "
+                                     "x-ratelimit-limit-* headers.", ["model", "kind"], registry=r)
         self.cache_entries = Gauge("llm_response_cache_entries", "Answers held by the response cache.", registry=r)
         budget = Gauge("llm_daily_budget_usd", "The daily spending budget from the catalog.", registry=r)
         budget.set(catalog.daily_budget_usd)
@@ -92,6 +112,13 @@ class GatewayMetrics:
             self.cache_misses.labels(model)
             for token_type in TOKEN_TYPES:
                 self.cache_saved_tokens.labels(model, token_type)
+        for name, model in catalog.models.items():
+            if not model.fallbacks:
+                continue  # no fallback, no breaker (stack/gateway/routing.py)
+            self.circuit_state.labels(name).set(0)
+            for state in CIRCUIT_STATES:
+                self.circuit_transitions.labels(name, state)
+        self.degradation_tier.set(1)
         for reason in BYPASS_REASONS:
             self.cache_bypassed.labels(reason)
         for reason in REJECTION_REASONS:
@@ -152,6 +179,28 @@ class GatewayMetrics:
     def record_cache_bypass(self, reason: str) -> None:
         if self.enabled:
             self.cache_bypassed.labels(reason).inc()
+
+    def record_fallback(self, from_model: str, to_model: str, outcome: str) -> None:
+        if self.enabled:
+            self.fallbacks.labels(from_model, to_model, outcome).inc()
+
+    def record_routed(self, requested_model: str, served_model: str) -> None:
+        if self.enabled:
+            self.routed.labels(requested_model, served_model).inc()
+
+    def record_breaker(self, model: str, state: str) -> None:
+        if not self.enabled:
+            return
+        self.circuit_state.labels(model).set(STATE_VALUES[state])
+        self.circuit_transitions.labels(model, state).inc()
+
+    def record_ratelimit(self, model: str, remaining: dict[str, int], limits: dict[str, int]) -> None:
+        if not self.enabled:
+            return
+        for kind, value in remaining.items():
+            self.ratelimit_remaining.labels(model, kind).set(value)
+        for kind, value in limits.items():
+            self.ratelimit_limit.labels(model, kind).set(value)
 
     def record_rejection(self, reason: str) -> None:
         if self.enabled:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 import httpx
@@ -120,7 +120,26 @@ class ProviderStream:
         await self._response.aclose()
 
 
+RATELIMIT_KINDS = ("requests", "tokens")
+RateLimitObserver = Callable[[str, dict[str, int], dict[str, int]], None]  # (model, remaining, limits) by kind
+
+
+def ratelimit_headers(headers: httpx.Headers) -> tuple[dict[str, int], dict[str, int]]:
+    """(remaining, limit) by kind from OpenAI-style x-ratelimit-remaining-<kind> / x-ratelimit-limit-<kind> headers;
+    a header that is absent or not a whole number is left out."""
+    def read(prefix: str) -> dict[str, int]:
+        values = {}
+        for kind in RATELIMIT_KINDS:
+            raw = headers.get(f"x-ratelimit-{prefix}-{kind}")
+            if raw is not None and raw.strip().isdigit():
+                values[kind] = int(raw)
+        return values
+    return read("remaining"), read("limit")
+
+
 class ProviderClient:
+    on_ratelimit: RateLimitObserver | None = None  # told the headroom of every answer (the gateway's gauges)
+
     def __init__(self, base_url: str, timeout_seconds: float) -> None:
         self._client = httpx.AsyncClient(base_url=base_url, timeout=timeout_seconds,
                                          limits=httpx.Limits(max_connections=200, max_keepalive_connections=50,
@@ -134,6 +153,7 @@ class ProviderClient:
         except httpx.TransportError as exc:
             raise ProviderError("unavailable", f"cannot reach the provider ({type(exc).__name__}: {exc})",
                                 503) from exc
+        self._observe_headroom(payload, response)
         if response.status_code != 200:
             raise _classify(response)
         try:
@@ -153,6 +173,7 @@ class ProviderClient:
         except httpx.TransportError as exc:
             raise ProviderError("unavailable", f"cannot reach the provider ({type(exc).__name__}: {exc})",
                                 503) from exc
+        self._observe_headroom(payload, response)
         if response.status_code != 200:
             try:
                 await response.aread()
@@ -162,6 +183,12 @@ class ProviderClient:
                 await response.aclose()
             raise _classify(response)
         return ProviderStream(response)
+
+    def _observe_headroom(self, payload: dict, response: httpx.Response) -> None:
+        if self.on_ratelimit is not None and isinstance(payload.get("model"), str):
+            remaining, limits = ratelimit_headers(response.headers)
+            if remaining or limits:
+                self.on_ratelimit(payload["model"], remaining, limits)
 
     async def reachable(self) -> str | None:
         """None when the provider's /health answers 200, else the reason it is not ready."""

@@ -30,6 +30,7 @@ CREATE TABLE IF NOT EXISTS llm_calls (
     finish_reason    TEXT,
     cache_hit        INTEGER NOT NULL DEFAULT 0,
     saved_cost_usd   REAL    NOT NULL DEFAULT 0,
+    requested_model  TEXT,
     PRIMARY KEY (request_id, step)
 );
 CREATE INDEX IF NOT EXISTS llm_calls_by_time ON llm_calls (ts);
@@ -61,6 +62,7 @@ class CallRecord:
     finish_reason: str | None = None  # stop, length, or cancelled (the client hung up mid-stream); None on error
     cache_hit: bool = False  # answered from the gateway's response cache: tokens and cost_usd 0
     saved_cost_usd: float = 0.0  # on a cache hit, what the provider call would have cost
+    requested_model: str | None = None  # the model asked for, when `model` (the one called) is a fallback of it
 
 
 # Columns added since the first release, with their definitions: an older store gains them when the gateway opens it.
@@ -71,6 +73,7 @@ _ADDED_COLUMNS = {
     "finish_reason": "TEXT",
     "cache_hit": "INTEGER NOT NULL DEFAULT 0",
     "saved_cost_usd": "REAL NOT NULL DEFAULT 0",
+    "requested_model": "TEXT",
 }
 
 _COLUMNS = [f.name for f in fields(CallRecord)]

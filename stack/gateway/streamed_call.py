@@ -37,13 +37,14 @@ CANCELLED = "cancelled"
 
 class StreamedCall:
     def __init__(self, recorder: CallRecorder, caller: Caller, step: str, payload: dict, span: trace.Span,
-                 started: float, upstream: ProviderStream) -> None:
+                 started: float, upstream: ProviderStream, requested_model: str | None = None) -> None:
         self.recorder, self.caller, self.step, self.span = recorder, caller, step, span
         self.model: str = payload["model"]
         self.prompt_contents = [m.get("content") for m in payload["messages"]]
         self.started = started
         self.upstream = upstream
         self.booked = False
+        self.requested_model = requested_model
 
     async def relay(self, include_usage: bool,
                     on_complete: Callable[[CachedAnswer], None] | None = None) -> AsyncIterator[bytes]:
@@ -107,6 +108,7 @@ class StreamedCall:
             streamed=True, time_to_first_token_seconds=tally.time_to_first_token,
             time_per_output_token_seconds=tally.time_per_output_token(output_tokens),
             client_disconnected=cancelled, tokens_estimated=usage is None and delivered,
+            requested_model=self.requested_model,
         )
         recorder = self.recorder
         try:
@@ -138,7 +140,8 @@ class StreamedCall:
         span.end()
 
 
-async def open_stream(recorder: CallRecorder, caller: Caller, step: str, payload: dict) -> StreamedCall:
+async def open_stream(recorder: CallRecorder, caller: Caller, step: str, payload: dict,
+                      requested_model: str | None = None) -> StreamedCall:
     """Start the provider's stream. A ProviderError here (the provider refused, failed or cannot be reached before
     sending anything) is booked and raised, so the route answers with the provider's error status."""
     model = payload["model"]
@@ -156,15 +159,15 @@ async def open_stream(recorder: CallRecorder, caller: Caller, step: str, payload
     except ProviderError as error:
         try:
             recorder.record_provider_outcome(model, ok=False)
-            recorder.book(caller, step, model, Outcome(time.perf_counter() - started, error=error, streamed=True),
-                          span)
+            recorder.book(caller, step, model, Outcome(time.perf_counter() - started, error=error, streamed=True,
+                                                       requested_model=requested_model), span)
         finally:
             if recorder.metrics.enabled:
                 recorder.metrics.in_flight.dec()
             mark_failed(span, error)
             span.end()
         raise
-    return StreamedCall(recorder, caller, step, payload, span, started, upstream)
+    return StreamedCall(recorder, caller, step, payload, span, started, upstream, requested_model)
 
 
 def response(streamed: StreamedCall, include_usage: bool, headers: dict[str, str],
