@@ -56,7 +56,10 @@ def test_an_outage_of_the_primary_is_served_by_its_fallback_and_opens_its_breake
         assert response.headers["x-served-model"] == "sim-balanced"
         assert response.json()["gateway"]["served_model"] == "sim-balanced"
     assert _rows(stack, response.headers["x-request-id"]) == [
-        ("chat", "sim-reasoning", None, "error"), ("chat:fallback1", "sim-balanced", "sim-reasoning", "success")]
+        ("chat", "sim-reasoning", None, "fallback"), ("chat:fallback1", "sim-balanced", "sim-reasoning", "success")]
+    assert _gauge(stack, "llm_requests_total", model="sim-reasoning", status="fallback") == threshold
+    assert _gauge(stack, "llm_requests_total", model="sim-reasoning", status="error") == 0, \
+        "a failure the caller never saw is not an error of the error ratio"
     assert _gauge(stack, "llm_circuit_breaker_state", model="sim-reasoning") == 1
     assert _gauge(stack, "llm_degradation_tier") == 2
     assert _gauge(stack, "llm_fallbacks_total", from_model="sim-reasoning", to_model="sim-balanced",
@@ -105,8 +108,9 @@ def test_when_every_model_of_the_chain_fails_the_last_error_is_returned_and_ever
     stack.llmsim.post("/faults", json={"error_rate": 1.0})
     response = stack.gateway.post("/v1/chat/completions", json=_body("sim-reasoning"))
     assert response.status_code == 502
-    assert [row[1] for row in _rows(stack, response.headers["x-request-id"])] == \
-        ["sim-reasoning", "sim-balanced", "sim-fast"]
+    assert [row[1:] for row in _rows(stack, response.headers["x-request-id"])] == [
+        ("sim-reasoning", None, "fallback"), ("sim-balanced", "sim-reasoning", "fallback"),
+        ("sim-fast", "sim-reasoning", "error")], "only the failure the caller saw is an error"
     assert stack.rows() == stack.answered()
 
 
@@ -117,4 +121,4 @@ def test_a_stream_falls_back_before_its_first_chunk(stack: inprocess.Stack) -> N
     assert response.headers["x-served-model"] == "sim-balanced"
     assert response.text.rstrip().endswith("data: [DONE]")
     assert [row[1:] for row in _rows(stack, response.headers["x-request-id"])] == [
-        ("sim-reasoning", None, "error"), ("sim-balanced", "sim-reasoning", "success")]
+        ("sim-reasoning", None, "fallback"), ("sim-balanced", "sim-reasoning", "success")]

@@ -25,6 +25,7 @@ from stack.gateway.logs import get_logger, user_hash
 from stack.gateway.metrics import GatewayMetrics
 from stack.gateway.outcomes import RecentOutcomes
 from stack.gateway.provider import ProviderClient, ProviderError, ProviderReply
+from stack.gateway.routing import NOT_A_MODEL_FAILURE
 from stack.gateway.store import AttributionStore, CallRecord
 
 
@@ -67,8 +68,10 @@ class Outcome:
     saved_output_tokens: int = 0
     saved_cost_usd: float = 0.0
     requested_model: str | None = None  # set when the model called is a fallback of the one asked for
+    fallback_next: bool = False  # a failure of this call (not a 429) hands the request to the next model
 
 
+FALLBACK = "fallback"  # the status of a failed call whose request went on to the next model
 OPERATION = genai.OPERATION_CHAT
 PROVIDER = genai.PROVIDER
 
@@ -123,8 +126,10 @@ class CallRecorder:
         self.model_outcomes: dict[str, RecentOutcomes] = defaultdict(RecentOutcomes)  # read by /health/detailed
         self.log = get_logger()
 
-    async def call(self, caller: Caller, step: str, payload: dict, requested_model: str | None = None) -> CallResult:
-        """`requested_model`: the model asked for, when `payload`'s model is one of its fallbacks."""
+    async def call(self, caller: Caller, step: str, payload: dict, requested_model: str | None = None,
+                   fallback_next: bool = False) -> CallResult:
+        """`requested_model`: the model asked for, when `payload`'s model is one of its fallbacks. `fallback_next`:
+        a failure is handed to the next model of the chain (booked with status `fallback`)."""
         model = payload["model"]
         with self.tracer.start_as_current_span(genai.chat_span_name(model), kind=SpanKind.CLIENT,
                                                record_exception=False, set_status_on_exception=False) as span:
@@ -140,7 +145,7 @@ class CallRecorder:
             except ProviderError as error:
                 self.record_provider_outcome(model, ok=False)
                 self.book(caller, step, model, Outcome(time.perf_counter() - started, error=error,
-                                                       requested_model=requested_model))
+                                                       requested_model=requested_model, fallback_next=fallback_next))
                 mark_failed(span, error)
                 raise
             finally:
@@ -167,7 +172,8 @@ class CallRecorder:
         """Book one call: the attribution row, then the metrics and the log line. `span`: the call's span when it
         is not the current one (a stream is booked after its route returned)."""
         error = outcome.error
-        status = "success" if error is None else "error"
+        status = "success" if error is None else \
+            FALLBACK if outcome.fallback_next and error.error_type not in NOT_A_MODEL_FAILURE else "error"
         error_type = error.error_type if error else None
         # The row first: when the store refuses it (StoreUnavailable), no metric moves and no line is logged.
         self.store.add(CallRecord(
@@ -185,7 +191,7 @@ class CallRecorder:
             self.metrics.record_cache_hit(model, caller.department, outcome.saved_input_tokens,
                                           outcome.saved_output_tokens, outcome.saved_cost_usd)
         else:
-            self.metrics.record_call(model, caller.department, outcome.duration_seconds, error is None,
+            self.metrics.record_call(model, caller.department, outcome.duration_seconds, status,
                                      outcome.input_tokens, outcome.output_tokens, outcome.cost_usd, error_type,
                                      exemplar, outcome.cached_input_tokens)
             if outcome.streamed:

@@ -75,13 +75,13 @@ class ChatCompletions:
             self.metrics.record_cache_miss(body.model)
         keep = (lambda answer: self._keep(key, answer)) if key else None
         if body.stream:
-            streamed, served = await self._route(caller, body.model, payload, lambda step, routed, requested:
+            streamed, served = await self._route(caller, body.model, payload, lambda step, routed, requested, more:
                                                  streamed_call.open_stream(self.recorder, caller, step, routed,
-                                                                           requested))
+                                                                           requested, more))
             include_usage = bool(body.stream_options and body.stream_options.include_usage)
             return streamed_call.response(streamed, include_usage, {**headers, "X-Served-Model": served}, keep)
-        result, served = await self._route(caller, body.model, payload, lambda step, routed, requested:
-                                           self.recorder.call(caller, step, routed, requested))
+        result, served = await self._route(caller, body.model, payload, lambda step, routed, requested, more:
+                                           self.recorder.call(caller, step, routed, requested, more))
         headers["X-Served-Model"] = served
         reply = result.reply
         if keep is not None:
@@ -96,21 +96,24 @@ class ChatCompletions:
         return JSONResponse(content, headers=headers)
 
     async def _route(self, caller: Caller, requested: str, payload: dict,
-                     call: Callable[[str, dict, str | None], Awaitable[T]]) -> tuple[T, str]:
-        """`call(step, payload, requested_model)` on the requested model, then on its fallbacks, until one answers.
+                     call: Callable[[str, dict, str | None, bool], Awaitable[T]]) -> tuple[T, str]:
+        """`call(step, payload, requested_model, fallback_next)` on the requested model, then on its fallbacks, until
+        one answers (`fallback_next`: another model follows if this one fails).
         Returns (its result, the model that served). ProviderError when none did: a 429 or a request error at once,
         else the last failure, or a 503 naming the open breakers."""
         previous: str | None = None
         calls_made = 0
         last_error: ProviderError | None = None
         skipped: list[CircuitOpen] = []
-        for model in self.router.candidates(requested):
+        candidates = self.router.candidates(requested)
+        for position, model in enumerate(candidates):
             outcome = SUCCESS
             try:
                 async with self.router.guard(model):
                     step = STEP if calls_made == 0 else f"{STEP}:fallback{calls_made}"
                     calls_made += 1
-                    result = await call(step, {**payload, "model": model}, requested if model != requested else None)
+                    result = await call(step, {**payload, "model": model}, requested if model != requested else None,
+                                        position < len(candidates) - 1)
             except CircuitOpen as refused:
                 outcome = CIRCUIT_OPEN
                 skipped.append(refused)

@@ -17,7 +17,8 @@ TTFT_BUCKETS_SECONDS = (0.05, 0.1, 0.25, 0.5, 0.75, 1, 1.5, 2, 3, 5, 8, 15, 30)
 # Time per output token once the stream runs: real models decode 5-100 ms a token, the simulated ones 0.4-4 ms;
 # roughly doubling buckets from 0.2 ms to 250 ms cover both with the same relative precision.
 TIME_PER_OUTPUT_TOKEN_BUCKETS_SECONDS = (0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25)
-STATUSES = ("success", "error")
+# fallback: the call failed and the request was handed to the next model of its chain (the caller did not see it)
+STATUSES = ("success", "error", "fallback")
 CIRCUIT_STATES = ("closed", "opened", "half-opened")
 STATE_VALUES = {"closed": 0, "opened": 1, "half-opened": 2}  # llm_circuit_breaker_state
 RATELIMIT_KINDS = ("requests", "tokens")
@@ -131,13 +132,13 @@ class GatewayMetrics:
             self.label_overflow.labels("department").inc()
         return value
 
-    def record_call(self, model: str, department: str, duration_seconds: float, ok: bool,
+    def record_call(self, model: str, department: str, duration_seconds: float, status: str,
                     input_tokens: int, output_tokens: int, cost_usd: float, error_type: str | None,
                     exemplar: dict[str, str] | None = None, cached_input_tokens: int = 0) -> None:
         """`exemplar`: the call's trace and span ids, kept with its latency bucket (OpenMetrics exposition)."""
         if not self.enabled:
             return
-        self.requests.labels(model, "success" if ok else "error").inc()
+        self.requests.labels(model, status).inc()
         self.duration.labels(model).observe(duration_seconds, exemplar)
         if error_type:
             self.provider_errors.labels(model, error_type).inc()

@@ -141,7 +141,7 @@ class StreamedCall:
 
 
 async def open_stream(recorder: CallRecorder, caller: Caller, step: str, payload: dict,
-                      requested_model: str | None = None) -> StreamedCall:
+                      requested_model: str | None = None, fallback_next: bool = False) -> StreamedCall:
     """Start the provider's stream. A ProviderError here (the provider refused, failed or cannot be reached before
     sending anything) is booked and raised, so the route answers with the provider's error status."""
     model = payload["model"]
@@ -160,7 +160,8 @@ async def open_stream(recorder: CallRecorder, caller: Caller, step: str, payload
         try:
             recorder.record_provider_outcome(model, ok=False)
             recorder.book(caller, step, model, Outcome(time.perf_counter() - started, error=error, streamed=True,
-                                                       requested_model=requested_model), span)
+                                                       requested_model=requested_model,
+                                                       fallback_next=fallback_next), span)
         finally:
             if recorder.metrics.enabled:
                 recorder.metrics.in_flight.dec()
