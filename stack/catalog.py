@@ -25,6 +25,14 @@ class LatencyProfile:
 
 
 @dataclass(frozen=True)
+class RateLimits:
+    """What the simulated provider admits of one model per minute (stack/llmsim/rate_limits.py)."""
+
+    requests_per_minute: int
+    tokens_per_minute: int
+
+
+@dataclass(frozen=True)
 class Model:
     name: str
     tier: str
@@ -34,6 +42,7 @@ class Model:
     latency: LatencyProfile
     min_output_tokens: int
     max_output_tokens: int
+    rate_limits: RateLimits
     fallbacks: tuple[str, ...] = ()  # tried in order when a call to this model fails
 
     def cost_usd(self, input_tokens: int, output_tokens: int, cached_input_tokens: int = 0) -> float:
@@ -112,6 +121,8 @@ def _model(name: str, spec: dict) -> Model:
         latency=LatencyProfile(**spec["latency"]),
         min_output_tokens=int(spec["output_tokens"]["min"]),
         max_output_tokens=int(spec["output_tokens"]["max"]),
+        rate_limits=RateLimits(requests_per_minute=int(spec["rate_limits"]["requests_per_minute"]),
+                               tokens_per_minute=int(spec["rate_limits"]["tokens_per_minute"])),
         fallbacks=tuple(spec.get("fallbacks") or ()),
     )
 

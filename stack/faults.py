@@ -41,7 +41,8 @@ class LlmsimFaults(BaseModel):
     retry_after_seconds: int | None = Field(None, ge=1, le=600, description="the Retry-After header of those 429s")
     added_latency_seconds: float | None = Field(None, ge=0, le=120, description="seconds added to every call")
     token_multiplier: float | None = Field(None, ge=1, le=100, description="output token blow-up factor")
-    outage: bool | None = Field(None, description="answer every call (and /health) with 503")
+    outage: bool | None = Field(None, description="answer every call with 503 (and /health too when every model "
+                                                  "is out)")
     slow_first_token_seconds: float | None = Field(
         None, ge=0, le=120, description="seconds a provider queue holds every call before its prefill: the time to "
                                         "first token (and the whole call) grows by this, the time per output "
@@ -53,6 +54,17 @@ class LlmsimFaults(BaseModel):
         None, description="a unique nonce at the start of every prompt, as a template change would add: no prompt "
                           "prefix is ever reused (cached input tokens 0) and the nonces' prefixes evict the shared "
                           "ones, so the cache is cold when it heals")
+    rate_limit_scale: float | None = Field(
+        None, ge=0.001, le=1, description="the models' requests- and tokens-per-minute limits (catalog.yaml "
+                                          "rate_limits) times this: the x-ratelimit-remaining-* headers fall "
+                                          "faster and real 429s (naming the limit) begin sooner")
+    quality_drift: float | None = Field(
+        None, ge=0, le=1, description="share of answers that drift off-topic: HTTP 200, on time, same tokens, but "
+                                      "built from words unrelated to the question and its passages (relevance and "
+                                      "groundedness 0, stack/answer_quality.py)")
+    refusal_share: float | None = Field(
+        None, ge=0, le=1, description="the share of the drifted answers (quality_drift) that are a refusal such as "
+                                      "'I cannot help with that.' (default 0.1)")
     models: list[str] | None = Field(None, description="limit the faults to these models; empty or null = all")
     duration_seconds: float = Field(300.0, gt=0, le=3600, description="every knob heals itself after this long")
 

@@ -5,7 +5,8 @@ events: the first `chat.completion.chunk` (carrying the role and the first word)
 token), one chunk per word spread evenly over the decode, a last chunk with an empty delta and the finish_reason,
 with `stream_options.include_usage` one more chunk with no choices and the usage, then `data: [DONE]`.
 Every usage (streamed or not) has `prompt_tokens_details.cached_tokens`: the prompt prefix found in the prompt cache
-(stack/llmsim/prompt_cache.py), which is not prefilled again."""
+(stack/llmsim/prompt_cache.py), which is not prefilled again. Every answer for a catalog model carries OpenAI's
+x-ratelimit-* headers (stack/llmsim/rate_limits.py); a request over its model's limit is a 429 naming the limit."""
 
 from __future__ import annotations
 
@@ -25,9 +26,11 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationInfo, f
 from stack import catalog, genai
 from stack import tracing as tracing_module
 from stack.faults import LlmsimFaults
+from stack.llmsim import rate_limits
 from stack.llmsim.faults import FAULT_NAMES, KNOB_NAMES, FaultState, Outcome
 from stack.llmsim.generation import Completion, simulate
 from stack.llmsim.prompt_cache import PromptCache
+from stack.llmsim.rate_limits import Decision, LimitKind, RateLimiter
 from stack.llmsim.settings import Settings
 from stack.tokens import count_prompt_tokens
 from stack.web import add_metrics_route, install_error_handlers, problem
@@ -39,6 +42,7 @@ class Message(BaseModel):
 
 
 MAX_MESSAGES = catalog.load().max_messages_per_request
+MAX_OUTPUT_TOKENS = catalog.load().max_output_tokens
 
 
 class StreamOptions(BaseModel):
@@ -50,7 +54,7 @@ class StreamOptions(BaseModel):
 class ChatCompletionRequest(BaseModel):
     model: str
     messages: list[Message] = Field(min_length=1, max_length=MAX_MESSAGES)
-    max_tokens: int | None = Field(None, ge=1)
+    max_tokens: int | None = Field(None, ge=1, le=MAX_OUTPUT_TOKENS)
     seed: int | None = None
     stream: StrictBool = False
     stream_options: StreamOptions | None = None
@@ -63,8 +67,30 @@ class ChatCompletionRequest(BaseModel):
         return value
 
 
-def _openai_error(status: int, message: str, kind: str, headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse(status_code=status, content={"error": {"message": message, "type": kind}}, headers=headers)
+def _openai_error(status: int, message: str, kind: str, headers: dict[str, str] | None = None,
+                  code: str | None = None) -> JSONResponse:
+    error = {"message": message, "type": kind, **({"param": None, "code": code} if code else {})}
+    return JSONResponse(status_code=status, content={"error": error}, headers=headers)
+
+
+_PER_MINUTE = {LimitKind.REQUESTS: "requests per min (RPM)", LimitKind.TOKENS: "tokens per min (TPM)"}
+
+
+def _over_the_limit(model: str, decision: Decision, kind: LimitKind) -> JSONResponse:
+    """OpenAI's 429 for a request over its model's `kind` limit: the body names it (`type` requests or tokens)."""
+    allowance = decision.allowance(kind)
+    requested = 1 if kind is LimitKind.REQUESTS else decision.requested_tokens
+    headers = rate_limits.headers(decision)
+    retry_after = rate_limits.retry_after(decision)
+    if retry_after is None:
+        message = (f"Request too large for {model} on {_PER_MINUTE[kind]}: Limit {allowance.limit}, Requested "
+                   f"{requested}. The input or max_tokens must be reduced in order to run successfully.")
+    else:
+        headers["Retry-After"] = retry_after
+        message = (f"Rate limit reached for {model} on {_PER_MINUTE[kind]}: Limit {allowance.limit}, Used "
+                   f"{allowance.limit - allowance.remaining}, Requested {requested}. Please try again in "
+                   f"{rate_limits.openai_duration(decision.retry_after_seconds or 0.0)}.")
+    return _openai_error(429, message, kind.value, headers=headers, code="rate_limit_exceeded")
 
 
 def _completion_id() -> str:
@@ -123,6 +149,7 @@ def create_app(settings: Settings | None = None, tracing: tracing_module.Tracing
     faults = FaultState()
     faults.rng.seed(settings.seed)
     prompt_cache = PromptCache(limits.prompt_cache)
+    limiter = RateLimiter({name: model.rate_limits for name, model in models.items()})
 
     registry = CollectorRegistry()
     requests_total = Counter(
@@ -131,6 +158,10 @@ def create_app(settings: Settings | None = None, tracing: tracing_module.Tracing
     )
     fault_active = Gauge("llmsim_fault_active", "Current value of each fault knob (0 = healthy).", ["fault"],
                          registry=registry)
+    ratelimit_limit = Gauge("llmsim_ratelimit_limit", "Each model's per-minute limit, rate_limit_scale applied.",
+                            ["model", "kind"], registry=registry)
+    ratelimit_remaining = Gauge("llmsim_ratelimit_remaining", "What each model's limit still admits now (the "
+                                "x-ratelimit-remaining-* headers).", ["model", "kind"], registry=registry)
     for model in models:
         for outcome in Outcome:
             requests_total.labels(model, outcome.value)
@@ -140,17 +171,30 @@ def create_app(settings: Settings | None = None, tracing: tracing_module.Tracing
         for knob in FAULT_NAMES:
             fault_active.labels(knob).set(active.get(knob, 0.0))
 
+    def limit_scale(model: str) -> float:
+        return faults.current().rate_limit_scale if faults.applies_to(model) else 1.0
+
+    def before_scrape() -> None:
+        refresh_fault_gauge()
+        for name in models:
+            decision = limiter.peek(name, limit_scale(name))
+            for kind in LimitKind:
+                ratelimit_limit.labels(name, kind.value).set(decision.allowance(kind).limit)
+                ratelimit_remaining.labels(name, kind.value).set(decision.allowance(kind).remaining)
+
     app = FastAPI(title="Simulated LLM provider", version="1.0")
     app.state.registry = registry  # tests read the counters without a scrape
     app.state.prompt_cache = prompt_cache
     install_error_handlers(app, "llmsim")
-    add_metrics_route(app, registry, before_scrape=refresh_fault_gauge)
+    add_metrics_route(app, registry, before_scrape=before_scrape)
 
     @app.get("/health")
     async def health() -> JSONResponse:
-        if faults.current().outage:
+        """503 only when every model is out: an outage of some models leaves the provider up (the others answer)."""
+        out = faults.models_out(models)
+        if out and len(out) == len(models):
             return JSONResponse(status_code=503, content={"status": "outage", "faults": faults.describe()})
-        return JSONResponse({"status": "ok"})
+        return JSONResponse({"status": "ok", **({"models_out": out} if out else {})})
 
     @app.get("/v1/models")
     async def list_models() -> dict:
@@ -191,20 +235,32 @@ def create_app(settings: Settings | None = None, tracing: tracing_module.Tracing
             return _openai_error(404, f"The model '{request.model}' does not exist; known: {sorted(models)}",
                                  "invalid_request_error")
         prompt_tokens = count_prompt_tokens(m.content for m in request.messages)
-        if prompt_tokens > limits.max_prompt_tokens:
-            return _openai_error(400, f"messages: prompt is {prompt_tokens} tokens; the limit is "
-                                      f"{limits.max_prompt_tokens}", "context_length_exceeded")
-        outcome = faults.draw_outcome(model.name)
         knobs = faults.current()
         in_scope = faults.applies_to(model.name)
+        scale = limit_scale(model.name)
+        if prompt_tokens > limits.max_prompt_tokens:
+            return _openai_error(400, f"messages: prompt is {prompt_tokens} tokens; the limit is "
+                                      f"{limits.max_prompt_tokens}", "context_length_exceeded",
+                                 headers=rate_limits.headers(limiter.peek(model.name, scale)))
+        outcome = faults.draw_outcome(model.name)
+        if outcome in (Outcome.OUTAGE, Outcome.RATE_LIMITED):  # answered by the fault, before the limits: takes nothing
+            admission = limiter.peek(model.name, scale)
+        else:  # counted as OpenAI does, before the answer exists: the prompt plus the most the answer may take
+            estimated_tokens = prompt_tokens + (request.max_tokens or model.max_output_tokens)
+            admission = limiter.admit(model.name, estimated_tokens, scale)
+        if admission.refused_by is not None:
+            outcome = Outcome.RATE_LIMITED
         requests_total.labels(model.name, outcome.value).inc()
         refresh_fault_gauge()
+        limit_headers = rate_limits.headers(admission)
         if outcome is Outcome.OUTAGE:
-            return _openai_error(503, "The provider is unavailable (simulated outage).", "service_unavailable")
-        if outcome is Outcome.RATE_LIMITED:
-            retry_after = str(knobs.retry_after_seconds)
+            return _openai_error(503, "The provider is unavailable (simulated outage).", "service_unavailable",
+                                 headers=limit_headers)
+        if admission.refused_by is not None:
+            return _over_the_limit(model.name, admission, admission.refused_by)
+        if outcome is Outcome.RATE_LIMITED:  # the rate_limit_rate knob: a 429 whatever the limits say
             return _openai_error(429, "Rate limit reached (simulated).", "rate_limit_exceeded",
-                                 headers={"Retry-After": retry_after})
+                                 headers={**limit_headers, "Retry-After": str(knobs.retry_after_seconds)})
         messages = [m.model_dump() for m in request.messages]
         if in_scope and knobs.prompt_cache_off:
             cached_tokens = 0  # the cache is neither read nor filled
@@ -219,6 +275,8 @@ def create_app(settings: Settings | None = None, tracing: tracing_module.Tracing
             token_multiplier=knobs.token_multiplier if in_scope else 1.0,
             latency_scale=settings.latency_scale,
             cached_tokens=cached_tokens,
+            quality_drift=knobs.quality_drift if in_scope else 0.0,
+            refusal_share=knobs.refusal_share,
         )
         # Faults on top of the model's own timing (generation.simulate): slow_first_token_seconds is a queue before
         # the prefill (the time to first token grows by it), added_latency_seconds slows the decode (a streamed
@@ -240,6 +298,7 @@ def create_app(settings: Settings | None = None, tracing: tracing_module.Tracing
                 "llmsim.latency_seconds": completion.latency_seconds, "llmsim.added_latency_seconds": added,
                 "llmsim.queued_seconds": queued,
                 "llmsim.time_to_first_token_seconds": prefill, "llmsim.stream": request.stream,
+                "llmsim.answer": completion.answer.value,
             })
             if outcome is Outcome.ERROR:
                 span.set_status(Status(StatusCode.ERROR, "simulated internal error"))
@@ -249,8 +308,9 @@ def create_app(settings: Settings | None = None, tracing: tracing_module.Tracing
             finally:
                 span.end()
             if outcome is Outcome.ERROR:
-                return _openai_error(500, "The provider had an internal error (simulated).", "server_error")
-            return JSONResponse({
+                return _openai_error(500, "The provider had an internal error (simulated).", "server_error",
+                                     headers=limit_headers)
+            return JSONResponse(headers=limit_headers, content={
                 "id": _completion_id(),
                 "object": "chat.completion",
                 "created": int(time.time()),
@@ -265,7 +325,7 @@ def create_app(settings: Settings | None = None, tracing: tracing_module.Tracing
         include_usage = bool(request.stream_options and request.stream_options.include_usage)
         return StreamingResponse(_stream(completion, model.name, prefill, decode, include_usage, span),
                                  media_type="text/event-stream",
-                                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+                                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no", **limit_headers})
 
     tracing_module.instrument_fastapi(app, tracing)
     return app

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import Enum
 
@@ -30,11 +31,15 @@ class Knobs:
     slow_first_token_seconds: float = 0.0
     prompt_cache_off: bool = False
     cache_busting_nonce: bool = False
+    rate_limit_scale: float = 1.0
+    quality_drift: float = 0.0
+    refusal_share: float = 0.1
     models: frozenset[str] = frozenset()
 
 
 KNOB_NAMES = faults.knobs_of("llmsim")
-FAULT_NAMES = tuple(name for name in KNOB_NAMES if name != "retry_after_seconds")  # a setting of the 429s
+SETTING_NAMES = ("retry_after_seconds", "refusal_share")  # settings of other knobs (the 429s, the drifted answers)
+FAULT_NAMES = tuple(name for name in KNOB_NAMES if name not in SETTING_NAMES)
 
 
 @dataclass
@@ -82,12 +87,18 @@ class FaultState:
             "slow_first_token_seconds": knobs.slow_first_token_seconds,
             "prompt_cache_off": 1.0 if knobs.prompt_cache_off else 0.0,
             "cache_busting_nonce": 1.0 if knobs.cache_busting_nonce else 0.0,
+            "rate_limit_scale": knobs.rate_limit_scale if knobs.rate_limit_scale != 1.0 else 0.0,
+            "quality_drift": knobs.quality_drift,
         }
         return {name: value for name, value in values.items() if value}
 
     def applies_to(self, model: str) -> bool:
         models = self.current().models
         return not models or model in models
+
+    def models_out(self, catalog_models: Iterable[str]) -> list[str]:
+        """The models the outage knob takes down."""
+        return sorted(m for m in catalog_models if self.current().outage and self.applies_to(m))
 
     def draw_outcome(self, model: str) -> Outcome:
         knobs = self.current()
@@ -114,5 +125,6 @@ class FaultState:
                              "heals_in_seconds": heals_in if name in active else None} for name in KNOB_NAMES},
             "models": sorted(self.knobs.models) or "all",
             "retry_after_seconds": self.knobs.retry_after_seconds,
+            "refusal_share": self.knobs.refusal_share,
             "heals_in_seconds": heals_in,
         }

@@ -1,4 +1,5 @@
-"""Deterministic token counts, reply text and latency for one simulated completion."""
+"""Deterministic token counts, reply text and latency for one simulated completion (the text itself:
+stack/llmsim/answers.py)."""
 
 from __future__ import annotations
 
@@ -8,12 +9,10 @@ import random
 from dataclasses import dataclass
 
 from stack.catalog import Model
+from stack.llmsim.answers import AnswerKind, answer_text
 from stack.tokens import count_prompt_tokens
 
-_WORDS = (
-    "latency tokens budget model provider gateway request trace metric alert cost department "
-    "quantile histogram label series scrape rule route receiver dashboard signal error ratio"
-).split()
+MAX_ANSWER_TOKENS = 2000  # the text of a longer answer is cut here (its usage still counts every token)
 
 
 @dataclass(frozen=True)
@@ -25,6 +24,7 @@ class Completion:
     cached_tokens: int  # of prompt_tokens, read from the prompt cache
     prefill_seconds: float  # request in to first token out (time to first token), before any fault
     decode_seconds: float  # first token to last token, before any fault
+    answer: AnswerKind = AnswerKind.NORMAL  # what the quality_drift fault made of the text
 
     @property
     def latency_seconds(self) -> float:
@@ -38,15 +38,21 @@ class Completion:
         return [words[0]] + [f" {word}" for word in words[1:]]
 
 
-def request_rng(seed: int, model: str, messages: list[dict], max_tokens: int | None) -> random.Random:
-    """The same request with the same seed always gets the same answer."""
+def request_rngs(seed: int, model: str, messages: list[dict],
+                 max_tokens: int | None) -> tuple[random.Random, random.Random]:
+    """The same request with the same seed always gets the same answer: two independent random streams of the
+    request, one for the answer's tokens, timing and words, one for what the quality_drift fault does to it (so
+    that a draw of the second leaves the first as it was)."""
     digest = hashlib.sha256(json.dumps([seed, model, messages, max_tokens], sort_keys=True).encode()).digest()
-    return random.Random(int.from_bytes(digest[:8], "big"))
+    return random.Random(int.from_bytes(digest[:8], "big")), random.Random(int.from_bytes(digest[8:16], "big"))
 
 
-def _reply_text(rng: random.Random, completion_tokens: int) -> str:
-    word_count = max(1, completion_tokens * 3 // 4)
-    return " ".join(rng.choice(_WORDS) for _ in range(word_count)).capitalize() + "."
+def answer_kind(rng: random.Random, quality_drift: float, refusal_share: float) -> AnswerKind:
+    """Whether the quality_drift fault spoils this answer: one draw per request, so raising the knob only adds
+    drifted answers (the same request keeps its kind), and a share of the drifted ones are refusals."""
+    if rng.random() >= quality_drift:
+        return AnswerKind.NORMAL
+    return AnswerKind.REFUSAL if rng.random() < refusal_share else AnswerKind.DRIFTED
 
 
 def simulate(
@@ -57,6 +63,8 @@ def simulate(
     token_multiplier: float = 1.0,
     latency_scale: float = 1.0,
     cached_tokens: int = 0,
+    quality_drift: float = 0.0,
+    refusal_share: float = 0.0,
 ) -> Completion:
     """One completion: its tokens, text and timing, the same for the same request and seed (streamed or not).
 
@@ -66,8 +74,12 @@ def simulate(
     token_multiplier fault inflates the tokens billed, not the time) is the time from first to last token. A
     non-streamed answer waits prefill + decode, as it always did plus the prefill of the prompt (a few ms for the
     usual short prompts). The fault knobs add on top (stack/llmsim/app.py): slow_first_token_seconds to the prefill,
-    added_latency_seconds to the decode."""
-    rng = request_rng(seed, model.name, messages, max_tokens)
+    added_latency_seconds to the decode.
+
+    Text (stack/llmsim/answers.py): about 3 words for 4 output tokens, relevant to the question and grounded in the
+    request's passages; `quality_drift` of the requests (a seeded draw per request) get an off-topic answer instead,
+    `refusal_share` of those a refusal. Drifted or not, tokens and timing are the same: only the words change."""
+    rng, quality_rng = request_rngs(seed, model.name, messages, max_tokens)
     wanted = rng.randint(model.min_output_tokens, model.max_output_tokens)
     latency_tokens = wanted
     wanted = int(wanted * token_multiplier)
@@ -75,7 +87,9 @@ def simulate(
     finish_reason = "length" if max_tokens and wanted > max_tokens else "stop"
     profile = model.latency
     jitter = 1 + profile.jitter * rng.uniform(-1, 1)
-    text = _reply_text(rng, min(completion_tokens, 2000))
+    kind = answer_kind(quality_rng, quality_drift, refusal_share)
+    word_count = max(1, min(completion_tokens, MAX_ANSWER_TOKENS) * 3 // 4)
+    text = answer_text(rng, messages, word_count, kind)
     prompt_tokens = count_prompt_tokens(m.get("content") for m in messages)
     cached_tokens = min(max(0, cached_tokens), prompt_tokens)
     uncached = prompt_tokens - cached_tokens  # a prompt prefix from the prompt cache is not computed again
@@ -90,4 +104,5 @@ def simulate(
         text=text,
         prefill_seconds=max(0.0, prefill * scale),
         decode_seconds=max(0.0, decode * scale),
+        answer=kind,
     )
