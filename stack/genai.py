@@ -35,12 +35,20 @@ USAGE_CACHE_READ_INPUT_TOKENS = _gen_ai.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS  # 
 REQUEST_STREAM = _gen_ai.GEN_AI_REQUEST_STREAM  # "gen_ai.request.stream"
 REQUEST_SEED = _gen_ai.GEN_AI_REQUEST_SEED  # "gen_ai.request.seed"
 RESPONSE_TIME_TO_FIRST_CHUNK = _gen_ai.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK  # "gen_ai.response.time_to_first_chunk" (s)
+EVALUATION_NAME = _gen_ai.GEN_AI_EVALUATION_NAME  # "gen_ai.evaluation.name"
+EVALUATION_SCORE_VALUE = _gen_ai.GEN_AI_EVALUATION_SCORE_VALUE  # "gen_ai.evaluation.score.value"
+EVALUATION_SCORE_LABEL = _gen_ai.GEN_AI_EVALUATION_SCORE_LABEL  # "gen_ai.evaluation.score.label"
+DATA_SOURCE_ID = _gen_ai.GEN_AI_DATA_SOURCE_ID  # "gen_ai.data_source.id"
+RETRIEVAL_QUERY_TEXT = _gen_ai.GEN_AI_RETRIEVAL_QUERY_TEXT  # "gen_ai.retrieval.query.text"
 AGENT_NAME = _gen_ai.GEN_AI_AGENT_NAME  # "gen_ai.agent.name"
 DEPRECATED_SYSTEM = _gen_ai.GEN_AI_SYSTEM  # "gen_ai.system": never set; tests assert no span carries it
 
 # Values
 OPERATION_CHAT = _gen_ai.GenAiOperationNameValues.CHAT.value  # "chat"
 OPERATION_INVOKE_AGENT = _gen_ai.GenAiOperationNameValues.INVOKE_AGENT.value  # "invoke_agent"
+OPERATION_RETRIEVAL = _gen_ai.GenAiOperationNameValues.RETRIEVAL.value  # "retrieval"
+# The event an evaluation result is recorded as (semconv 1.38+); the package has no constant for event names.
+EVENT_EVALUATION_RESULT = "gen_ai.evaluation.result"
 PROVIDER = "llmsim"  # not a well-known provider value: the simulated provider names itself
 
 # Metric names of the conventions (docs/contract.md maps the gateway's Prometheus metrics to them)

@@ -43,7 +43,8 @@ def test_documented_histogram_buckets_are_the_exported_ones() -> None:
     for metric in _exported().values():
         if not isinstance(metric, Histogram):
             continue
-        line = next(line for line in SECTION.splitlines() if f"`{metric._name}{{" in line)
+        line = next(line for line in SECTION.splitlines()
+                    if f"`{metric._name}{{" in line or f"`{metric._name}` histogram" in line)
         following = SECTION.split(line, 1)[1].split("\n  -", 1)[0].split("\n- ", 1)[0]
         documented = [float(b) for b in re.findall(r"(?<![\w.])(\d+(?:\.\d+)?)(?=\s|$| \(|\))", (line + following)
                                                    .split("buckets", 1)[1].split(":")[0])]

@@ -60,12 +60,12 @@ def workflow_trace(live_stack: LiveStack, otlp_collector: OtlpCollector) -> tupl
     live.heal_faults()
     started = time.time()
     reply = _workflow()
-    return reply, _trace_of(otlp_collector, reply["request_id"], 14), started
+    return reply, _trace_of(otlp_collector, reply["request_id"], 15), started
 
 
 def test_a_workflow_request_is_one_trace_across_gateway_and_llmsim(workflow_trace) -> None:
     reply, spans, _ = workflow_trace
-    assert len(spans) == 14, sorted(f"{s.service}:{s.name}" for s in spans)
+    assert len(spans) == 15, sorted(f"{s.service}:{s.name}" for s in spans)
     roots = [s for s in spans if s.parent_id is None]
     assert [(r.service, r.kind, r.name) for r in roots] == [("gateway", "SERVER", "POST /v1/agent/workflow")]
     root = roots[0]
@@ -76,7 +76,18 @@ def test_a_workflow_request_is_one_trace_across_gateway_and_llmsim(workflow_trac
     steps = _children(spans, agent)
     assert [s.name for s in steps] == [f"step {name}" for name in STEPS]
     for step, reported in zip(steps, reply["steps"], strict=True):
-        [chat] = _children(spans, step)
+        children = _children(spans, step)
+        if step.name == "step answer":  # the retrieval comes first, then the answer given its passages
+            retrieval, chat = children
+            assert (retrieval.name, retrieval.kind) == ("retrieval runbooks", "INTERNAL")
+            assert retrieval.attributes["gen_ai.operation.name"] == "retrieval"
+            assert retrieval.attributes["llm.retrieval.relevance"] == pytest.approx(reply["retrieval"]["relevance"],
+                                                                                    abs=1e-4)
+            assert retrieval.end_ns <= chat.start_ns
+            evaluations = [e for e in chat.events if e == "gen_ai.evaluation.result"]
+            assert len(evaluations) == 3, "relevance, groundedness and answered, as span events"
+        else:
+            [chat] = children
         assert (chat.service, chat.kind, chat.name) == ("gateway", "CLIENT", f"chat {reported['model']}")
         [provider] = _children(spans, chat)
         assert (provider.service, provider.kind, provider.name) == ("llmsim", "SERVER", "POST /v1/chat/completions")
@@ -126,8 +137,10 @@ def test_no_span_carries_the_deprecated_gen_ai_system(workflow_trace) -> None:
     assert {s.service for s in spans} == {"gateway", "llmsim"}
     assert not [f"{s.service}:{s.name}" for s in spans if "gen_ai.system" in s.attributes]
     genai_spans = [s for s in spans if "gen_ai.operation.name" in s.attributes]
-    assert len(genai_spans) == 7, "1 invoke_agent + 3 gateway chat + 3 llmsim generate"
-    assert all(s.attributes["gen_ai.provider.name"] == "llmsim" for s in genai_spans)
+    assert len(genai_spans) == 8, "1 invoke_agent + 1 retrieval + 3 gateway chat + 3 llmsim generate"
+    calls = [s for s in genai_spans if s.attributes["gen_ai.operation.name"] != "retrieval"]
+    assert all(s.attributes["gen_ai.provider.name"] == "llmsim" for s in calls), \
+        "every model call names its provider (the retrieval reads a local corpus: no provider)"
 
 
 def test_the_latency_exemplar_carries_the_trace_id(workflow_trace) -> None:

@@ -232,3 +232,13 @@ def test_the_report_shows_the_streamed_share_and_the_x_cache_answers(tmp_path: P
     line = report.mix_summary(read)
     assert "streamed: 40 of 100 chat calls (40%)" in line
     assert "68 HIT, 17 MISS, 15 BYPASS" in line and "hit ratio 80%" in line
+
+
+def test_a_share_of_answers_is_rated_mostly_up_without_changing_the_requests() -> None:
+    mix = Mix()
+    planned = RequestPlanner(mix, stream=3).take(3000)
+    rated = [p.feedback for p in planned if p.feedback is not None]
+    assert abs(len(rated) / len(planned) - mix.feedback_share) < 0.02
+    assert abs(rated.count("down") / len(rated) - mix.negative_feedback_share) < 0.05
+    silent = RequestPlanner(Mix(feedback_share=0.0), stream=3).take(3000)
+    assert [p.body for p in silent] == [p.body for p in planned], "the ratings come from a stream of their own"

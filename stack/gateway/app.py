@@ -21,9 +21,9 @@ from stack.gateway.metrics import GatewayMetrics
 from stack.gateway.provider import ProviderClient, ProviderError
 from stack.gateway.response_cache import ResponseCache
 from stack.gateway.routing import OPENED, TIER_NAMES, Router
-from stack.gateway.schemas import Attribution, ChatRequest, Message, WorkflowRequest
+from stack.gateway.schemas import Attribution, ChatRequest, FeedbackRequest, Message, WorkflowRequest
 from stack.gateway.settings import Settings
-from stack.gateway.store import AttributionStore, StoreUnavailable
+from stack.gateway.store import AttributionStore, FeedbackExists, StoreUnavailable
 from stack.gateway.workflow import run_workflow
 from stack.crash_guard import request_id_of
 from stack.web import add_metrics_route, error_body, install_error_handlers
@@ -133,7 +133,8 @@ def create_app(settings: Settings | None = None, tracing: tracing_module.Tracing
     async def index() -> dict:
         return {
             "service": "llm-gateway",
-            "endpoints": ["POST /v1/chat/completions", "POST /v1/agent/workflow", "GET /health", "GET /health/detailed",
+            "endpoints": ["POST /v1/chat/completions", "POST /v1/agent/workflow", "POST /v1/feedback", "GET /health",
+                          "GET /health/detailed",
                           "GET /ready",
                           "GET /metrics"],
             "models": catalog.model_names,
@@ -248,6 +249,27 @@ def create_app(settings: Settings | None = None, tracing: tracing_module.Tracing
         except ProviderError as error:
             return provider_failure(error, caller, error.step or "workflow")
         return JSONResponse(outcome, headers={"X-Request-ID": caller.request_id})
+
+    @app.post("/v1/feedback")
+    async def feedback(body: FeedbackRequest) -> JSONResponse:
+        """One rating per answered request, stored beside its rows (table llm_feedback) and counted by the model
+        that served it."""
+        gateway = state["gateway"]
+        model = gateway.store.served_model(body.request_id)
+        if model is None:
+            return JSONResponse(status_code=404, content=error_body(
+                404, f"no answered request with request_id {body.request_id!r}: rate the X-Request-ID of a request "
+                     "the gateway answered", request_id=body.request_id))
+        try:
+            gateway.store.add_feedback(body.request_id, body.rating, body.comment)
+        except FeedbackExists:
+            return JSONResponse(status_code=409, content=error_body(
+                409, f"request {body.request_id!r} already has its rating; each answer takes one",
+                request_id=body.request_id))
+        metrics.record_feedback(model, body.rating)
+        log.info("feedback", request_id=body.request_id, model=model, rating=body.rating,
+                 comment_chars=len(body.comment or ""))
+        return JSONResponse({"request_id": body.request_id, "model": model, "rating": body.rating})
 
     tracing_module.instrument_fastapi(app, tracing, lean=True)  # the hot path: see docs/performance.md
     return app

@@ -21,12 +21,13 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from stack import catalog as catalog_module
 from stack import genai, tracing
+from stack.gateway.evaluation import evaluate
 from stack.gateway.logs import get_logger, user_hash
 from stack.gateway.metrics import GatewayMetrics
 from stack.gateway.outcomes import RecentOutcomes
 from stack.gateway.provider import ProviderClient, ProviderError, ProviderReply
 from stack.gateway.routing import NOT_A_MODEL_FAILURE
-from stack.gateway.store import AttributionStore, CallRecord
+from stack.gateway.store import AttributionStore, CallRecord, StoreUnavailable
 
 
 @dataclass(frozen=True)
@@ -127,9 +128,10 @@ class CallRecorder:
         self.log = get_logger()
 
     async def call(self, caller: Caller, step: str, payload: dict, requested_model: str | None = None,
-                   fallback_next: bool = False) -> CallResult:
+                   fallback_next: bool = False, evaluated: bool = False) -> CallResult:
         """`requested_model`: the model asked for, when `payload`'s model is one of its fallbacks. `fallback_next`:
-        a failure is handed to the next model of the chain (booked with status `fallback`)."""
+        a failure is handed to the next model of the chain (booked with status `fallback`). `evaluated`: score the
+        answer (stack/gateway/evaluation.py)."""
         model = payload["model"]
         with self.tracer.start_as_current_span(genai.chat_span_name(model), kind=SpanKind.CLIENT,
                                                record_exception=False, set_status_on_exception=False) as span:
@@ -161,7 +163,27 @@ class CallRecorder:
             self.book(caller, step, model, Outcome(
                 duration, reply.input_tokens, reply.output_tokens, reply.cached_input_tokens, cost,
                 finish_reason=reasons[0] if reasons else None, requested_model=requested_model))
+            if evaluated:
+                self.evaluate(caller, step, model, payload["messages"], reply.text, span)
         return CallResult(reply=reply, cost_usd=cost, duration_seconds=duration)
+
+    def evaluate(self, caller: Caller, step: str, model: str, messages: list[dict], answer: str,
+                 span: trace.Span) -> None:
+        """Score an answered call: the store first (a refusal is logged, the call stays answered), then the
+        histogram and the span's `gen_ai.evaluation.result` events."""
+        scores = evaluate(messages, answer)
+        try:
+            self.store.add_evaluations(caller.request_id, step,
+                                       [(s.evaluator, s.value, s.label) for s in scores])
+        except StoreUnavailable as error:
+            self.log.error("evaluation_not_stored", request_id=caller.request_id, step=step, error=str(error))
+            return
+        self.metrics.record_scores(model, [(s.evaluator, s.value) for s in scores])
+        if span.is_recording():
+            for score in scores:
+                span.add_event(genai.EVENT_EVALUATION_RESULT, {
+                    genai.EVALUATION_NAME: score.evaluator, genai.EVALUATION_SCORE_VALUE: score.value,
+                    genai.EVALUATION_SCORE_LABEL: score.label})
 
     def record_provider_outcome(self, model: str, ok: bool) -> None:
         """For /ready and /health/detailed: the recent outcomes of provider calls, overall and per model."""

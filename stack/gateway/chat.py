@@ -81,7 +81,8 @@ class ChatCompletions:
             include_usage = bool(body.stream_options and body.stream_options.include_usage)
             return streamed_call.response(streamed, include_usage, {**headers, "X-Served-Model": served}, keep)
         result, served = await self._route(caller, body.model, payload, lambda step, routed, requested, more:
-                                           self.recorder.call(caller, step, routed, requested, more))
+                                           self.recorder.call(caller, step, routed, requested, more,
+                                                              evaluated=True))
         headers["X-Served-Model"] = served
         reply = result.reply
         if keep is not None:

@@ -6,6 +6,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from stack.catalog import Catalog
 from stack.gateway.label_guard import LabelGuard
+from stack.gateway.evaluation import EVALUATORS, SCORE_BUCKETS
 from stack.gateway.response_cache import BYPASS_REASONS
 
 # LLM calls range from ~50 ms (small model, short answer) to a minute (reasoning model, long answer).
@@ -22,6 +23,7 @@ STATUSES = ("success", "error", "fallback")
 CIRCUIT_STATES = ("closed", "opened", "half-opened")
 STATE_VALUES = {"closed": 0, "opened": 1, "half-opened": 2}  # llm_circuit_breaker_state
 RATELIMIT_KINDS = ("requests", "tokens")
+FEEDBACK_RATINGS = ("up", "down")
 TOKEN_TYPES = ("input", "output")
 PROVIDER_ERROR_TYPES = ("server_error", "rate_limited", "timeout", "unavailable", "bad_response")
 REJECTION_REASONS = ("invalid_body", "missing_attribution", "unknown_model", "prompt_too_large", "circuit_open")
@@ -89,6 +91,14 @@ class GatewayMetrics:
                                          ["model", "kind"], registry=r)
         self.ratelimit_limit = Gauge("llm_ratelimit_limit", "The provider's rate limit per window, from its "
                                      "x-ratelimit-limit-* headers.", ["model", "kind"], registry=r)
+        self.quality_score = Histogram("llm_quality_score", "Scores of answered chat calls by the gateway's "
+                                       "evaluators (0..1; stack/gateway/evaluation.py).", ["model", "evaluator"],
+                                       buckets=SCORE_BUCKETS, registry=r)
+        self.retrieval_relevance = Histogram("llm_retrieval_relevance", "The agent workflow's retrieval step: the "
+                                             "best passage's share of the question's content words (0..1).",
+                                             buckets=SCORE_BUCKETS, registry=r)
+        self.feedback = Counter("llm_feedback", "Ratings of answers by their callers (POST /v1/feedback), by the "
+                                "model that served.", ["model", "rating"], registry=r)
         self.cache_entries = Gauge("llm_response_cache_entries", "Answers held by the response cache.", registry=r)
         budget = Gauge("llm_daily_budget_usd", "The daily spending budget from the catalog.", registry=r)
         budget.set(catalog.daily_budget_usd)
@@ -120,6 +130,11 @@ class GatewayMetrics:
             for state in CIRCUIT_STATES:
                 self.circuit_transitions.labels(name, state)
         self.degradation_tier.set(1)
+        for model in catalog.models:
+            for evaluator in EVALUATORS:
+                self.quality_score.labels(model, evaluator)
+            for rating in FEEDBACK_RATINGS:
+                self.feedback.labels(model, rating)
         for reason in BYPASS_REASONS:
             self.cache_bypassed.labels(reason)
         for reason in REJECTION_REASONS:
@@ -202,6 +217,19 @@ class GatewayMetrics:
             self.ratelimit_remaining.labels(model, kind).set(value)
         for kind, value in limits.items():
             self.ratelimit_limit.labels(model, kind).set(value)
+
+    def record_scores(self, model: str, scores: list[tuple[str, float]]) -> None:
+        if self.enabled:
+            for evaluator, value in scores:
+                self.quality_score.labels(model, evaluator).observe(value)
+
+    def record_retrieval(self, relevance: float) -> None:
+        if self.enabled:
+            self.retrieval_relevance.observe(relevance)
+
+    def record_feedback(self, model: str, rating: str) -> None:
+        if self.enabled:
+            self.feedback.labels(model, rating).inc()
 
     def record_rejection(self, reason: str) -> None:
         if self.enabled:

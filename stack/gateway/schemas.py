@@ -73,3 +73,13 @@ class WorkflowRequest(BaseModel):
             raise ValueError("the agent workflow cannot stream: its answer is built from three provider calls and "
                              "returned whole; leave stream out, or stream a single call on /v1/chat/completions")
         return value
+
+
+class FeedbackRequest(BaseModel):
+    """POST /v1/feedback: the caller's rating of one answer (the X-Request-ID of the request it answered)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    request_id: str = Field(min_length=1, max_length=128)
+    rating: Literal["up", "down"]
+    comment: str | None = Field(None, max_length=2000)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import time
 from dataclasses import astuple, dataclass, fields
 from pathlib import Path
 
@@ -37,6 +38,27 @@ CREATE INDEX IF NOT EXISTS llm_calls_by_time ON llm_calls (ts);
 CREATE INDEX IF NOT EXISTS llm_calls_by_department ON llm_calls (department, ts);
 CREATE INDEX IF NOT EXISTS llm_calls_by_application ON llm_calls (application, ts);
 CREATE INDEX IF NOT EXISTS llm_calls_by_user ON llm_calls (user_id, ts);
+"""
+
+
+# Answer quality, joinable with llm_calls on request_id: the evaluators' scores of each answered call, and the
+# caller's rating of the request's answer (one per request).
+QUALITY_SCHEMA = """
+CREATE TABLE IF NOT EXISTS llm_evaluations (
+    request_id TEXT NOT NULL,
+    step       TEXT NOT NULL,
+    evaluator  TEXT NOT NULL,
+    score      REAL NOT NULL,
+    label      TEXT NOT NULL,
+    ts         REAL NOT NULL,
+    PRIMARY KEY (request_id, step, evaluator)
+);
+CREATE TABLE IF NOT EXISTS llm_feedback (
+    request_id TEXT PRIMARY KEY,
+    rating     TEXT NOT NULL,
+    comment    TEXT,
+    ts         REAL NOT NULL
+);
 """
 
 
@@ -88,6 +110,10 @@ class StoreUnavailable(Exception):
         self.path = path
 
 
+class FeedbackExists(Exception):
+    """The request already has its rating."""
+
+
 class AttributionStore:
     def __init__(self, path: Path) -> None:
         create_private(path)  # raw user ids / alert contents: readable by the stack's user only
@@ -97,6 +123,7 @@ class AttributionStore:
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA busy_timeout=5000")
         self._db.executescript(SCHEMA)
+        self._db.executescript(QUALITY_SCHEMA)
         present = {row[1] for row in self._db.execute("PRAGMA table_info(llm_calls)")}
         for column, definition in _ADDED_COLUMNS.items():
             if column not in present:
@@ -105,6 +132,31 @@ class AttributionStore:
     def add(self, record: CallRecord) -> None:
         try:
             self._db.execute(_INSERT, astuple(record))
+        except sqlite3.Error as error:
+            raise StoreUnavailable(self.path, error) from error
+
+    def add_evaluations(self, request_id: str, step: str, scores: list[tuple[str, float, str]]) -> None:
+        """(evaluator, score, label) of one answered call. StoreUnavailable when refused."""
+        now = time.time()
+        try:
+            self._db.executemany("INSERT OR REPLACE INTO llm_evaluations VALUES (?, ?, ?, ?, ?, ?)",
+                                 [(request_id, step, name, score, label, now) for name, score, label in scores])
+        except sqlite3.Error as error:
+            raise StoreUnavailable(self.path, error) from error
+
+    def served_model(self, request_id: str) -> str | None:
+        """The model that answered the request (its successful call's; the last step's for a workflow), or None when
+        the store holds no answered call with that id."""
+        row = self._db.execute("SELECT model FROM llm_calls WHERE request_id = ? AND status = 'success' "
+                               "ORDER BY ts DESC LIMIT 1", (request_id,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def add_feedback(self, request_id: str, rating: str, comment: str | None) -> None:
+        """FeedbackExists when the request already has a rating; StoreUnavailable when refused."""
+        try:
+            self._db.execute("INSERT INTO llm_feedback VALUES (?, ?, ?, ?)", (request_id, rating, comment, time.time()))
+        except sqlite3.IntegrityError as error:
+            raise FeedbackExists(request_id) from error
         except sqlite3.Error as error:
             raise StoreUnavailable(self.path, error) from error
 

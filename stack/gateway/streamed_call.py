@@ -38,6 +38,7 @@ CANCELLED = "cancelled"
 class StreamedCall:
     def __init__(self, recorder: CallRecorder, caller: Caller, step: str, payload: dict, span: trace.Span,
                  started: float, upstream: ProviderStream, requested_model: str | None = None) -> None:
+        self.messages: list[dict] = payload["messages"]
         self.recorder, self.caller, self.step, self.span = recorder, caller, step, span
         self.model: str = payload["model"]
         self.prompt_contents = [m.get("content") for m in payload["messages"]]
@@ -114,6 +115,8 @@ class StreamedCall:
         try:
             recorder.record_provider_outcome(self.model, ok=error is None)
             recorder.book(self.caller, self.step, self.model, outcome, self.span)
+            if error is None and not cancelled:
+                recorder.evaluate(self.caller, self.step, self.model, self.messages, tally.text, self.span)
         except StoreUnavailable as exc:
             get_logger().error("call_not_booked", request_id=self.caller.request_id, store=str(exc.path),
                                error=str(exc), streamed=True)

@@ -8,8 +8,13 @@ holding the step's provider call (`chat <model>`, see calls.py):
         ├── step classify                    INTERNAL llm.step=classify
         │   └── chat sim-fast                CLIENT   gen_ai.* (stack/genai.py), llm.cost_usd
         │       └── POST /v1/chat/completions  SERVER  (llmsim, joined through the traceparent header)
-        ├── step answer  ...
+        ├── step answer
+        │   ├── retrieval runbooks           INTERNAL gen_ai.operation.name=retrieval, llm.retrieval.relevance
+        │   └── chat <model> ...             the answer, given the passages; its gen_ai.evaluation.result events
         └── step format  ...
+
+The answer step first retrieves passages of the course's runbooks (retrieval.py) and gives them to the model in a
+system message; its answer is scored (evaluation.py), groundedness against those passages included.
 """
 
 from __future__ import annotations
@@ -19,6 +24,9 @@ from opentelemetry.trace import SpanKind
 from stack import genai
 from stack.gateway.calls import Caller, CallRecorder
 from stack.gateway.provider import ProviderError
+from stack.gateway.retrieval import CORPUS_ID, Corpus, Retrieval, context_message
+
+CORPUS = Corpus()
 
 HELPER_MODEL = "sim-fast"
 AGENT_NAME = "workflow"
@@ -46,12 +54,17 @@ async def run_workflow(recorder: CallRecorder, caller: Caller, question: str, an
                 "llm.request_id": caller.request_id, "llm.department": caller.department,
                 "llm.application": caller.application,
             })
+        retrieval: Retrieval | None = None
         for step, model, prompt in steps:
-            payload = {"model": model, "messages": [{"role": "user", "content": prompt(previous)}]}
+            messages = [{"role": "user", "content": prompt(previous)}]
             with tracer.start_as_current_span(f"step {step}", attributes={
                     "llm.step": step, "openinference.span.kind": "CHAIN"}):
+                if step == "answer":
+                    retrieval = _retrieve(recorder, question)
+                    messages.insert(0, context_message(retrieval))
+                payload = {"model": model, "messages": messages}
                 try:
-                    result = await recorder.call(caller, step, payload)
+                    result = await recorder.call(caller, step, payload, evaluated=step == "answer")
                 except ProviderError as error:
                     error.step = step
                     raise
@@ -62,4 +75,18 @@ async def run_workflow(recorder: CallRecorder, caller: Caller, question: str, an
                            "duration_seconds": round(result.duration_seconds, 4)})
         if recording:
             workflow_span.set_attribute("llm.cost_usd", total_cost)
-    return {"request_id": caller.request_id, "answer": previous, "steps": report, "cost_usd": total_cost}
+    found = retrieval or Retrieval((), 0.0)
+    return {"request_id": caller.request_id, "answer": previous, "steps": report, "cost_usd": total_cost,
+            "retrieval": {"relevance": round(found.relevance, 4), "sources": [p.source for p in found.passages]}}
+
+
+def _retrieve(recorder: CallRecorder, question: str) -> Retrieval:
+    with recorder.tracer.start_as_current_span(f"{genai.OPERATION_RETRIEVAL} {CORPUS_ID}",
+                                               kind=SpanKind.INTERNAL) as span:
+        retrieval = CORPUS.retrieve(question)
+        if span.is_recording():
+            span.set_attributes({genai.OPERATION_NAME: genai.OPERATION_RETRIEVAL, genai.DATA_SOURCE_ID: CORPUS_ID,
+                                 "openinference.span.kind": "RETRIEVER", "llm.retrieval.relevance": retrieval.relevance,
+                                 "llm.retrieval.documents": len(retrieval.passages)})
+    recorder.metrics.record_retrieval(retrieval.relevance)
+    return retrieval

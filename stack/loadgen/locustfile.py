@@ -34,7 +34,7 @@ from locust.exception import StopUser
 from locust.stats import CSV_STATS_INTERVAL_SEC
 
 from stack.loadgen import report, target
-from stack.loadgen.workload import CHAT_PATH, Mix, PlannedRequest, RequestPlanner
+from stack.loadgen.workload import CHAT_PATH, FEEDBACK_PATH, Mix, PlannedRequest, RequestPlanner
 from stack.traffic import EVENT_STREAM, stream_problem
 
 log = logging.getLogger("llmobs.loadgen")
@@ -147,8 +147,19 @@ class GatewayUser(FastHttpUser):
         with self.client.post(planned.path, json=planned.body, name=planned.name, catch_response=True) as response:
             if response.status_code != 200:
                 response.failure(f"HTTP {response.status_code}: {_error_message(response)}")
-            elif planned.path == CHAT_PATH:
+                return
+            if planned.path == CHAT_PATH:
                 _count_x_cache(response)
+        self._rate(planned, response.headers.get("x-request-id"))
+
+    def _rate(self, planned: PlannedRequest, request_id: str | None) -> None:
+        """The caller's rating of an answer it got, for the share of requests the planner drew one for."""
+        if planned.feedback is None or not request_id:
+            return
+        with self.client.post(FEEDBACK_PATH, json={"request_id": request_id, "rating": planned.feedback},
+                              name=FEEDBACK_PATH, catch_response=True) as response:
+            if response.status_code != 200:
+                response.failure(f"HTTP {response.status_code}: {_error_message(response)}")
 
     def _send_streamed(self, planned: PlannedRequest) -> None:
         started = time.perf_counter()
@@ -164,8 +175,9 @@ class GatewayUser(FastHttpUser):
             response.request_meta["response_length"] = body.bytes_read
             if problem:
                 response.failure(problem)
-            else:
-                _count_x_cache(response)
+                return
+            _count_x_cache(response)
+        self._rate(planned, (response.headers or {}).get("x-request-id"))
 
 
 class _StreamedBody:

@@ -25,6 +25,7 @@ fixed by (seed, stream) however the users interleave.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import random
 from dataclasses import dataclass
@@ -36,6 +37,7 @@ from stack.traffic import chat_body
 
 CHAT_PATH = "/v1/chat/completions"
 WORKFLOW_PATH = "/v1/agent/workflow"
+FEEDBACK_PATH = "/v1/feedback"
 STREAMED_SUFFIX = " (stream)"   # locust's name of a streamed call: its path and this
 
 
@@ -60,6 +62,8 @@ class Mix:
     question_skew: float = 2.0          # Zipf exponent of their popularity
     unique_share: float = 0.1           # share of chat calls that are one-off questions without a seed
     no_cache_share: float = 0.05        # share of chat calls that repeat a question with "cache": {"no-cache": true}
+    feedback_share: float = 0.1         # share of answers the caller rates (POST /v1/feedback) ...
+    negative_feedback_share: float = 0.15  # ... of which "down" (the rest "up")
     sampling_seed: int = SAMPLING_SEED  # the `seed` repeated questions are sent with
 
     def __post_init__(self) -> None:
@@ -69,6 +73,8 @@ class Mix:
             raise ValueError("workflow_share must be between 0 and 1")
         if not 0 < self.prompt_min_chars <= self.prompt_max_chars:
             raise ValueError("need 0 < prompt_min_chars <= prompt_max_chars")
+        if not (0 <= self.feedback_share <= 1 and 0 <= self.negative_feedback_share <= 1):
+            raise ValueError("feedback_share and negative_feedback_share must be between 0 and 1")
         if not 0 <= self.stream_share <= 1:
             raise ValueError("stream_share must be between 0 and 1")
         if self.question_pool < 1:
@@ -95,6 +101,7 @@ class PlannedRequest:
     persona: Persona
     streamed: bool = False
     cacheable: bool = False
+    feedback: str | None = None  # the rating ("up" / "down") the caller sends once answered, or None
 
     @property
     def kind(self) -> str:
@@ -173,6 +180,7 @@ class RequestPlanner:
         self.stream = stream
         self.catalog = catalog or catalog_module.load()
         self.rng = random.Random(f"{self.mix.seed}:stream:{stream}")
+        self.feedback_rng = random.Random(f"{self.mix.seed}:feedback:{stream}")
 
     # Shared by the planners of one process (every locust user has one): (mix, catalog id) -> people, activity.
     _populations: dict[tuple[Mix, int], tuple[catalog_module.Catalog, list[Persona], list[float]]] = {}
@@ -223,9 +231,14 @@ class RequestPlanner:
     def next(self) -> PlannedRequest:
         people, activity = self._people
         persona = self.rng.choices(people, weights=activity)[0]
-        if self.rng.random() < self.mix.workflow_share:
-            return self._workflow(persona)
-        return self._chat(persona)
+        planned = self._workflow(persona) if self.rng.random() < self.mix.workflow_share else self._chat(persona)
+        return dataclasses.replace(planned, feedback=self._rating())
+
+    def _rating(self) -> str | None:
+        """Drawn from a stream of its own, so the requests are the same with or without feedback."""
+        if self.feedback_rng.random() >= self.mix.feedback_share:
+            return None
+        return "down" if self.feedback_rng.random() < self.mix.negative_feedback_share else "up"
 
     def _workflow(self, persona: Persona) -> PlannedRequest:
         model = self._draw_model()
