@@ -1,6 +1,8 @@
-"""POST /v1/chat/completions after its checks: the response cache, then the provider call (streamed or not).
+"""POST /v1/chat/completions after its checks: the monthly budget, the response cache, then the provider call
+(streamed or not).
 
-    request ──► prompt_template_change knob (a fault: a unique token in the system prompt)
+    request ──► monthly budget (budget.py): within it │ over it: 402 (refuse) or the cheapest model (downgrade)
+            ──► prompt_template_change knob (a fault: a unique token in the system prompt)
             ──► response cache: bypass (no seed, or "cache": {"no-cache": true}) │ hit ─► answered from the cache
             ──► miss ──► provider call, streamed (streamed_call.py) or not (calls.py) ──► kept in the cache if complete
 
@@ -17,6 +19,7 @@ from fastapi.responses import JSONResponse, Response
 from opentelemetry import trace
 
 from stack.gateway import streamed_call
+from stack.gateway.budget import DepartmentBudgets
 from stack.gateway.calls import Caller, CallRecorder, Outcome
 from stack.gateway.faults import FaultState
 from stack.gateway.response_cache import (BYPASS_NO_SEED, BYPASS_REQUESTED, CachedAnswer, ResponseCache,
@@ -41,12 +44,18 @@ def with_template_nonce(messages: list[dict], nonce: str | None) -> list[dict]:
 
 
 class ChatCompletions:
-    def __init__(self, recorder: CallRecorder, cache: ResponseCache, knobs: FaultState) -> None:
-        self.recorder, self.cache, self.knobs = recorder, cache, knobs
+    def __init__(self, recorder: CallRecorder, cache: ResponseCache, knobs: FaultState,
+                 budgets: DepartmentBudgets) -> None:
+        self.recorder, self.cache, self.knobs, self.budgets = recorder, cache, knobs, budgets
         self.metrics = recorder.metrics
 
     async def answer(self, caller: Caller, body: ChatRequest) -> Response:
-        """ProviderError reaches the route when the provider fails before anything was sent."""
+        """ProviderError reaches the route when the provider fails before anything was sent; OverBudget (402) when
+        the department has spent its monthly budget and the policy refuses."""
+        # Before the cache: the budget decides which model serves the request, and the cache key holds the model, so a
+        # downgraded request reads and stores answers of the model that really answers it.
+        decision = self.budgets.admit(caller.department, body.model, caller.request_id)
+        body = body.model_copy(update={"model": decision.model})
         started = time.perf_counter()
         payload = body.model_dump(include={"model", "messages", "max_tokens", "seed"}, exclude_none=True)
         payload["messages"] = with_template_nonce(payload["messages"], self.knobs.template_nonce())
@@ -56,7 +65,7 @@ class ChatCompletions:
         server_span = trace.get_current_span()
         if server_span.is_recording():
             server_span.set_attribute("llm.response_cache", state.lower())
-        headers = {"X-Request-ID": caller.request_id, "X-Cache": state}
+        headers = {"X-Request-ID": caller.request_id, "X-Cache": state, **decision.headers()}
         if cached is not None:
             return self._hit(caller, body, cached, started, headers)
         if key is not None:
@@ -75,7 +84,8 @@ class ChatCompletions:
                               cached_input_tokens=reply.cached_input_tokens, cost_usd=result.cost_usd))
         content = dict(reply.body)
         content["gateway"] = {"request_id": caller.request_id, "cost_usd": result.cost_usd,
-                              "duration_seconds": round(result.duration_seconds, 4), "cache": state.lower()}
+                              "duration_seconds": round(result.duration_seconds, 4), "cache": state.lower(),
+                              **decision.report()}
         return JSONResponse(content, headers=headers)
 
     def _lookup_key(self, body: ChatRequest, payload: dict) -> str | None:
