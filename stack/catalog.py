@@ -1,9 +1,11 @@
-"""Models, prices, label sets and budget, loaded from stack/catalog.yaml (the only place they are written)."""
+"""Models, prices, label sets and budgets, loaded from stack/catalog.yaml (the only place they are written)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
+from typing import Any
 
 import yaml
 
@@ -11,6 +13,8 @@ from stack.paths import STACK_DIR
 
 CATALOG_FILE = STACK_DIR / "catalog.yaml"
 TOKENS_PER_PRICE_UNIT = 1_000_000
+OTHER = "other"  # what a label value outside its allow-list becomes, and the budget those departments share
+BUDGET_POLICIES = ("refuse", "downgrade")
 
 
 @dataclass(frozen=True)
@@ -84,12 +88,30 @@ class ResponseCacheSettings:
 
 
 @dataclass(frozen=True)
+class MonthlyBudgetSettings:
+    """Monthly budget per department (USD; `other` is shared by every department not listed) and what the gateway
+    does once a department has spent it: `refuse` (HTTP 402) or `downgrade` (the cheapest model serves)."""
+
+    monthly_usd: Mapping[str, float]
+    policy: str
+
+    def budget_key(self, department: str) -> str:
+        """The budget a department spends: its own, or `other` when the catalog does not list it."""
+        return department if department in self.monthly_usd else OTHER
+
+
+class CatalogError(ValueError):
+    """stack/catalog.yaml is missing a value or holds a wrong one; the message names the field."""
+
+
+@dataclass(frozen=True)
 class Catalog:
     models: dict[str, Model]
     departments: tuple[str, ...]
     applications: tuple[str, ...]
     max_values_per_label: int
     daily_budget_usd: float
+    monthly_budgets: MonthlyBudgetSettings
     prompt_cache: PromptCacheSettings
     response_cache: ResponseCacheSettings
     circuit_breaker: CircuitBreakerSettings
@@ -105,6 +127,13 @@ class Catalog:
     @property
     def model_names(self) -> list[str]:
         return sorted(self.models)
+
+    @property
+    def cheapest_model(self) -> str:
+        """The model with the lowest input + output price per million tokens (ties: the first name): what serves a
+        department over its monthly budget under the `downgrade` policy."""
+        return min(self.models.values(),
+                   key=lambda m: (m.input_price_per_million + m.output_price_per_million, m.name)).name
 
 
 class UnknownModelError(KeyError):
@@ -138,16 +167,49 @@ def _check_fallbacks(models: dict) -> None:
             raise ValueError(f"{CATALOG_FILE}: models.{name}.fallbacks {chain} repeats a model or names {name} itself")
 
 
+def _usd(value: Any, field: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise CatalogError(f"{CATALOG_FILE.name}: {field} is {value!r}; it must be a positive number of US dollars")
+    return float(value)
+
+
+def monthly_budgets(raw: Any, departments: tuple[str, ...]) -> MonthlyBudgetSettings:
+    """`budgets` of catalog.yaml, checked: a budget for every department of labels.department and for `other`,
+    nothing else, each a positive amount; a known policy. CatalogError names the field otherwise."""
+    if not isinstance(raw, Mapping) or not isinstance(raw.get("monthly_usd"), Mapping):
+        raise CatalogError(f"{CATALOG_FILE.name}: budgets.monthly_usd is missing; give every department of "
+                           f"labels.department and {OTHER!r} a monthly budget in USD")
+    amounts = raw["monthly_usd"]
+    expected = (*departments, OTHER)
+    missing = [f"budgets.monthly_usd.{name}" for name in expected if name not in amounts]
+    if missing:
+        raise CatalogError(f"{CATALOG_FILE.name}: {', '.join(missing)} missing: every department of "
+                           f"labels.department, and {OTHER!r} (the departments not listed share it), needs a "
+                           "monthly budget in USD")
+    unknown = [f"budgets.monthly_usd.{name}" for name in amounts if name not in expected]
+    if unknown:
+        raise CatalogError(f"{CATALOG_FILE.name}: {', '.join(unknown)}: not a department of labels.department "
+                           f"({', '.join(departments)}) nor {OTHER!r}")
+    policy = raw.get("policy")
+    if policy not in BUDGET_POLICIES:
+        raise CatalogError(f"{CATALOG_FILE.name}: budgets.policy is {policy!r}; it must be one of "
+                           f"{', '.join(BUDGET_POLICIES)}")
+    return MonthlyBudgetSettings(
+        monthly_usd={name: _usd(amounts[name], f"budgets.monthly_usd.{name}") for name in expected}, policy=policy)
+
+
 @cache
 def load() -> Catalog:
     raw = yaml.safe_load(CATALOG_FILE.read_text())
     _check_fallbacks(raw["models"])
+    departments = tuple(raw["labels"]["department"])
     return Catalog(
         models={name: _model(name, spec) for name, spec in raw["models"].items()},
-        departments=tuple(raw["labels"]["department"]),
+        departments=departments,
         applications=tuple(raw["labels"]["application"]),
         max_values_per_label=int(raw["labels"]["max_values_per_label"]),
         daily_budget_usd=float(raw["budget"]["daily_usd"]),
+        monthly_budgets=monthly_budgets(raw.get("budgets"), departments),
         prompt_cache=PromptCacheSettings(max_entries=int(raw["prompt_cache"]["max_entries"]),
                                          ttl_seconds=float(raw["prompt_cache"]["ttl_seconds"]),
                                          min_prefix_tokens=int(raw["prompt_cache"]["min_prefix_tokens"])),

@@ -22,12 +22,15 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic.fields import FieldInfo
 
+from stack import catalog
+
 MAX_SERIES = 25_000  # prometheus-client renders ~100k label values in ~3 s; keep a scrape well under a second
+MAX_PRESPENT_USD = 100_000  # per department: far above any monthly budget of the catalog, still a finite number
 COUNTER_NAME = r"^[a-zA-Z_:][a-zA-Z0-9_:]*_total$"
 
 
@@ -96,7 +99,22 @@ class GatewayFaults(BaseModel):
         None, description="a prompt template change: every chat request's system prompt starts with a unique token, "
                           "so no request repeats (response cache misses) and no prompt prefix is reused (the "
                           "provider's cached input tokens drop to 0); false heals it")
+    budget_spent_usd: dict[str, Annotated[float, Field(ge=0, le=MAX_PRESPENT_USD)]] | None = Field(
+        None, description="US dollars counted as already spent this month, per department (a key of the catalog's "
+                          "budgets.monthly_usd): added to the gateway's month-to-date spend, so that department's "
+                          "budget gauges, LLMDepartmentBudget and the budget policy (402 or downgrade) act at once, "
+                          "without the traffic that would cost it; {} heals it")
     duration_seconds: float = Field(180.0, gt=0, le=900, description="the knobs set heal themselves after this long")
+
+    @field_validator("budget_spent_usd")
+    @classmethod
+    def _budgeted_departments(cls, value: dict[str, float] | None) -> dict[str, float] | None:
+        budgets = catalog.load().monthly_budgets.monthly_usd
+        unknown = sorted(set(value or {}) - set(budgets))
+        if unknown:
+            raise ValueError(f"no monthly budget for {', '.join(map(repr, unknown))}; departments with one: "
+                             f"{', '.join(budgets)} (stack/catalog.yaml budgets.monthly_usd)")
+        return value
 
     @field_validator("rename")
     @classmethod
@@ -132,6 +150,8 @@ def _params(info: FieldInfo) -> str:
         return ", ".join(f"{name} {_bounds(sub)} (default {sub.default:g})" for name, sub in kind.model_fields.items())
     if kind is bool:
         return "true | false"
+    if get_origin(kind) is dict:
+        return f"{{department: USD 0..{MAX_PRESPENT_USD:g}}}"
     return _bounds(info) or "a counter name ending in _total"
 
 

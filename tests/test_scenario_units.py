@@ -341,7 +341,8 @@ def test_the_knob_registry_lists_every_knob_of_both_services_once() -> None:
                                               "added_latency_seconds", "token_multiplier", "outage",
                                               "slow_first_token_seconds", "prompt_cache_off", "cache_busting_nonce",
                                               "rate_limit_scale", "quality_drift", "refusal_share"}
-    assert set(faults.knobs_of("gateway")) == {"cardinality", "metrics_down", "rename", "prompt_template_change"}
+    assert set(faults.knobs_of("gateway")) == {"cardinality", "metrics_down", "rename", "prompt_template_change",
+                                               "budget_spent_usd"}
     assert all(knob.breaks and knob.params for knob in faults.KNOBS.values())
     named = {name for s in registry.load().values() for name in s.params.get("faults", {}) if name in faults.KNOBS}
     assert {"cardinality", "metrics_down", "rename", "error_rate"} <= named

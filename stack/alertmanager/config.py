@@ -8,7 +8,10 @@ from stack.profiles import Profile
 
 RECEIVERS = ("pager", "chat", "watchdog", "null")
 GROUP_BY = ["alertname", "severity"]
-INHIBIT_EQUAL = ["alertname", "model"]
+# A critical mutes the warning of the same alert about the same thing: the same model (LLMHighErrorRatio) or the same
+# department (LLMDepartmentBudget at 100 % mutes its 90 %). Alertmanager counts a label both alerts lack as equal, so
+# without `department` here one department's critical would mute every other department's warning.
+INHIBIT_EQUAL = ["alertname", "model", "department"]
 
 
 def webhook_url(receiver: str) -> str:

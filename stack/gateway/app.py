@@ -14,6 +14,7 @@ from prometheus_client import disable_created_metrics
 from stack import catalog as catalog_module
 from stack import tracing as tracing_module
 from stack.gateway import faults, health as health_module, logs
+from stack.gateway.budget import DepartmentBudgets, OverBudget
 from stack.gateway.calls import Caller, CallRecorder
 from stack.gateway.chat import ChatCompletions
 from stack.gateway.checks import Rejection, require_attribution, require_max_tokens, require_model, require_prompt_size
@@ -37,6 +38,7 @@ class Gateway:
     store: AttributionStore
     recorder: CallRecorder
     chat: ChatCompletions
+    budgets: DepartmentBudgets
 
 
 def create_app(settings: Settings | None = None, tracing: tracing_module.Tracing | None = None) -> FastAPI:
@@ -76,10 +78,11 @@ def create_app(settings: Settings | None = None, tracing: tracing_module.Tracing
         provider = ProviderClient(settings.provider_url, settings.provider_timeout_seconds)
         provider.on_ratelimit = metrics.record_ratelimit
         store = AttributionStore(settings.data_dir / "attribution.db")
-        recorder = CallRecorder(provider, metrics, store, settings.salt(), tracer)
-        chat_completions = ChatCompletions(recorder, response_cache, knobs, router)
+        budgets.rebuild(store)  # month-to-date spend from the store's rows of this month
+        recorder = CallRecorder(provider, metrics, store, settings.salt(), tracer, budgets=budgets)
+        chat_completions = ChatCompletions(recorder, response_cache, knobs, router, budgets)
         state["gateway"] = application.state.gateway = Gateway(settings, metrics, provider, store, recorder,
-                                                               chat_completions)
+                                                               chat_completions, budgets)
         log.info("gateway_started", provider_url=settings.provider_url, store=str(store.path),
                  instrumentation=settings.instrumentation, tracing=tracing.describe())
         yield
@@ -99,6 +102,9 @@ def create_app(settings: Settings | None = None, tracing: tracing_module.Tracing
     # Loopback-only fault knobs for the failure scenarios (stack/faults.py); /metrics renders through them.
     knobs = faults.install(app, metrics.registry, catalog.model_names)
     add_metrics_route(app, knobs.exposed(metrics.registry))
+    budgets = DepartmentBudgets(catalog.monthly_budgets, catalog.cheapest_model, prespent=knobs.budget_spent_usd,
+                                on_action=metrics.record_budget_action)
+    metrics.watch_budgets(budgets.budgets, budgets.status)
 
     @app.exception_handler(Rejection)
     async def _rejected(request: Request, exc: Rejection) -> JSONResponse:
@@ -112,6 +118,11 @@ def create_app(settings: Settings | None = None, tracing: tracing_module.Tracing
         message = f"the call could not be booked, so its answer is withheld: {exc}; nothing was counted"
         return JSONResponse(status_code=503, headers={"X-Request-ID": request_id},
                             content=error_body(503, message, store=str(exc.path), request_id=request_id))
+
+    @app.exception_handler(OverBudget)
+    async def _over_budget(request: Request, exc: OverBudget) -> JSONResponse:
+        return JSONResponse(status_code=exc.status, headers={"X-Request-ID": exc.request_id},
+                            content={"error": exc.error})
 
     def caller_for(request: Request, attribution: Attribution | None, synthetic: bool) -> Caller:
         values = require_attribution(attribution)
@@ -244,11 +255,13 @@ def create_app(settings: Settings | None = None, tracing: tracing_module.Tracing
         require_model(body.model, catalog)
         require_prompt_size([Message(role="user", content=body.question)], catalog)
         knobs.observe_request(caller.request_id, body.model)
+        decision = state["gateway"].budgets.admit(caller.department, body.model, caller.request_id)
         try:
-            outcome = await run_workflow(state["gateway"].recorder, caller, body.question, body.model)
+            outcome = await run_workflow(state["gateway"].recorder, caller, body.question, decision.model)
         except ProviderError as error:
             return provider_failure(error, caller, error.step or "workflow")
-        return JSONResponse(outcome, headers={"X-Request-ID": caller.request_id})
+        return JSONResponse({**outcome, **decision.report()},
+                            headers={"X-Request-ID": caller.request_id, **decision.headers()})
 
     @app.post("/v1/feedback")
     async def feedback(body: FeedbackRequest) -> JSONResponse:

@@ -22,6 +22,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from stack import catalog as catalog_module
 from stack import genai, tracing
 from stack.gateway.evaluation import evaluate
+from stack.gateway.budget import DepartmentBudgets
 from stack.gateway.logs import get_logger, user_hash
 from stack.gateway.metrics import GatewayMetrics
 from stack.gateway.outcomes import RecentOutcomes
@@ -117,12 +118,14 @@ def mark_failed(span: trace.Span, error: ProviderError) -> None:
 
 class CallRecorder:
     def __init__(self, provider: ProviderClient, metrics: GatewayMetrics, store: AttributionStore,
-                 user_hash_salt: str, tracer: trace.Tracer | None = None) -> None:
+                 user_hash_salt: str, tracer: trace.Tracer | None = None,
+                 budgets: DepartmentBudgets | None = None) -> None:
         self.provider = provider
         self.metrics = metrics
         self.store = store
         self.user_hash_salt = user_hash_salt
         self.tracer = tracer or trace.NoOpTracer()
+        self.budgets = budgets  # month-to-date spend per department: each booked cost is added once
         self.outcomes = RecentOutcomes()  # read by /ready
         self.model_outcomes: dict[str, RecentOutcomes] = defaultdict(RecentOutcomes)  # read by /health/detailed
         self.log = get_logger()
@@ -208,6 +211,8 @@ class CallRecorder:
             cache_hit=outcome.cache_hit, saved_cost_usd=outcome.saved_cost_usd,
             requested_model=outcome.requested_model,
         ))
+        if self.budgets is not None and outcome.cost_usd:  # the row is written; a cache hit (cost 0) spends nothing
+            self.budgets.record(caller.department, outcome.cost_usd)
         exemplar = tracing.exemplar(span)
         if outcome.cache_hit:
             self.metrics.record_cache_hit(model, caller.department, outcome.saved_input_tokens,

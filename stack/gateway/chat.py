@@ -1,6 +1,8 @@
-"""POST /v1/chat/completions after its checks: the response cache, then the provider call (streamed or not).
+"""POST /v1/chat/completions after its checks: the monthly budget, the response cache, then the provider call
+(streamed or not).
 
-    request ──► prompt_template_change knob (a fault: a unique token in the system prompt)
+    request ──► monthly budget (budget.py): within it │ over it: 402 (refuse) or the cheapest model (downgrade)
+            ──► prompt_template_change knob (a fault: a unique token in the system prompt)
             ──► response cache: bypass (no seed, or "cache": {"no-cache": true}) │ hit ─► answered from the cache
             ──► miss ──► the requested model, then its fallbacks, each through its circuit breaker (routing.py):
                          provider call, streamed (streamed_call.py) or not (calls.py) ──► kept in the cache if complete
@@ -25,6 +27,7 @@ from fastapi.responses import JSONResponse, Response
 from opentelemetry import trace
 
 from stack.gateway import streamed_call
+from stack.gateway.budget import DepartmentBudgets
 from stack.gateway.calls import Caller, CallRecorder, Outcome
 from stack.gateway.faults import FaultState
 from stack.gateway.provider import ProviderError
@@ -53,12 +56,19 @@ def with_template_nonce(messages: list[dict], nonce: str | None) -> list[dict]:
 
 
 class ChatCompletions:
-    def __init__(self, recorder: CallRecorder, cache: ResponseCache, knobs: FaultState, router: Router) -> None:
-        self.recorder, self.cache, self.knobs, self.router = recorder, cache, knobs, router
+    def __init__(self, recorder: CallRecorder, cache: ResponseCache, knobs: FaultState, router: Router,
+                 budgets: DepartmentBudgets) -> None:
+        self.recorder, self.cache, self.knobs, self.router, self.budgets = recorder, cache, knobs, router, budgets
         self.metrics = recorder.metrics
 
     async def answer(self, caller: Caller, body: ChatRequest) -> Response:
-        """ProviderError reaches the route when the provider fails before anything was sent."""
+        """ProviderError reaches the route when the provider fails before anything was sent; OverBudget (402) when
+        the department has spent its monthly budget and the policy refuses."""
+        # Before the cache: the budget decides which model serves the request, and the cache key holds the model, so a
+        # downgraded request reads and stores answers of the model that really answers it.
+        asked_for = body.model
+        decision = self.budgets.admit(caller.department, body.model, caller.request_id)
+        body = body.model_copy(update={"model": decision.model})
         started = time.perf_counter()
         payload = body.model_dump(include={"model", "messages", "max_tokens", "seed"}, exclude_none=True)
         payload["messages"] = with_template_nonce(payload["messages"], self.knobs.template_nonce())
@@ -68,7 +78,7 @@ class ChatCompletions:
         server_span = trace.get_current_span()
         if server_span.is_recording():
             server_span.set_attribute("llm.response_cache", state.lower())
-        headers = {"X-Request-ID": caller.request_id, "X-Cache": state}
+        headers = {"X-Request-ID": caller.request_id, "X-Cache": state, **decision.headers()}
         if cached is not None:
             return self._hit(caller, body, cached, started, headers)
         if key is not None:
@@ -93,7 +103,7 @@ class ChatCompletions:
         content = dict(reply.body)
         content["gateway"] = {"request_id": caller.request_id, "cost_usd": result.cost_usd,
                               "duration_seconds": round(result.duration_seconds, 4), "cache": state.lower(),
-                              "requested_model": body.model, "served_model": served}
+                              "requested_model": asked_for, "served_model": served, **decision.report()}
         return JSONResponse(content, headers=headers)
 
     async def _route(self, caller: Caller, requested: str, payload: dict,

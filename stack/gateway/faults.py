@@ -14,6 +14,9 @@ instructor's failure scenarios (stack/scenarios), served the way llmsim serves i
     prompt_template_change
                   every chat request's system prompt starts with a unique token (a template change gone wrong): the
                   response cache and the provider's prompt cache stop hitting (read in stack/gateway/chat.py)
+    budget_spent_usd
+                  {department: USD} counted as already spent this month: added to month-to-date spend, so a
+                  department crosses 80 / 90 / 100 % of its monthly budget at once (read in stack/gateway/budget.py)
 
 Every knob is bounded (stack/faults.py: `duration_seconds` <= 900, `max_series` <= 25000) and heals itself when
 its duration ends. Setting a knob again replaces its values and restarts its clock (cardinality keeps the series
@@ -75,6 +78,7 @@ class FaultState:
         self._down_until: float | None = None
         self._rename: tuple[str, float] | None = None  # (new family name without _total, expires_at)
         self._template_until: float | None = None
+        self._prespent: tuple[dict[str, float], float] | None = None  # (USD per department, expires_at)
 
     # ------------------------------------------------------------------ setting and healing
     def apply(self, request: GatewayFaults, exported: set[str]) -> None:
@@ -91,6 +95,8 @@ class FaultState:
             self.set_rename(request.rename, seconds, exported)
         if request.prompt_template_change is not None:
             self.set_prompt_template_change(request.prompt_template_change, seconds)
+        if request.budget_spent_usd is not None:
+            self.set_budget_spent(request.budget_spent_usd, seconds)
 
     def set_cardinality(self, knob: CardinalityFault, seconds: float) -> None:
         now = self.clock()
@@ -112,6 +118,11 @@ class FaultState:
     def set_prompt_template_change(self, on: bool, seconds: float) -> None:
         with self._lock:
             self._template_until = self.clock() + seconds if on else None
+
+    def set_budget_spent(self, usd_by_department: dict[str, float], seconds: float) -> None:
+        """Replaces the pre-spent amounts (an empty mapping heals the knob)."""
+        with self._lock:
+            self._prespent = (dict(usd_by_department), self.clock() + seconds) if usd_by_department else None
 
     def set_rename(self, new_name: str, seconds: float, exported: set[str]) -> None:
         """`exported`: the metric family names the gateway exports (a rename must not collide with one)."""
@@ -141,6 +152,8 @@ class FaultState:
                 self._rename = None
             if knob in (None, "prompt_template_change"):
                 self._template_until = None
+            if knob in (None, "budget_spent_usd"):
+                self._prespent = None
         return [name for name in was if knob in (None, name)]
 
     # ------------------------------------------------------------------ what the gateway asks while serving
@@ -163,6 +176,13 @@ class FaultState:
             return None
         with self._lock:
             return secrets.token_hex(8) if self._active(self.clock())["prompt_template_change"] else None
+
+    def budget_spent_usd(self) -> dict[str, float]:
+        """While budget_spent_usd is on: USD per department to count as already spent this month; else nothing."""
+        if self._prespent is None:
+            return {}
+        with self._lock:
+            return dict(self._prespent[0]) if self._active(self.clock())["budget_spent_usd"] and self._prespent else {}
 
     def renamed_to(self) -> str | None:
         """The family name llm_requests is exported under while the rename knob is on (without _total)."""
@@ -192,12 +212,14 @@ class FaultState:
             rename = self._rename if active["rename"] else None
             template_until = self._template_until if active["prompt_template_change"] else None
             down_until = self._down_until if active["metrics_down"] else None
+            prespent = self._prespent if active["budget_spent_usd"] else None
             values: dict[str, object] = {
                 "cardinality": {"series_per_second": explosion.rate, "max_series": explosion.max_series}
                 if explosion else None,
                 "metrics_down": active["metrics_down"],
                 "rename": f"{rename[0]}_total" if rename else None,
                 "prompt_template_change": active["prompt_template_change"],
+                "budget_spent_usd": dict(prespent[0]) if prespent else None,
             }
             return {
                 "service": "gateway",
@@ -222,6 +244,8 @@ class FaultState:
                     "prompt_template_change": {"value": values["prompt_template_change"],
                                                "active": active["prompt_template_change"],
                                                "heals_in_seconds": heals_in(template_until)},
+                    "budget_spent_usd": {"value": values["budget_spent_usd"], "active": active["budget_spent_usd"],
+                                         "heals_in_seconds": heals_in(prespent[1] if prespent else None)},
                 },
             }
 
@@ -238,8 +262,11 @@ class FaultState:
             self._rename = None
         if self._template_until is not None and now >= self._template_until:
             self._template_until = None
+        if self._prespent is not None and now >= self._prespent[1]:
+            self._prespent = None
         return {"cardinality": self._live_explosion(now) is not None, "metrics_down": self._down_until is not None,
-                "rename": self._rename is not None, "prompt_template_change": self._template_until is not None}
+                "rename": self._rename is not None, "prompt_template_change": self._template_until is not None,
+                "budget_spent_usd": self._prespent is not None}
 
     def _grow(self, explosion: _Explosion, now: float) -> None:
         due = explosion.anchor_invented + int(explosion.rate * (now - explosion.anchor_time))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-OTHER = "other"
+from stack.catalog import OTHER
 
 
 class LabelGuard:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from stack.catalog import Catalog
+from stack.gateway import budget as budget_module
 from stack.gateway.label_guard import LabelGuard
 from stack.gateway.evaluation import EVALUATORS, SCORE_BUCKETS
 from stack.gateway.response_cache import BYPASS_REASONS
@@ -102,6 +105,7 @@ class GatewayMetrics:
         self.cache_entries = Gauge("llm_response_cache_entries", "Answers held by the response cache.", registry=r)
         budget = Gauge("llm_daily_budget_usd", "The daily spending budget from the catalog.", registry=r)
         budget.set(catalog.daily_budget_usd)
+        self._monthly_budget_metrics(catalog)
         self._initialise_children(catalog)
 
     def _initialise_children(self, catalog: Catalog) -> None:
@@ -234,3 +238,40 @@ class GatewayMetrics:
     def record_rejection(self, reason: str) -> None:
         if self.enabled:
             self.rejected.labels(reason).inc()
+
+    # ---------------------------------------------------------------- monthly budgets per department (budget.py)
+    def _monthly_budget_metrics(self, catalog: Catalog) -> None:
+        """One series per budget (the catalog's departments and `other`) and per action: bounded by the catalog."""
+        r, department = self.registry, ["department"]
+        self.budget_monthly = Gauge("llm_budget_monthly_usd", "Monthly budget per department, from the catalog's "
+                                    "budgets.monthly_usd (other: every department the catalog does not list).",
+                                    department, registry=r)
+        self.budget_spent = Gauge("llm_budget_spent_usd", "Month-to-date spend per department (UTC calendar month; "
+                                  "rebuilt from the attribution store at start-up).", department, registry=r)
+        self.budget_remaining = Gauge("llm_budget_remaining_usd", "Monthly budget minus month-to-date spend "
+                                      "(negative: over budget).", department, registry=r)
+        self.budget_projected = Gauge("llm_budget_projected_usd", "Month-end spend at the month-to-date pace: "
+                                      "spent x month length / elapsed time (at least an hour).", department,
+                                      registry=r)
+        self.budget_actions = Counter("llm_budget_policy_actions", "Requests the monthly budget policy acted on: "
+                                      "refused (HTTP 402) or downgraded to the cheapest model.",
+                                      ["department", "action"], registry=r)
+        for name in catalog.monthly_budgets.monthly_usd:
+            for action in budget_module.ACTIONS:
+                self.budget_actions.labels(name, action)
+
+    def watch_budgets(self, budgets: Iterable[str],
+                      status: Callable[[str], budget_module.BudgetStatus]) -> None:
+        """The budget gauges read `status` at every scrape, so the projection moves with the clock and a new month
+        or a healed knob shows without traffic."""
+        if not self.enabled:
+            return
+        for name in budgets:  # the budgets' keys are the values the department guard yields: its list and `other`
+            self.budget_monthly.labels(name).set_function(lambda n=name: status(n).monthly_usd)
+            self.budget_spent.labels(name).set_function(lambda n=name: status(n).spent_usd)
+            self.budget_remaining.labels(name).set_function(lambda n=name: status(n).remaining_usd)
+            self.budget_projected.labels(name).set_function(lambda n=name: status(n).projected_usd)
+
+    def record_budget_action(self, department: str, action: str) -> None:
+        if self.enabled:
+            self.budget_actions.labels(self.department_label(department), action).inc()

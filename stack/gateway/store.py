@@ -163,6 +163,12 @@ class AttributionStore:
     def count(self) -> int:
         return int(self._db.execute("SELECT COUNT(*) FROM llm_calls").fetchone()[0])
 
+    def spend_by_department(self, since_ts: float) -> dict[str, float]:
+        """USD booked per department (as the caller named it) in rows from `since_ts` (epoch seconds) on."""
+        rows = self._db.execute("SELECT department, SUM(cost_usd) FROM llm_calls WHERE ts >= ? GROUP BY department",
+                                (since_ts,))
+        return {department: float(total) for department, total in rows}
+
     def writable(self) -> bool:
         try:
             self._db.execute("BEGIN IMMEDIATE")

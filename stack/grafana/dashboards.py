@@ -408,6 +408,8 @@ def cost_and_attribution() -> dict:
     budget = catalog.load().daily_budget_usd
     folded = f'llm_label_overflow_total{{{GATEWAY},label="department"}}'
     budget_limits = thresholds(BASE, (alerts.BUDGET_WARNING, ORANGE), (alerts.BUDGET_CRITICAL, RED))
+    department_limits = thresholds(BASE, (alerts.DEPARTMENT_BUDGET_INFO, YELLOW),
+                                   (alerts.DEPARTMENT_BUDGET_WARNING, ORANGE), (alerts.DEPARTMENT_BUDGET_CRITICAL, RED))
     money = thresholds((None, BLUE))
     board = (
         dashboard("llmobs-cost", "Cost and attribution",
@@ -463,6 +465,24 @@ def cost_and_attribution() -> dict:
                            "incomplete; the raw value is in the logs and the attribution store.",
                            [query(f"sum(increase({folded}[$__range]))", "folded", instant=True)],
                            thresholds(BASE, (1, ORANGE)), span=6, height=8, decimals=0))
+        .with_row(Row("Monthly budgets"))
+        .with_panel(bars("Monthly budget used by department", "percentunit",
+                         "Month-to-date spend (calendar month, UTC) over each department's budgets.monthly_usd "
+                         f"(stack/catalog.yaml). Yellow from {_pct(alerts.DEPARTMENT_BUDGET_INFO)} (LLMDepartmentBudget "
+                         f"info: shown here only), orange from {_pct(alerts.DEPARTMENT_BUDGET_WARNING)} (chat), red "
+                         f"from {_pct(alerts.DEPARTMENT_BUDGET_CRITICAL)} (pager; the gateway refuses or downgrades "
+                         "the department's calls).",
+                         query(f"sum by (department) (llm_budget_spent_usd{{{GATEWAY}}})\n/\n"
+                               f"max by (department) (llm_budget_monthly_usd{{{GATEWAY}}})", "{{department}}",
+                               instant=True),
+                         department_limits))
+        .with_panel(series("Projected month-end spend by department", "percentunit",
+                           "Where each department's month ends at its month-to-date pace (spent x month length / "
+                           "elapsed time), as a share of its monthly budget: over 100 % means it runs out before the "
+                           "month ends unless it slows down.",
+                           [query(f"sum by (department) (llm_budget_projected_usd{{{GATEWAY}}})\n/\n"
+                                  f"max by (department) (llm_budget_monthly_usd{{{GATEWAY}}})", "{{department}}")],
+                           limits=department_limits))
     )
     return _finish(board)
 

@@ -319,6 +319,52 @@ def budget_cases(c: Ctx) -> list[AlertCase]:
     ]
 
 
+# ---------------------------------------------------------------- LLMDepartmentBudget
+
+def _department_budget(threshold: float) -> Evaluate:
+    """`sum by (department) (spent) / max by (department) (monthly) >= threshold`."""
+    def evaluate(m: Model, t: int) -> Vector:
+        spent = sum_by(("department",), ((s, m.tl.value(s, t)) for s in m.tl.select("llm_budget_spent_usd",
+                                                                                      job="gateway")))
+        monthly: Vector = {}
+        for s in m.tl.select("llm_budget_monthly_usd", job="gateway"):
+            key = labels_of({"department": s.labels["department"]})
+            monthly[key] = max(monthly.get(key, m.tl.value(s, t)), m.tl.value(s, t))
+        used = {k: ratio(v, monthly[k]) for k, v in spent.items() if k in monthly}
+        return {k: v for k, v in used.items() if above(v, threshold, inclusive=True)}
+    return evaluate
+
+
+def department_budget_cases(c: Ctx) -> list[AlertCase]:
+    name = "LLMDepartmentBudget"
+    info, warning, critical = ((name, severity, None) for severity in A.DEPARTMENT_BUDGET_STEPS)
+    budgets = catalog.load().monthly_budgets.monthly_usd
+    lead, run = c.lead, c.run(name)
+
+    def spending(department: str, before: float, after: float, projected: float | None = None) -> World:
+        """`department` has spent `before` of its monthly budget, then `after` (shares); support steadily 30 %."""
+        usd = budgets[department]
+        return (c.world(lead + run).department_budget(department, usd, [(lead, before * usd), (run, after * usd)],
+                                                      projected)
+                .department_budget("support", budgets["support"], [(lead + run, 0.3 * budgets["support"])]))
+
+    return [
+        AlertCase(f"engineering goes from 60% to 85% of its {budgets['engineering']:g} USD monthly budget -> info only "
+                  "(dashboards, no notification)", name, (info,), spending("engineering", 0.6, 0.85)),
+        AlertCase(f"marketing goes from 85% to 93% of its {budgets['marketing']:g} USD budget -> info and warning "
+                  "(chat), not critical", name, (info, warning), spending("marketing", 0.85, 0.93)),
+        AlertCase(f"research has spent 104% of its {budgets['research']:g} USD budget -> info, warning and critical "
+                  "(the gateway refuses or downgrades its calls; Alertmanager mutes the warning under the critical)",
+                  name, (info, warning, critical), spending("research", 0.95, 1.04)),
+        AlertCase(f"departments the catalog does not list share the {budgets['other']:g} USD `other` budget: 101% "
+                  "spent -> info, warning and critical for department other", name, (info, warning, critical),
+                  spending("other", 0.5, 1.01)),
+        AlertCase("sales has spent 79% of its budget, on pace for 150% by the month's end -> quiet (the alert counts "
+                  "money spent; the projection is for dashboards)", name, (),
+                  spending("sales", 0.7, 0.79, projected=1.5 * budgets["sales"])),
+    ]
+
+
 # ---------------------------------------------------------------- TargetDown
 
 def _target_of(s: InputSeries) -> Labels:
@@ -485,6 +531,9 @@ ALERT_TESTS: dict[str, AlertTests] = {
     "LLMResponseCacheHitRatioLow": AlertTests({("warning", None): _cache_hit_ratio}, cache_hit_ratio_cases),
     "LLMDailyBudgetBurn": AlertTests({("warning", None): _budget(A.BUDGET_WARNING),
                                       ("critical", None): _budget(A.BUDGET_CRITICAL)}, budget_cases),
+    "LLMDepartmentBudget": AlertTests({(severity, None): _department_budget(threshold)
+                                       for severity, threshold in A.DEPARTMENT_BUDGET_STEPS.items()},
+                                      department_budget_cases),
     "TargetDown": AlertTests({("critical", None): _target_down}, target_down_cases),
     "LLMMetricsAbsent": AlertTests({("warning", None): _metrics_absent}, metrics_absent_cases),
     "CardinalityGrowth": AlertTests({("warning", "growth"): _growth, ("warning", "sample_limit"): _sample_limit},

@@ -17,6 +17,11 @@ COST_ANOMALY_FACTOR = 3
 COST_FLOOR_USD_PER_HOUR = 1
 BUDGET_WARNING = 0.8
 BUDGET_CRITICAL = 1.0
+# Share of a department's monthly budget spent this month (stack/gateway/budget.py). At 100 % the gateway itself acts
+# (catalog budgets.policy: refuse with 402, or downgrade), so critical pages whoever owns the budget.
+DEPARTMENT_BUDGET_INFO = 0.8
+DEPARTMENT_BUDGET_WARNING = 0.9
+DEPARTMENT_BUDGET_CRITICAL = 1.0
 CARDINALITY_GROWTH_SAMPLES = 500
 NOTIFICATION_FAILURE_RATIO = 0.01
 SECONDS_PER_DAY = 86400
@@ -164,6 +169,37 @@ def _budget(p: Profile, severity: str, threshold: float) -> AlertRule:
     )
 
 
+DEPARTMENT_BUDGET_STEPS = {"info": DEPARTMENT_BUDGET_INFO, "warning": DEPARTMENT_BUDGET_WARNING,
+                           "critical": DEPARTMENT_BUDGET_CRITICAL}
+_DEPARTMENT_BUDGET_MEANING = {
+    "info": "no notification, dashboards only; time to look at who spends it",
+    "warning": "a chat notification; at this pace the budget runs out before the month ends, so tell the department",
+    "critical": "a page; the gateway now applies budgets.policy to the department's calls (refuse: HTTP 402; downgrade: "
+                "the cheapest model answers) until the month ends or the budget is raised",
+}
+
+
+def _department_budget(p: Profile, severity: str) -> AlertRule:
+    threshold = DEPARTMENT_BUDGET_STEPS[severity]
+    steps = ", ".join(f"{s} at {_percent(t)}" for s, t in DEPARTMENT_BUDGET_STEPS.items())
+    return AlertRule(
+        alert="LLMDepartmentBudget",
+        # One gateway exports each department's month-to-date spend; replicas would each export their share.
+        expr=(
+            f"sum by (department) (llm_budget_spent_usd{{{GATEWAY}}})\n"
+            f"/ max by (department) (llm_budget_monthly_usd{{{GATEWAY}}})\n>= {threshold:g}"
+        ),
+        severity=severity,
+        summary="{{ $labels.department }} has spent {{ $value | humanizePercentage }} of its monthly budget",
+        description=(
+            f"Department {{{{ $labels.department }}}} has spent {{{{ $value | humanizePercentage }}}} of its monthly "
+            f"budget this calendar month (UTC): llm_budget_spent_usd / llm_budget_monthly_usd, from the catalog's "
+            f"budgets.monthly_usd ({steps}). At {_percent(threshold)}: {_DEPARTMENT_BUDGET_MEANING[severity]}."
+        ),
+        for_=p.for_("LLMDepartmentBudget"),
+    )
+
+
 def target_down_selector() -> str:
     """`up` of every job `make up` starts: lab targets (topology.yaml lab_targets) run only while a lab notebook does,
     so their being down is normal and must not page anyone."""
@@ -287,6 +323,7 @@ def alert_groups(p: Profile) -> tuple[RuleGroup, RuleGroup]:
         _cache_hit_ratio(p),
         _budget(p, "warning", BUDGET_WARNING),
         _budget(p, "critical", BUDGET_CRITICAL),
+        *(_department_budget(p, severity) for severity in DEPARTMENT_BUDGET_STEPS),
     ))
     stack = RuleGroup(STACK_GROUP, (
         _target_down(p),

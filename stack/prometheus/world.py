@@ -1,6 +1,6 @@
 """What Prometheus would have scraped from the stack over one alert case: the gateway's request counters per model and
 status, latency and time-to-first-token histograms (with the gateway's buckets), streamed calls, response-cache
-lookups, cost counters, the budget gauge, `up` of every target.
+lookups, cost counters, the daily budget gauge and the departments' monthly budget gauges, `up` of every target.
 
 One `World` is the input of one promtool test group. It serves both the generated promtool tests of the stack's own
 rules (alert_cases.py, sampled every profile's test interval) and the V3 rule grader (graders/v3/rules.py, sampled
@@ -140,6 +140,16 @@ class World:
 
     def budget(self, usd_per_day: float) -> World:
         return self.gauge("llm_daily_budget_usd", GATEWAY, [(self.seconds, usd_per_day)])
+
+    def department_budget(self, department: str, monthly_usd: float, spent: Sequence[tuple[Span, float]],
+                          projected: float | None = None) -> World:
+        """One department's monthly budget gauges: llm_budget_monthly_usd, llm_budget_spent_usd (month to date, USD)
+        in phases of (duration, USD spent), and llm_budget_projected_usd (month-end pace) when given."""
+        labels = {**GATEWAY, "department": department}
+        self.gauge("llm_budget_monthly_usd", labels, [(self.seconds, monthly_usd)])
+        if projected is not None:
+            self.gauge("llm_budget_projected_usd", labels, [(self.seconds, projected)])
+        return self.gauge("llm_budget_spent_usd", labels, spent)
 
     # ---------------------------------------------------------------- targets
 
