@@ -150,6 +150,13 @@ def test_scenario_breaks_fires_its_alert_and_heals(clean: LiveStack, name: str) 
             f"`up` must stay 1 while the metric is renamed: {watch.gateway_up}"
         assert promapi.scalar('sum(llm_calls_total{job="gateway"})') is not None, "the new name holds the requests"
 
+    if name == "budget-exhaustion":  # 90 % warns the chat channel, 100 % pages; past 100 % the policy refuses
+        for channel in ("chat", "pager"):
+            live.eventually(lambda channel=channel: live.notifications(channel=channel, alertname="LLMDepartmentBudget"),
+                            DRIVER_RECORD_TIMEOUT, f"an LLMDepartmentBudget notification in {channel}")
+        refused = 'sum(llm_budget_policy_actions_total{job="gateway",department="finance",action="refused"})'
+        live.eventually(lambda: (promapi.scalar(refused) or 0) > 0, DRIVER_RECORD_TIMEOUT,
+                        "finance's requests refused by the budget policy")
     _heal_to_green(clean.run, watch)
     if scenario.params.get("stop") == "gateway":
         assert engine.reset_all(clean.run) == [] and promapi.scalar(GATEWAY_UP) == 1

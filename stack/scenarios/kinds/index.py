@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from stack.scenarios.kinds import alert_storm, cardinality, missing_metrics, prompt_change, provider_fault
+from stack.scenarios.kinds import (alert_storm, budget_burn, cardinality, missing_metrics, prompt_change,
+                                   provider_fault)
 
 KINDS: dict[str, ModuleType] = {
     "provider_fault": provider_fault,
@@ -12,4 +13,5 @@ KINDS: dict[str, ModuleType] = {
     "missing_metrics": missing_metrics,
     "alert_storm": alert_storm,
     "prompt_change": prompt_change,
+    "budget_burn": budget_burn,
 }
