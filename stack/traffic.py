@@ -47,9 +47,10 @@ class TrafficResult:
 def chat_body(model: str, user_id: str, department: str = DEFAULT_DEPARTMENT,
               application: str = DEFAULT_APPLICATION,
               prompt: str = "Summarise the incident report in two sentences.", system: str | None = None,
-              seed: int | None = None, stream: bool = False, no_cache: bool = False) -> dict:
+              seed: int | None = None, stream: bool = False, no_cache: bool = False,
+              max_tokens: int | None = None) -> dict:
     """A chat completion request; `system` goes first as a system message, `no_cache` asks the gateway not to
-    answer from its response cache."""
+    answer from its response cache, `max_tokens` caps the answer."""
     system_messages = [{"role": "system", "content": system}] if system is not None else []
     body: dict = {
         "model": model,
@@ -59,6 +60,8 @@ def chat_body(model: str, user_id: str, department: str = DEFAULT_DEPARTMENT,
     }
     if seed is not None:
         body["seed"] = seed
+    if max_tokens is not None:
+        body["max_tokens"] = max_tokens
     if stream:
         body["stream"] = True
     if no_cache:
@@ -91,16 +94,18 @@ def stream_problem(content_type: str, lines: Iterable[str]) -> str | None:
 
 
 def steady_body(model: str, number: int, department: str = DEFAULT_DEPARTMENT, cacheable: bool = False,
-                stream_share: float = 0.0) -> dict:
-    """The body of SteadyTraffic's request `number`: streamed for `stream_share` of the numbers, evenly spread."""
+                stream_share: float = 0.0, max_tokens: int | None = None) -> dict:
+    """The body of SteadyTraffic's request `number`: streamed for `stream_share` of the numbers, evenly spread;
+    answers capped at `max_tokens` when given."""
     streamed = math.floor((number + 1) * stream_share) > math.floor(number * stream_share)
     user_id = f"traffic-{number % 50}"
     if not cacheable:
-        return chat_body(model, user_id, department, stream=streamed)
+        return chat_body(model, user_id, department, stream=streamed, max_tokens=max_tokens)
     questions = question_pool(REPEATED_QUESTIONS_SEED, DEFAULT_APPLICATION, REPEATED_QUESTIONS,
                               REPEATED_QUESTION_LENGTHS)
     return chat_body(model, user_id, department, DEFAULT_APPLICATION, prompt=questions[number % len(questions)],
-                     system=system_prompt(DEFAULT_APPLICATION), seed=SAMPLING_SEED, stream=streamed)
+                     system=system_prompt(DEFAULT_APPLICATION), seed=SAMPLING_SEED, stream=streamed,
+                     max_tokens=max_tokens)
 
 
 class SteadyTraffic:
@@ -108,13 +113,14 @@ class SteadyTraffic:
     slow provider does not lower the rate."""
 
     def __init__(self, model: str, rate: float, max_requests: int = 2000, max_seconds: float = 300.0,
-                 department: str = DEFAULT_DEPARTMENT, cacheable: bool = False, stream_share: float = 0.0) -> None:
+                 department: str = DEFAULT_DEPARTMENT, cacheable: bool = False, stream_share: float = 0.0,
+                 max_tokens: int | None = None) -> None:
         if rate <= 0 or rate > 50:
             raise ValueError("rate must be in (0, 50] requests per second")
         if not 0 <= stream_share <= 1:
             raise ValueError("stream_share must be between 0 and 1")
         self.model, self.rate, self.department = model, rate, department
-        self.cacheable, self.stream_share = cacheable, stream_share
+        self.cacheable, self.stream_share, self.max_tokens = cacheable, stream_share, max_tokens
         self.max_requests, self.max_seconds = max_requests, max_seconds
         self.result = TrafficResult()
         self._stop = threading.Event()
@@ -136,7 +142,7 @@ class SteadyTraffic:
         self._client.close()
 
     def _send(self, number: int) -> None:
-        body = steady_body(self.model, number, self.department, self.cacheable, self.stream_share)
+        body = steady_body(self.model, number, self.department, self.cacheable, self.stream_share, self.max_tokens)
         broken = False
         try:
             if body.get("stream"):

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from collections.abc import Callable
@@ -186,6 +187,31 @@ def _guard_first_token_on_all_requests(rule: dict) -> None:
         rule["expr"] = rule["expr"].replace("model:llm_streamed_requests:rate", "model:llm_requests:rate")
 
 
+def _read_breaker_state_instantly(rule: dict) -> None:
+    if rule.get("alert") == "LLMCircuitBreakerOpen":
+        rule["expr"] = re.sub(r"max_over_time\((llm_circuit_breaker_state\{[^}]*\})\[\w+\]\)", r"\1", rule["expr"])
+
+
+def _read_tier_instantly(rule: dict) -> None:
+    if rule.get("alert") == "LLMDegradedService":
+        rule["expr"] = re.sub(r"max_over_time\((llm_degradation_tier\{[^}]*\})\[\w+\]\)", r"\1", rule["expr"])
+
+
+def _fallback_ratio_from_hand_overs(rule: dict) -> None:
+    """The fallback share from llm_fallbacks_total{outcome="success"}, by the model that failed last."""
+    if rule.get("record") == "requested_model:llm_fallback_ratio:rate":
+        window = re.search(r"\[(\w+)\]", rule["expr"]).group(1)
+        succeeded = f'rate(llm_fallbacks_total{{job="gateway",outcome="success"}}[{window}])'
+        rule["expr"] = (f'sum by (requested_model) (label_replace({succeeded}, "requested_model", "$1", "from_model", '
+                        f'"(.*)"))\n/\nsum by (requested_model) (rate(llm_routed_requests_total{{job="gateway"}}'
+                        f"[{window}]))")
+
+
+def _headroom_without_traffic_guard(rule: dict) -> None:
+    if rule.get("alert") == "LLMRateLimitHeadroomLow":
+        rule["expr"] = rule["expr"].split("\nand on (model)\n")[0]
+
+
 # (rule file, edit, test file, what promtool's failure output must name)
 BREAKAGES = {
     "warning-threshold-raised": ("llm-alerts.yml", _raise_warning_threshold, "LLMHighErrorRatio.yml",
@@ -198,6 +224,13 @@ BREAKAGES = {
                                            "LLMResponseCacheHitRatioLow.yml", "an averaged rule would"),
     "first-token-guard-on-all-requests": ("llm-alerts.yml", _guard_first_token_on_all_requests,
                                           "LLMTimeToFirstTokenP95High.yml", "do not count"),
+    "breaker-state-read-instantly": ("llm-alerts.yml", _read_breaker_state_instantly, "LLMCircuitBreakerOpen.yml",
+                                     "lucky probe"),
+    "tier-read-instantly": ("llm-alerts.yml", _read_tier_instantly, "LLMDegradedService.yml", "whenever a breaker"),
+    "fallback-ratio-from-hand-overs": ("recording.yml", _fallback_ratio_from_hand_overs, "LLMFallbackRatioHigh.yml",
+                                       "second hand-overs"),
+    "headroom-without-traffic-guard": ("llm-alerts.yml", _headroom_without_traffic_guard,
+                                       "LLMRateLimitHeadroomLow.yml", "stale, not low"),
 }
 
 

@@ -15,16 +15,18 @@ import pytest
 import yaml
 from starlette.testclient import TestClient
 
-from stack import faults, profiles
+from stack import catalog, faults, profiles
 from stack.faults import CardinalityFault, GatewayFaults
 from stack.gateway.app import create_app
 from stack.gateway.faults import FaultState
 from stack.llmsim.app import create_app as create_llmsim
+from stack.llmsim.settings import Settings
 from stack.paths import DOCS_DIR, REPO_ROOT
 from stack.scenarios import registry
 from stack.scenarios.kinds import alert_storm
 from stack.scenarios.kinds.index import KINDS
 from stack.scenarios.model import AlertMatcher, Condition, RegistryError
+from stack.traffic import steady_body
 
 GOOD = """
 scenarios:
@@ -110,6 +112,9 @@ def test_a_good_registry_parses() -> None:
     ("params.traffic", [{"model": "gpt-9", "rate": 1}], ["traffic #1", "unknown model 'gpt-9'"]),
     ("params.traffic", [{"model": "sim-fast", "rate": 500}], ["rate must be", "(0, 20]"]),
     ("params.traffic", [{"model": "sim-fast", "rate": 1, "department": "hr"}], ["unknown department 'hr'"]),
+    ("params.traffic", [{"model": "sim-fast", "rate": 1, "max_tokens": 0}],
+     ["max_tokens", f"1 to {catalog.load().max_output_tokens}"]),
+    ("params.traffic", [{"model": "sim-fast", "rate": 1, "max_tokens": 2.5}], ["max_tokens", "whole number"]),
     ("params.extra", 1, ["unknown setting(s) extra"]),
 ])
 def test_registry_mistakes_are_named(path: str, value: object, words: list[str]) -> None:
@@ -117,6 +122,19 @@ def test_registry_mistakes_are_named(path: str, value: object, words: list[str])
         registry.parse(_edit(path, value))
     for word in words:
         assert word in str(error.value), f"{word!r} not in: {error.value}"
+
+
+def test_traffic_max_tokens_caps_every_answer_of_the_scenario() -> None:
+    """provider-outage's traffic to the expensive model asks for short answers, streamed or not."""
+    entry = registry.load()["provider-outage"].params["traffic"][0]
+    bodies = [steady_body(entry["model"], n, entry["department"], stream_share=0.5, max_tokens=entry["max_tokens"])
+              for n in range(4)]
+    assert {b["max_tokens"] for b in bodies} == {entry["max_tokens"]} and any(b.get("stream") for b in bodies)
+    with TestClient(create_llmsim(Settings(seed=0, latency_scale=0.0))) as llmsim:
+        answer = llmsim.post("/v1/chat/completions", json={
+            k: v for k, v in bodies[0].items() if k in ("model", "messages", "max_tokens")})
+    assert answer.status_code == 200 and answer.json()["usage"]["completion_tokens"] == entry["max_tokens"]
+    assert "max_tokens" not in steady_body("sim-fast", 0)
 
 
 def test_registry_kind_specific_checks() -> None:

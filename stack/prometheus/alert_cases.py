@@ -14,10 +14,13 @@ V3 grader), timings from the profile and thresholds from alerts.py, so the same 
 
 from __future__ import annotations
 
+import itertools
+import math
 from dataclasses import dataclass
 from typing import Callable, Mapping, Sequence
 
 from stack import catalog
+from stack.gateway import metrics, routing
 from stack.profiles import Duration, Profile
 from stack.prometheus import alerts as A
 from stack.prometheus.rule_model import Evaluate, Model
@@ -279,6 +282,176 @@ def cache_hit_ratio_cases(c: Ctx) -> list[AlertCase]:
     ]
 
 
+# ---------------------------------------------------------------- fallbacks and circuit breakers
+
+def _gauge_maxima(m: Model, t: int, name: str) -> Vector:
+    """`max_over_time(<name>{job="gateway"}[breaker window])`: each series' maximum, under its labels (no name).
+    The alerts compare these integer-valued gauges (breaker states, tiers) exactly, without `above`: a maximum on
+    the threshold is the normal case (tier 2 for `>= 2`), and no float rounding is involved."""
+    window = A.breaker_window(m.p)
+    return {labels_of(s.labels): m.tl.max_over_time(s, t, window) for s in m.tl.select(name, job="gateway")}
+
+
+def _breaker_open(m: Model, t: int) -> Vector:
+    return {k: v for k, v in _gauge_maxima(m, t, "llm_circuit_breaker_state").items() if v > A.BREAKER_CLOSED}
+
+
+def _degraded(tier: int) -> Evaluate:
+    return lambda m, t: {k: v for k, v in _gauge_maxima(m, t, "llm_degradation_tier").items() if v >= tier}
+
+
+def _alternating(length: Duration, first: tuple[Duration, float], second: tuple[Duration, float]
+                 ) -> list[tuple[Duration, float]]:
+    """Phases `first`, `second`, `first`, ... cut to `length`."""
+    phases: list[tuple[Duration, float]] = []
+    left, turns = length.seconds, itertools.cycle((first, second))
+    while left > 0:
+        span, value = next(turns)
+        phases.append((Duration(min(span.seconds, left)), value))
+        left -= span.seconds
+    return phases
+
+
+def _breaker_cycle(c: Ctx) -> Duration:
+    """How long a breaker stays open once: catalog.yaml reset_seconds, then the next call probes it (a scrape
+    later at the latest), in whole test steps."""
+    seconds = catalog.load().circuit_breaker.reset_seconds + 1
+    return Duration(math.ceil(seconds / c.step.seconds) * c.step.seconds)
+
+
+def _closed_spell(c: Ctx) -> Duration:
+    """A breaker that closes on one lucky probe and reopens a few calls later: closed for about half the breaker
+    window (at least one test step), so the window still sees it open."""
+    half = A.breaker_window(c.p).seconds // 2 // c.step.seconds * c.step.seconds
+    return Duration(max(c.step.seconds, half))
+
+
+def breaker_cases(c: Ctx) -> list[AlertCase]:
+    name, fires = "LLMCircuitBreakerOpen", (("LLMCircuitBreakerOpen", "warning", None),)
+    lead, run = c.lead, c.run(name)
+    total, cycle = lead + run, _breaker_cycle(c)
+    closed, open_, half_open = (metrics.STATE_VALUES[state] for state in ("closed", "opened", "half-opened"))
+
+    def breakers(reasoning: Sequence[tuple[Duration, float]]) -> World:
+        return c.world(total).breaker(REASONING, [(lead, closed), *reasoning]).breaker(BALANCED, [(total, closed)])
+
+    outage = _alternating(run, (cycle, open_), (c.step, half_open))
+    intermittent = _alternating(run, (cycle, open_), (_closed_spell(c), closed))
+    once = [(cycle, open_), (Duration(run.seconds - cycle.seconds), closed)]
+    return [
+        AlertCase(f"{REASONING}'s provider is down: its breaker stays open, half-open for a scrape whenever a probe is "
+                  f"in flight (every {cycle}) -> fires for {REASONING} only", name, fires, breakers(outage)),
+        AlertCase(f"{REASONING} fails intermittently: its breaker closes on a lucky probe for {_closed_spell(c)} "
+                  f"and reopens, every {cycle} -> fires (an instant state > 0 would restart `for` at every closed "
+                  "scrape)", name, fires, breakers(intermittent)),
+        AlertCase(f"{REASONING}'s breaker opens once for {cycle} (one reset period and its probe), then closes -> "
+                  "quiet (the breaker did its job)", name, (), breakers(once)),
+    ]
+
+
+def degraded_cases(c: Ctx) -> list[AlertCase]:
+    name = "LLMDegradedService"
+    warning, critical = (name, "warning", None), (name, "critical", None)
+    lead, run = c.lead, c.run(name)
+    total, cycle = lead + run, _breaker_cycle(c)
+    full, degraded, last_resort = routing.TIER_FULL, A.DEGRADED_TIER_WARNING, A.DEGRADED_TIER_CRITICAL
+
+    def tiers(after: Sequence[tuple[Duration, float]]) -> World:
+        return c.world(total).tier([(lead, full), *after])
+
+    everything_down = _alternating(run, (cycle, last_resort), (c.step, degraded))
+    once = [(cycle, degraded), (Duration(run.seconds - cycle.seconds), full)]
+    return [
+        AlertCase(f"{REASONING}'s breaker is open: tier {degraded}, its callers get {BALANCED} -> warning only",
+                  name, (warning,), tiers([(run, degraded)])),
+        AlertCase(f"every breaker is open: tier {last_resort} ({FAST} answers everything), tier {degraded} for a "
+                  f"scrape whenever a breaker probes (every {cycle}) -> warning and critical (Alertmanager inhibits "
+                  "the warning)", name, (warning, critical), tiers(everything_down)),
+        AlertCase(f"one breaker opens once: tier {degraded} for {cycle}, then {full} -> quiet", name, (),
+                  tiers(once)),
+    ]
+
+
+def _fallback_ratio(m: Model, t: int) -> Vector:
+    high = {k: v for k, v in m.fallback_ratio(t).items() if above(v, A.FALLBACK_RATIO_MAX)}
+    return _at_least(m.routed(t), m.p.min_request_rate, high)
+
+
+def fallback_ratio_cases(c: Ctx) -> list[AlertCase]:
+    name, fires = "LLMFallbackRatioHigh", (("LLMFallbackRatioHigh", "warning", None),)
+    lead, run = c.lead, c.run(name)
+    total, busy, few = lead + run, c.busy, c.p.min_request_rate / 2
+    flaky, near, transient = 0.12, A.FALLBACK_RATIO_MAX * 0.75, 0.02
+    # A normal day: a transient error now and then hands 2% of the answers to the first fallback.
+    usual = {REASONING: {REASONING: 1 - transient, BALANCED: transient},
+             BALANCED: {BALANCED: 1 - transient, FAST: transient}}
+
+    def answers(reasoning: dict[str, float], balanced: dict[str, float], reasoning_rate: float = busy) -> World:
+        return (c.world(total).routed(REASONING, reasoning_rate, [(lead, usual[REASONING]), (run, reasoning)])
+                .routed(BALANCED, busy, [(lead, usual[BALANCED]), (run, balanced)])
+                .routed(FAST, busy, [(total, {FAST: 1.0})]))
+
+    return [
+        AlertCase(f"{REASONING}'s provider is down: all its answers come from {BALANCED} -> fires for {REASONING} "
+                  f"only ({transient:.0%} before)", name, fires, answers({BALANCED: 1.0}, usual[BALANCED])),
+        AlertCase(f"{REASONING} is down and {BALANCED} fails {flaky:.0%} of its calls: {1 - flaky:.0%} of "
+                  f"{REASONING}'s answers come from {BALANCED}, {flaky:.0%} from {FAST} -> fires for {REASONING} "
+                  f"only; {BALANCED}'s own callers got {FAST} {flaky:.0%} of the time (llm_fallbacks_total counts "
+                  f"{2 * flaky:.0%} of {BALANCED}'s answers under from_model {BALANCED}: {REASONING}'s second "
+                  "hand-overs too)", name, fires,
+                  answers({BALANCED: 1 - flaky, FAST: flaky}, {BALANCED: 1 - flaky, FAST: flaky})),
+        AlertCase(f"{BALANCED} fails {near:.0%} of its calls, {FAST} answers them -> quiet", name, (),
+                  answers(usual[REASONING], {BALANCED: 1 - near, FAST: near})),
+        AlertCase(f"{REASONING} is down but gets only {few:g} requests/s (under the minimum rate), all answered by "
+                  f"{BALANCED} -> quiet", name, (), answers({BALANCED: 1.0}, usual[BALANCED], reasoning_rate=few)),
+    ]
+
+
+# ---------------------------------------------------------------- LLMRateLimitHeadroomLow
+
+def _ratelimit_headroom(m: Model, t: int) -> Vector:
+    """`min by (model, kind) (remaining / limit) < threshold and on (model) model:llm_requests:rate > 0` (one gateway
+    instance per model and kind in the cases, so the minimum is that series)."""
+    limits = {labels_of(s.labels): m.tl.value(s, t) for s in m.tl.select("llm_ratelimit_limit", job="gateway")}
+    headroom = {labels_of({"model": s.labels["model"], "kind": s.labels["kind"]}):
+                ratio(m.tl.value(s, t), limits[labels_of(s.labels)])
+                for s in m.tl.select("llm_ratelimit_remaining", job="gateway") if labels_of(s.labels) in limits}
+    # A rate is exactly 0 when the counter did not move: no rounding can decide `> 0`.
+    called = {dict(k)["model"] for k, rate in m.requests(t).items() if rate > 0}
+    return {k: v for k, v in headroom.items() if below(v, A.RATELIMIT_HEADROOM_MIN) and dict(k)["model"] in called}
+
+
+def ratelimit_headroom_cases(c: Ctx) -> list[AlertCase]:
+    name = "LLMRateLimitHeadroomLow"
+    lead, run = c.lead, c.run(name)
+    total, busy = lead + run, c.busy
+    requests_limit, tokens_limit, usual, tokens_left = 500, 200_000, 0.6, 0.55
+    low, near, spent = A.RATELIMIT_HEADROOM_MIN * 0.8, A.RATELIMIT_HEADROOM_MIN * 1.5, A.RATELIMIT_HEADROOM_MIN / 2
+
+    def calls(phases: Sequence[tuple[Duration, float, float]] = ((total, busy, 0.0),)) -> World:
+        """sim-fast's calls, none of them answered 429."""
+        return (c.world(total).requests(FAST, phases)
+                .provider_errors(FAST, "rate_limited", [(total, 0)]))
+
+    def headroom(requests_left: float, world: World | None = None,
+                 tokens: Sequence[tuple[Duration, float]] = ((total, tokens_left),)) -> World:
+        return ((world or calls()).ratelimit(FAST, "requests", requests_limit, [(lead, usual), (run, requests_left)])
+                .ratelimit(FAST, "tokens", tokens_limit, tokens))
+
+    burst = calls([(lead, busy, 0.0), (run, 0, 0.0)])
+    return [
+        AlertCase(f"{FAST}'s requests quota runs low: {low:.0%} of x-ratelimit-limit-requests left, not one 429 yet "
+                  f"-> fires for {FAST} requests only (tokens: {tokens_left:.0%} left)", name,
+                  ((name, "warning", None),), headroom(low)),
+        AlertCase(f"{near:.0%} of {FAST}'s requests limit left -> quiet", name, (), headroom(near)),
+        AlertCase(f"the provider sends no x-ratelimit-* headers: {FAST} is called, no headroom gauges -> quiet",
+                  name, (), calls()),
+        AlertCase(f"a batch job ends with {spent:.0%} of {FAST}'s tokens limit left and no call follows: the gauge "
+                  "keeps the last answer's value -> quiet (stale, not low)", name, (),
+                  headroom(usual, burst, tokens=[(lead, usual), (run, spent)])),
+    ]
+
+
 # ---------------------------------------------------------------- LLMDailyBudgetBurn
 
 def _budget(threshold: float) -> Evaluate:
@@ -529,6 +702,11 @@ ALERT_TESTS: dict[str, AlertTests] = {
     "LLMProviderRateLimited": AlertTests({("warning", None): _rate_limited}, rate_limited_cases),
     "LLMCostAnomaly": AlertTests({("warning", None): _cost_anomaly}, cost_cases),
     "LLMResponseCacheHitRatioLow": AlertTests({("warning", None): _cache_hit_ratio}, cache_hit_ratio_cases),
+    "LLMCircuitBreakerOpen": AlertTests({("warning", None): _breaker_open}, breaker_cases),
+    "LLMFallbackRatioHigh": AlertTests({("warning", None): _fallback_ratio}, fallback_ratio_cases),
+    "LLMDegradedService": AlertTests({("warning", None): _degraded(A.DEGRADED_TIER_WARNING),
+                                      ("critical", None): _degraded(A.DEGRADED_TIER_CRITICAL)}, degraded_cases),
+    "LLMRateLimitHeadroomLow": AlertTests({("warning", None): _ratelimit_headroom}, ratelimit_headroom_cases),
     "LLMDailyBudgetBurn": AlertTests({("warning", None): _budget(A.BUDGET_WARNING),
                                       ("critical", None): _budget(A.BUDGET_CRITICAL)}, budget_cases),
     "LLMDepartmentBudget": AlertTests({(severity, None): _department_budget(threshold)

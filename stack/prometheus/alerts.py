@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from stack.profiles import Profile
+from stack.gateway import metrics, routing
+from stack.profiles import Duration, Profile
 from stack.prometheus.rules import GATEWAY, AlertRule, RuleGroup
 from stack.prometheus.scrape import lab_jobs
 
@@ -24,6 +25,14 @@ DEPARTMENT_BUDGET_WARNING = 0.9
 DEPARTMENT_BUDGET_CRITICAL = 1.0
 CARDINALITY_GROWTH_SAMPLES = 500
 NOTIFICATION_FAILURE_RATIO = 0.01
+FALLBACK_RATIO_MAX = 0.20
+RATELIMIT_HEADROOM_MIN = 0.10
+# A breaker that probes (half-open) or closes on one lucky call between openings still counts as open: the state
+# gauges are read as their maximum over this many scrapes.
+BREAKER_WINDOW_SCRAPES = 4
+BREAKER_CLOSED = metrics.STATE_VALUES["closed"]
+DEGRADED_TIER_WARNING = routing.TIER_DEGRADED       # fallbacks serve some models
+DEGRADED_TIER_CRITICAL = routing.TIER_LAST_RESORT   # only the last-resort models (or the cache) answer
 SECONDS_PER_DAY = 86400
 
 LLM_GROUP = "llm-alerts"
@@ -138,6 +147,90 @@ def _cache_hit_ratio(p: Profile) -> AlertRule:
             f"unique (a timestamp, a request id)."
         ),
         for_=p.for_("LLMResponseCacheHitRatioLow"),
+    )
+
+
+def breaker_window(p: Profile) -> Duration:
+    """The window the breaker and tier gauges are read over: BREAKER_WINDOW_SCRAPES scrapes."""
+    return Duration(BREAKER_WINDOW_SCRAPES * p.scrape_interval.seconds)
+
+
+def _circuit_breaker_open(p: Profile) -> AlertRule:
+    window, for_ = breaker_window(p), p.for_("LLMCircuitBreakerOpen")
+    return AlertRule(
+        alert="LLMCircuitBreakerOpen",
+        # Half-open (2) only ever follows open (1): a maximum above closed (0) means open within the window, or
+        # probing after having been open. An instant `== 1` would restart `for` at every probe.
+        expr=f"max_over_time(llm_circuit_breaker_state{{{GATEWAY}}}[{window}]) > {BREAKER_CLOSED}",
+        severity="warning",
+        summary="{{ $labels.model }}: circuit breaker open, its calls go to its fallbacks",
+        description=(
+            f"The gateway's circuit breaker of {{{{ $labels.model }}}} was open (or half-open, probing) at least once "
+            f"in every {window} window over the last {for_}: calls to it keep failing, so its callers are served by "
+            f"the next models of its fallback chain (cheaper, less capable). The breaker only moves when a call "
+            f"arrives."
+        ),
+        for_=for_,
+    )
+
+
+def _fallback_ratio(p: Profile) -> AlertRule:
+    return AlertRule(
+        alert="LLMFallbackRatioHigh",
+        expr=(
+            f"requested_model:llm_fallback_ratio:rate > {FALLBACK_RATIO_MAX:g}\nand\n"
+            f"requested_model:llm_routed_requests:rate >= {p.min_request_rate:g}"
+        ),
+        severity="warning",
+        summary="{{ $labels.requested_model }}: {{ $value | humanizePercentage }} of answers come from another model",
+        description=(
+            f"Over the last {p.rate_window}, {{{{ $value | humanizePercentage }}}} of the answered requests for "
+            f"{{{{ $labels.requested_model }}}} were served by a model of its fallback chain instead (threshold "
+            f"{_percent(FALLBACK_RATIO_MAX)}; ignored under {p.min_request_rate:g} answered requests/s). Callers get "
+            f"answers, so the error ratio stays quiet, but not from the model they asked for."
+        ),
+        for_=p.for_("LLMFallbackRatioHigh"),
+    )
+
+
+def _degraded_service(p: Profile, severity: str, tier: int) -> AlertRule:
+    window, for_ = breaker_window(p), p.for_("LLMDegradedService")
+    return AlertRule(
+        alert="LLMDegradedService",
+        # The tier drops for the moment a breaker probes (half-open): its maximum over a few scrapes does not.
+        expr=f"max_over_time(llm_degradation_tier{{{GATEWAY}}}[{window}]) >= {tier}",
+        severity=severity,
+        summary=f"The gateway runs at degradation tier {{{{ $value | humanize }}}} (tier {tier} or worse)",
+        description=(
+            f"The gateway's degradation tier (llm_degradation_tier) reached {{{{ $value | humanize }}}} at least once "
+            f"in every {window} window over the last {for_} (warning from tier {DEGRADED_TIER_WARNING}: some "
+            f"circuit breaker is open and fallbacks serve its "
+            f"callers; critical from tier {DEGRADED_TIER_CRITICAL}: every breaker is open, only the last-resort "
+            f"models or the cache answer)."
+        ),
+        for_=for_,
+    )
+
+
+def _ratelimit_headroom(p: Profile) -> AlertRule:
+    headroom = f"llm_ratelimit_remaining{{{GATEWAY}}} / llm_ratelimit_limit{{{GATEWAY}}}"
+    return AlertRule(
+        alert="LLMRateLimitHeadroomLow",
+        # The gauges keep the last answer's headers: without calls in the window they are stale, not low.
+        expr=(
+            f"min by (model, kind) ({headroom}) < {RATELIMIT_HEADROOM_MIN:g}\n"
+            f"and on (model)\nmodel:llm_requests:rate > 0"
+        ),
+        severity="warning",
+        summary="{{ $labels.model }}: {{ $value | humanizePercentage }} of the provider's {{ $labels.kind }} "
+        "rate limit left",
+        description=(
+            f"The provider's last answers for {{{{ $labels.model }}}} (x-ratelimit-remaining-{{{{ $labels.kind }}}} / "
+            f"x-ratelimit-limit-{{{{ $labels.kind }}}}) leave {{{{ $value | humanizePercentage }}}} of its "
+            f"{{{{ $labels.kind }}}} limit (threshold {_percent(RATELIMIT_HEADROOM_MIN)}), with calls in the last "
+            f"{p.rate_window}: at this pace the provider starts answering 429 (LLMProviderRateLimited) soon."
+        ),
+        for_=p.for_("LLMRateLimitHeadroomLow"),
     )
 
 
@@ -321,6 +414,11 @@ def alert_groups(p: Profile) -> tuple[RuleGroup, RuleGroup]:
         _rate_limited(p),
         _cost_anomaly(p),
         _cache_hit_ratio(p),
+        _circuit_breaker_open(p),
+        _fallback_ratio(p),
+        _degraded_service(p, "warning", DEGRADED_TIER_WARNING),
+        _degraded_service(p, "critical", DEGRADED_TIER_CRITICAL),
+        _ratelimit_headroom(p),
         _budget(p, "warning", BUDGET_WARNING),
         _budget(p, "critical", BUDGET_CRITICAL),
         *(_department_budget(p, severity) for severity in DEPARTMENT_BUDGET_STEPS),

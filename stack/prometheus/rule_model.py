@@ -72,6 +72,20 @@ class Model:
         hits, lookups = self._cache_hits(t), self.cache_lookups(t)
         return {job: ratio(value, lookups[job]) for job, value in hits.items() if job in lookups}
 
+    def routed(self, t: int) -> Vector:
+        """requested_model:llm_routed_requests:rate."""
+        return self._cached("routed", t, lambda at: self.sum_rate(
+            ("requested_model",), at, "llm_routed_requests_total", job="gateway"))
+
+    def fallback_ratio(self, t: int) -> Vector:
+        """requested_model:llm_fallback_ratio:rate: answers another model served over all answers, per requested
+        model; 0 (not absent) for a model nothing fell back from."""
+        window = self.p.rate_window
+        elsewhere = sum_by(("requested_model",), (
+            (s, self.tl.rate(s, t, window)) for s in self.tl.select("llm_routed_requests_total", job="gateway")
+            if s.labels["served_model"] != s.labels["requested_model"]))
+        return {k: ratio(elsewhere[k] if k in elsewhere else 0 * v, v) for k, v in self.routed(t).items()}
+
     def cost_rate(self, t: int) -> Vector:
         return self._cached("cost", t, lambda at: self.sum_rate(("job",), at, "llm_cost_usd_total", job="gateway"))
 

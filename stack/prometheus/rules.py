@@ -53,14 +53,25 @@ def _p95_by_model(histogram: str, window: Duration) -> str:
     return f"histogram_quantile(0.95, sum by (le, model) (rate({histogram}_bucket{{{GATEWAY}}}[{window}])))"
 
 
+def _served_by_a_fallback(window: Duration) -> str:
+    """Answered requests/s per requested model that another model served. PromQL cannot compare two labels of a
+    series, so the series whose served_model equals its requested_model are removed by joining on a copy of
+    requested_model written into served_model (one per requested model: `group` first, so no labels collide)."""
+    routed = f"llm_routed_requests_total{{{GATEWAY}}}"
+    itself = f'label_replace(group by (requested_model) ({routed}), "served_model", "$1", "requested_model", "(.*)")'
+    return (f"sum by (requested_model) (\n  rate({routed}[{window}])\n  unless on (requested_model, served_model)\n"
+            f"  {itself}\n)")
+
+
 def recording_rules(profile: Profile) -> RuleGroup:
-    """Per-model request, error, latency and cost rates, and the gateway's response-cache hit ratio, that the alerts
-    and dashboards share."""
+    """Per-model request, error, latency and cost rates, the gateway's response-cache hit ratio, and per requested
+    model the answered requests and the share a fallback served, that the alerts and dashboards share."""
     w = profile.rate_window
     requests = f"llm_requests_total{{{GATEWAY}}}"
     errors = f'llm_requests_total{{{GATEWAY},status="error"}}'
     cache_hits = f"sum by (job) (rate(llm_response_cache_hits_total{{{GATEWAY}}}[{w}]))"
     cache_lookups = f"{cache_hits}\n+ sum by (job) (rate(llm_response_cache_misses_total{{{GATEWAY}}}[{w}]))"
+    routed = f"sum by (requested_model) (rate(llm_routed_requests_total{{{GATEWAY}}}[{w}]))"
     return RuleGroup(RECORDING_GROUP, (
         RecordingRule("model:llm_requests:rate", f"sum by (model) (rate({requests}[{w}]))"),
         RecordingRule("model:llm_request_errors:rate", f"sum by (model) (rate({errors}[{w}]))"),
@@ -81,6 +92,14 @@ def recording_rules(profile: Profile) -> RuleGroup:
         # All hits over all lookups: the average of per-model ratios would weigh a model with 3 lookups like one
         # with 3000.
         RecordingRule("job:llm_response_cache_hit_ratio:rate", f"{cache_hits}\n/\n({cache_lookups})"),
+        RecordingRule("requested_model:llm_routed_requests:rate", routed),
+        # By requested model, not from llm_fallbacks_total: a request that falls back twice is counted there under
+        # the second model that failed (from_model), not under the one the caller asked for. `or 0 * ...`: 0 for a
+        # model nothing fell back from, rather than no series.
+        RecordingRule(
+            "requested_model:llm_fallback_ratio:rate",
+            f"(\n{_served_by_a_fallback(w)}\nor\n0 * {routed}\n)\n/\n{routed}",
+        ),
         RecordingRule("job:llm_cost_usd:rate", f"sum by (job) (rate(llm_cost_usd_total{{{GATEWAY}}}[{w}]))"),
         # The average of the short rate, so a freshly started Prometheus does not see a tiny baseline.
         RecordingRule(

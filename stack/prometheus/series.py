@@ -269,10 +269,17 @@ class Timeline:
         increase = self.increase(s, t, window)
         return None if increase is None else increase / window.seconds
 
-    def min_over_time(self, s: InputSeries, t: int, window: Duration) -> float:
+    def _in_window(self, s: InputSeries, t: int, window: Duration) -> list[float]:
+        """The samples in [t - window, t] (both ends included in Prometheus 2.x)."""
         step = self.interval.seconds
         first = -(-max(0, t - window.seconds) // step) * step
-        return min(self.value(s, at) for at in range(first, t + 1, step))
+        return [self.value(s, at) for at in range(first, t + 1, step)]
+
+    def min_over_time(self, s: InputSeries, t: int, window: Duration) -> float:
+        return min(self._in_window(s, t, window))
+
+    def max_over_time(self, s: InputSeries, t: int, window: Duration) -> float:
+        return max(self._in_window(s, t, window))
 
     def delta(self, s: InputSeries, t: int, window: Duration) -> float | None:
         pair = self._first_last(s, t, window, counter_like=False)

@@ -188,8 +188,13 @@ def recording_test_groups(p: Profile, step: Duration) -> list[dict]:
     # Response-cache lookups/s and the share that hits: 5 hits in 8 lookups over every model and instance.
     lookups = (World(duration.seconds, step).cache_lookups(FAST, [(duration, 4, 0.75)])
                .cache_lookups(FAST, [(duration, 2, 1.0)], replica).cache_lookups(REASONING, [(duration, 2, 0.0)]))
-    ratio_model, latency_model, cost_model, streamed_model, cache_model = (
-        Model(p, Timeline(step, s)) for s in (requests, latency, costs, streamed.input, lookups.input))
+    # Answered requests/s by the model that served them: sim-reasoning 2/s itself and 1/s by sim-balanced on the
+    # first replica, 1/s by sim-fast on the second (2 of 4 from a fallback); sim-balanced 2/s itself (none).
+    answers = (World(duration.seconds, step).routed(REASONING, 3, [(duration, {REASONING: 2 / 3, BALANCED: 1 / 3})])
+               .routed(REASONING, 1, [(duration, {FAST: 1.0})], replica)
+               .routed(BALANCED, 2, [(duration, {BALANCED: 1.0})]))
+    ratio_model, latency_model, cost_model, streamed_model, cache_model, routed_model = (
+        Model(p, Timeline(step, s)) for s in (requests, latency, costs, streamed.input, lookups.input, answers.input))
     if ratio_model.error_ratio(w.seconds) == {labels_of({"model": FAST}): 1.0}:
         raise CaseError("the error-ratio case cannot tell aggregated from per-series division")
     steady = p.baseline_window.seconds + w.seconds
@@ -222,6 +227,13 @@ def recording_test_groups(p: Profile, step: Duration) -> list[dict]:
              _expr_test(record, t, compute(t)) for t in (w.seconds, duration.seconds)
              for record, compute in (("job:llm_response_cache_lookups:rate", cache_model.cache_lookups),
                                      ("job:llm_response_cache_hit_ratio:rate", cache_model.cache_hit_ratio))]},
+        {"name": f"fallback ratio per requested model: answers another model served / all answers, summed over "
+                 f"instances: 2 of 4 for {REASONING}; 0 (not absent) for {BALANCED}, which nothing fell back from",
+         "interval": str(step), "input_series": answers.input_series(),
+         "promql_expr_test": [
+             _expr_test(record, t, compute(t)) for t in (w.seconds, duration.seconds)
+             for record, compute in (("requested_model:llm_routed_requests:rate", routed_model.routed),
+                                     ("requested_model:llm_fallback_ratio:rate", routed_model.fallback_ratio))]},
         {"name": f"cost rate per job, and its {p.baseline_window} baseline",
          "interval": str(step), "input_series": [s.as_dict() for s in costs],
          "promql_expr_test": [

@@ -1,6 +1,8 @@
 """What Prometheus would have scraped from the stack over one alert case: the gateway's request counters per model and
 status, latency and time-to-first-token histograms (with the gateway's buckets), streamed calls, response-cache
-lookups, cost counters, the daily budget gauge and the departments' monthly budget gauges, `up` of every target.
+lookups, cost counters, the daily budget gauge and the departments' monthly budget gauges, circuit-breaker states and
+the degradation tier, answered requests by requested and served model (with the fallback hand-overs they imply),
+rate-limit headroom, `up` of every target.
 
 One `World` is the input of one promtool test group. It serves both the generated promtool tests of the stack's own
 rules (alert_cases.py, sampled every profile's test interval) and the V3 rule grader (graders/v3/rules.py, sampled
@@ -17,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
-from stack import topology
+from stack import catalog, topology
 from stack.gateway.metrics import LATENCY_BUCKETS_SECONDS, TTFT_BUCKETS_SECONDS
 from stack.profiles import Duration
 from stack.prometheus.scrape import SCRAPED_SERVICES, lab_jobs
@@ -151,6 +153,49 @@ class World:
             self.gauge("llm_budget_projected_usd", labels, [(self.seconds, projected)])
         return self.gauge("llm_budget_spent_usd", labels, spent)
 
+    # ---------------------------------------------------------------- fallbacks, circuit breakers, rate limits
+
+    def breaker(self, model: str, phases: Sequence[tuple[Span, float]]) -> World:
+        """llm_circuit_breaker_state of one model from phases of (duration, state): 0 closed, 1 open, 2 half-open
+        (stack/gateway/metrics.py STATE_VALUES)."""
+        return self.gauge("llm_circuit_breaker_state", {**GATEWAY, "model": model}, phases)
+
+    def tier(self, phases: Sequence[tuple[Span, float]]) -> World:
+        """llm_degradation_tier from phases of (duration, tier): 1 full service ... 4 cache only
+        (stack/gateway/routing.py)."""
+        return self.gauge("llm_degradation_tier", GATEWAY, phases)
+
+    def routed(self, requested: str, rate: float, phases: Sequence[tuple[Span, Mapping[str, float]]],
+               where: Mapping[str, str] = GATEWAY) -> World:
+        """`rate` answered requests/s for `requested`, shared per phase among the models of its fallback chain
+        (catalog.yaml) that served them: llm_routed_requests_total{requested_model,served_model}, and
+        llm_fallbacks_total of the hand-overs each answer took (every model before the one that served failed).
+        A series exists for every served model and hand-over that occurs in some phase."""
+        chain = (requested, *catalog.load().models[requested].fallbacks)
+        unknown = {served for _, shares in phases for served in shares} - set(chain)
+        if unknown:
+            raise CaseError(f"{requested} falls back to {list(chain[1:])}, not to {sorted(unknown)}")
+        served_models = [m for m in chain if any(shares.get(m) for _, shares in phases)]
+        for served in served_models:
+            self.counter("llm_routed_requests_total", {**where, "requested_model": requested,
+                                                       "served_model": served},
+                         [(span, rate * shares.get(served, 0.0)) for span, shares in phases])
+        for hand_over in dict.fromkeys(h for served in served_models for h in _hand_overs(chain, served)):
+            from_model, to_model, outcome = hand_over
+            self.counter("llm_fallbacks_total", {**where, "from_model": from_model, "to_model": to_model,
+                                                 "outcome": outcome},
+                         [(span, sum(rate * share for served, share in shares.items()
+                                     if hand_over in _hand_overs(chain, served))) for span, shares in phases])
+        return self
+
+    def ratelimit(self, model: str, kind: str, limit: float, phases: Sequence[tuple[Span, float]]) -> World:
+        """The provider's rate-limit headers as the gateway exports them for one model and kind (requests or
+        tokens): llm_ratelimit_limit at `limit`, llm_ratelimit_remaining from phases of (duration, share of it
+        left)."""
+        labels = {**GATEWAY, "model": model, "kind": kind}
+        self.gauge("llm_ratelimit_limit", labels, [(span, limit) for span, _ in phases])
+        return self.gauge("llm_ratelimit_remaining", labels, [(span, share * limit) for span, share in phases])
+
     # ---------------------------------------------------------------- targets
 
     def up_phases(self, phases: Mapping[str, Sequence[tuple[Span, float]]] = {}) -> World:
@@ -209,6 +254,13 @@ class World:
                 values = values[:end // step + 1] + ["stale"]
             rendered.append({"series": s.series, "values": " ".join(values)})
         return rendered
+
+
+def _hand_overs(chain: Sequence[str], served: str) -> list[tuple[str, str, str]]:
+    """(from_model, to_model, outcome) of each hand-over an answer from `served` took along `chain`: every model
+    before it failed; the last hand-over, to `served`, succeeded."""
+    position = chain.index(served)
+    return [(chain[i], chain[i + 1], "success" if i + 1 == position else "error") for i in range(position)]
 
 
 def _up_levels() -> dict[str, int]:

@@ -19,8 +19,9 @@ from stack.traffic import SteadyTraffic
 MAX_TRAFFIC_RATE = 20.0  # requests per second per traffic entry
 KNOB_GRACE_SECONDS = 5.0  # knobs outlive the scenario by this much, so they heal themselves even if the driver dies
 # A traffic entry: model and rate (requests/s), department; stream_share (0..1, streamed calls: time to first token);
-# cacheable (repeated seeded questions after a shared system prompt: the response and prompt caches hit).
-TRAFFIC_KEYS = frozenset({"model", "rate", "department", "stream_share", "cacheable"})
+# cacheable (repeated seeded questions after a shared system prompt: the response and prompt caches hit); max_tokens
+# (caps every answer: keeps traffic to an expensive model within the classroom's small pro-rated budget).
+TRAFFIC_KEYS = frozenset({"model", "rate", "department", "stream_share", "cacheable", "max_tokens"})
 RECOVERY_TRAFFIC_SECONDS = 20.0  # traffic goes on this long at most after the heal, to show the signal recover
 TIMEOUT = 10.0
 
@@ -62,7 +63,8 @@ class Context:
                                               max_seconds=seconds,
                                               department=entry.get("department", "engineering"),
                                               cacheable=bool(entry.get("cacheable", False)),
-                                              stream_share=float(entry.get("stream_share", 0.0))).__enter__())
+                                              stream_share=float(entry.get("stream_share", 0.0)),
+                                              max_tokens=entry.get("max_tokens")).__enter__())
         if self.traffic:
             total = sum(float(e["rate"]) for e in self.params["traffic"])
             self.note(f"traffic started: {total:g} requests/s over {len(self.traffic)} stream(s)")
@@ -98,6 +100,11 @@ def validate_traffic(params: Mapping[str, Any], required: bool = False) -> None:
             raise ValueError(f"traffic #{number}: stream_share must be the share of streamed calls, 0 to 1")
         if not isinstance(entry.get("cacheable", False), bool):
             raise ValueError(f"traffic #{number}: cacheable must be true or false")
+        max_tokens = entry.get("max_tokens", known.max_output_tokens)
+        if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or \
+                not 1 <= max_tokens <= known.max_output_tokens:
+            raise ValueError(f"traffic #{number}: max_tokens must be a whole number of tokens, 1 to "
+                             f"{known.max_output_tokens} (catalog.yaml limits.max_output_tokens)")
         department = entry.get("department", "engineering")
         if department not in known.departments:
             raise ValueError(f"traffic #{number}: unknown department {department!r}; departments: "
