@@ -7,6 +7,7 @@ installs) validates and resolves the file, and the rest is read with PyYAML.
 from __future__ import annotations
 
 import os
+import posixpath
 import re
 import shutil
 import subprocess
@@ -17,6 +18,7 @@ import pytest
 import yaml
 
 from stack import topology
+from stack.alertmanager.config import TEMPLATES_DIR
 from stack.profiles import PROFILE_NAMES
 from stack.runner.services import ENTRYPOINTS
 
@@ -375,6 +377,21 @@ def test_prometheus_rule_files_resolve_inside_the_container(profile: str) -> Non
         assert list(config_file.parent.glob(pattern)), (
             f"rule_files entry {pattern!r} in {config_file.relative_to(REPO)} matches no file"
         )
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_alertmanager_notification_templates_resolve_inside_the_container(profile: str) -> None:
+    """The config names its templates relative to its own folder; the container sees the repository's ones there."""
+    resolved = resolved_config(profile)["services"]["alertmanager"]
+    config_path = PurePosixPath(flags(resolved["command"])["--config.file"])
+    patterns = yaml.safe_load(host_path_of(resolved, str(config_path)).read_text()).get("templates") or []
+    assert patterns, f"stack/alertmanager/{profile}/alertmanager.yml loads no templates: notifications would be bare"
+    for pattern in patterns:
+        assert not pattern.startswith("/"), f"templates entry {pattern!r} must be relative to the config's folder"
+        inside = posixpath.normpath(str(config_path.parent / pattern))
+        folder = host_path_of(resolved, posixpath.dirname(inside))
+        assert folder == TEMPLATES_DIR, f"{inside} in the container is {folder} on the host, not {TEMPLATES_DIR}"
+        assert list(folder.glob(posixpath.basename(inside))), f"templates entry {pattern!r} matches no file"
 
 
 @pytest.mark.parametrize(("service", "binary"), [("prometheus", "prometheus"), ("alertmanager", "prometheus-alertmanager")])

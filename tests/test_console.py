@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -22,13 +21,11 @@ import pytest
 from stack import profiles, topology
 from stack.scenarios import engine, registry
 from tests import live
+from tests.browser import chromium
 from tests.conftest import LiveStack
 
 pytestmark = pytest.mark.stack
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run", "--disable-quic"]
 SCENARIO = "metrics-endpoint-down"
 KEY_ALERT = 'TargetDown{job="gateway"}'
 RUN_FOR_SECONDS = 90  # longer than the test needs: the Heal button, not the timer, ends it
@@ -48,25 +45,6 @@ def console(stack: LiveStack) -> Iterator[LiveStack]:
     yield stack
     engine.heal(stack.run)
     engine.heal(stack.run)
-
-
-@contextmanager
-def chromium() -> Iterator[object]:
-    """Debian's chromium under Playwright; a missing one fails the test (not a skip) and says how to install it."""
-    if not CHROMIUM.exists():
-        pytest.fail(f"Debian's chromium is not installed ({CHROMIUM} is missing); `make test` installs it, or run "
-                    "`bash stack/runner/os-packages.sh chromium:chromium`", pytrace=False)
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        pytest.fail("the playwright Python package is missing; `make test` installs it (the dev extra of "
-                    "pyproject.toml)", pytrace=False)
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
 
 
 @live.GATEWAY_OUTAGES

@@ -15,14 +15,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from stack import catalog
 from tests import inprocess
 
 LIMITS = catalog.load()
-EXAMPLES_PER_ENDPOINT = 180  # 7 endpoints: 1,260 cases
+EXAMPLES_PER_ENDPOINT = 180  # 9 endpoints: 1,620 cases
 SETTINGS = settings(max_examples=EXAMPLES_PER_ENDPOINT, deadline=None, derandomize=True, database=None,
                     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
                                            HealthCheck.data_too_large])
@@ -36,6 +36,13 @@ ALERT = {"version": "4", "groupKey": "g", "truncatedAlerts": 0, "status": "firin
          "alerts": [{"status": "firing", "labels": {"alertname": "X"}, "annotations": {"summary": "s"},
                      "startsAt": "2026-01-01T00:00:00Z", "endsAt": None, "generatorURL": "http://p",
                      "fingerprint": "f"}]}
+SLACK = {"channel": "#chat", "attachments": [{"title": "[FIRING:1] X warning", "text": "• s", "title_link": "http://r",
+                                              "fields": [{"title": "Severity", "value": "warning", "short": True}],
+                                              "actions": [{"type": "button", "text": "Runbook", "url": "http://r"}]}]}
+PAGERDUTY = {"routing_key": "k", "event_action": "trigger", "dedup_key": "d",
+             "payload": {"summary": "[FIRING:1] X critical: s", "source": "Alertmanager", "severity": "critical",
+                         "class": "X", "custom_details": {"firing": "• s"}},
+             "links": [{"href": "http://r", "text": "Runbook"}]}
 LLMSIM_FAULTS = {"error_rate": 0.0, "models": ["sim-fast"], "duration_seconds": 1}
 GATEWAY_FAULTS = {"metrics_down": False, "rename": "llm_calls_total", "duration_seconds": 1}
 
@@ -120,6 +127,8 @@ ENDPOINTS = [
     Endpoint("llmsim", "/faults", LLMSIM_FAULTS),
     Endpoint("receiver", "/hook/pager", ALERT),
     Endpoint("receiver", "/hook/x", ALERT),
+    Endpoint("receiver", "/hook/chat/slack", SLACK),
+    Endpoint("receiver", "/hook/pager/pagerduty", PAGERDUTY),
 ]
 
 
@@ -155,8 +164,11 @@ def _check(stack: inprocess.Stack, endpoint: Endpoint, body: bytes) -> int:
 def test_hostile_bodies_get_no_5xx_and_refusals_leave_no_trace(stack: inprocess.Stack, endpoint: Endpoint) -> None:
     statuses: Counter[int] = Counter()
 
+    # Which bodies hypothesis draws depends on the constants of the modules imported so far (the rest of the
+    # session), so the one body over the limit is given, not left to the draws.
     @SETTINGS
     @given(body=hostile_bodies(endpoint.base))
+    @example(body=b" " * (LIMITS.max_body_bytes[endpoint.service] + 1))
     def run(body: bytes) -> None:
         statuses[_check(stack, endpoint, body)] += 1
 
@@ -171,4 +183,4 @@ def test_the_untouched_bodies_are_accepted(stack: inprocess.Stack) -> None:
     for endpoint in ENDPOINTS:
         response = getattr(stack, endpoint.service).post(endpoint.path, json=endpoint.base)
         _heal(stack)
-        assert response.status_code == 200, (endpoint, response.text)
+        assert response.status_code in (200, 202), (endpoint, response.text)

@@ -23,6 +23,13 @@ ALERT = {"status": "firing", "receiver": "pager", "groupKey": "g", "externalURL"
          "alerts": [{"status": "firing", "labels": {"alertname": "X", "severity": "page"},
                      "annotations": {"summary": "s", "runbook_url": "r"}, "startsAt": "2026-01-01T00:00:00Z",
                      "endsAt": "", "generatorURL": "http://prom", "fingerprint": "f"}]}
+SLACK = {"channel": "#chat", "attachments": [{"title": "[FIRING:1] X warning", "text": "t",
+                                              "fields": [{"title": "Severity", "value": "warning"}],
+                                              "actions": [{"type": "button", "text": "Runbook", "url": "http://r"}]}]}
+PAGERDUTY = {"routing_key": "k", "event_action": "trigger", "dedup_key": "d",
+             "payload": {"summary": "[FIRING:1] X critical: s", "source": "Alertmanager", "severity": "critical",
+                         "custom_details": {"firing": "• s"}},
+             "links": [{"href": "http://r", "text": "Runbook"}]}
 
 # (service, path, body, field): every string field of every POST body of the three services.
 CASES = [
@@ -40,6 +47,13 @@ CASES = [
         "commonAnnotations.summary", "alerts.0.status", "alerts.0.labels.alertname", "alerts.0.labels.severity",
         "alerts.0.annotations.summary", "alerts.0.startsAt", "alerts.0.endsAt", "alerts.0.generatorURL",
         "alerts.0.fingerprint")],
+    *[("receiver", "/hook/chat/slack", SLACK, field) for field in (
+        "channel", "attachments.0.title", "attachments.0.text", "attachments.0.fields.0.title",
+        "attachments.0.fields.0.value", "attachments.0.actions.0.type", "attachments.0.actions.0.text",
+        "attachments.0.actions.0.url")],
+    *[("receiver", "/hook/pager/pagerduty", PAGERDUTY, field) for field in (
+        "routing_key", "event_action", "dedup_key", "payload.summary", "payload.source", "payload.severity",
+        "payload.custom_details.firing", "links.0.href", "links.0.text")],
 ]
 
 

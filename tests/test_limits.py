@@ -106,6 +106,24 @@ def test_the_receiver_cuts_long_annotations_with_a_marker(stack: inprocess.Stack
     assert len(json.dumps(stored, ensure_ascii=False).encode()) < 3 * limit
 
 
+def test_the_receiver_cuts_long_rendered_texts_of_chat_and_pager_with_a_marker(stack: inprocess.Stack) -> None:
+    limit = LIMITS.max_annotation_bytes
+    long = "é" * limit  # 2 bytes a character
+    slack = {"attachments": [{"title": "[FIRING:1] Big warning " + long, "text": long,
+                              "fields": [{"title": "Severity", "value": long}]}]}
+    pagerduty = {"routing_key": "k", "event_action": "trigger", "dedup_key": "d",
+                 "payload": {"summary": "[FIRING:1] Big critical: " + long, "source": "s", "severity": "critical",
+                             "custom_details": {"firing": long}}}
+    assert stack.receiver.post("/hook/chat/slack", json=slack).status_code == 200
+    assert stack.receiver.post("/hook/pager/pagerduty", json=pagerduty).status_code == 202
+    event, message = (n["payload"] for n in stack.receiver.get("/api/notifications").json()["notifications"])
+    attachment = message["attachments"][0]
+    texts = [attachment["title"], attachment["text"], attachment["fields"][0]["value"], event["payload"]["summary"],
+             event["payload"]["custom_details"]["firing"]]
+    assert all(len(text.encode()) < limit + 40 and text.endswith(" bytes]") for text in texts), texts
+    assert attachment["title"].startswith("[FIRING:1] Big warning ")
+
+
 def test_truncation_keeps_short_text_and_whole_characters() -> None:
     assert truncate_text("short", 10) == "short"
     assert truncate_text("ab€", 3) == "ab… [truncated 3 bytes]"

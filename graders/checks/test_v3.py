@@ -68,7 +68,8 @@ def _our_pages(token: str) -> tuple[list[dict], list[dict]]:
     receiver = topology.load()["receiver"].url
     found = httpx.get(f"{receiver}/api/notifications", params={"alertname": "LLMHighErrorRatio", "limit": 500},
                       timeout=5).json()["notifications"]
-    ours = [(n["channel"], alert) for n in found for alert in n["payload"]["alerts"]
+    # the stack's own Alertmanager posts PagerDuty events and Slack messages (no `alerts`): never ours
+    ours = [(n["channel"], alert) for n in found if n["format"] == "webhook" for alert in n["payload"]["alerts"]
             if alert["labels"].get(TOKEN_LABEL) == token]
     pages = [alert for channel, alert in ours if channel == "pager" and alert["labels"].get("severity") == "critical"
              and alert["labels"].get("model") == FAULT_MODEL]

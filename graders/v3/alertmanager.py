@@ -27,7 +27,7 @@ import yaml
 from graders.labcheck import fail, yaml_value
 from graders.v3.rules import TIMING, reject, seconds_of
 from stack import topology
-from stack.alertmanager.config import alertmanager_config
+from stack.alertmanager.config import standalone_config
 from stack.runner.binaries import complaint_about
 from stack.runner.binaries import find as find_binary
 
@@ -375,7 +375,7 @@ def _post_silences(make_silence: Callable[[datetime, datetime], Any]) -> dict:
             reject(f"the silence has no {key}", "createdBy: who planned the maintenance; comment: why (a change "
                    "ticket): Alertmanager refuses silences without them, and on-call reads them")
     alerts = maintenance_alerts()
-    with temporary_alertmanager(alertmanager_config(TIMING)) as am:
+    with temporary_alertmanager(standalone_config(TIMING)) as am:
         _post_alerts(am.url, [labels for _, labels, _ in alerts])
         response = httpx.post(f"{am.url}/api/v2/silences", json=dict(body), timeout=5)
         if response.status_code != 200:

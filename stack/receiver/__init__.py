@@ -1,1 +1,1 @@
-"""Webhook receiver standing in for Slack and PagerDuty: stores and shows every Alertmanager notification."""
+"""Alert receiver standing in for Slack and PagerDuty: stores and shows every Alertmanager notification."""

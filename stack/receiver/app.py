@@ -1,4 +1,6 @@
-"""HTTP surface of the alert receiver: /hook/<channel> for Alertmanager, /api/notifications, the page, runbooks.
+"""HTTP surface of the alert receiver: the hooks Alertmanager posts to (hooks.py: /hook/<channel> for its webhook,
+/hook/<channel>/slack and /hook/<channel>/pagerduty for the rendered chat and pager notifications), /api/notifications,
+the page, runbooks.
 
 It only receives and shows. The runner serves it with the instructor console's routes added (stack/console), on
 the same port; `python -m stack.receiver` serves the receiver alone."""
@@ -16,10 +18,13 @@ from prometheus_client import CollectorRegistry, Counter
 
 from stack import catalog
 from stack.paths import DOCS_DIR, run_dir
+from stack.receiver.formats import Received
+from stack.receiver.hooks import Format, hook_path
+from stack.receiver.pagerduty import PagerDutyEvent
 from stack.receiver.payload import Notification
 from stack.receiver.runbooks import Runbooks
+from stack.receiver.slack import SlackMessage
 from stack.receiver.store import NotificationStore
-from stack.receiver.truncate import bounded
 from stack.web import add_metrics_route, install_error_handlers, problem
 
 CHANNEL_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
@@ -51,14 +56,29 @@ def create_app(data_dir: Path | None = None, runbooks_dir: Path | None = None) -
     async def health() -> dict:
         return {"status": "ok"}
 
-    @app.post("/hook/{channel}")
-    async def hook(channel: str, notification: Notification) -> dict:
+    def keep(channel: str, kind: Format, notification: Received) -> int:
         if not CHANNEL_NAME.match(channel):
             raise HTTPException(404, problem(404, f"channel {channel!r} is not a valid name: use lower-case "
                                                      "letters, digits, '-' or '_' (at most 40), e.g. /hook/pager"))
-        notification_id = store.add(channel, bounded(notification, limits.max_annotation_bytes))
-        received.labels(channel, notification.status).inc()
-        return {"stored": notification_id, "channel": channel, "alerts": len(notification.alerts)}
+        notification_id = store.add(channel, kind, notification.bounded(limits.max_annotation_bytes))
+        received.labels(channel, notification.filing().status).inc()
+        return notification_id
+
+    @app.post(hook_path("{channel}", "webhook"))
+    async def hook(channel: str, notification: Notification) -> dict:
+        stored = keep(channel, "webhook", notification)
+        return {"stored": stored, "channel": channel, "alerts": len(notification.alerts)}
+
+    @app.post(hook_path("{channel}", "slack"))
+    async def slack_hook(channel: str, message: SlackMessage) -> dict:
+        # answered as Slack's API answers (`"ok": true`), for an Alertmanager that reads the body
+        return {"ok": True, "stored": keep(channel, "slack", message), "channel": channel}
+
+    @app.post(hook_path("{channel}", "pagerduty"), status_code=202)
+    async def pagerduty_hook(channel: str, event: PagerDutyEvent) -> dict:
+        stored = keep(channel, "pagerduty", event)
+        return {"status": "success", "message": "Event processed", "dedup_key": event.dedup_key,
+                "stored": stored, "channel": channel}
 
     @app.get("/api/notifications")
     async def notifications(

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from stack.private_files import create_private
-
-from stack.receiver.payload import Notification
+from stack.receiver.formats import Received, load
+from stack.receiver.hooks import Format
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS notifications (
@@ -21,7 +21,8 @@ CREATE TABLE IF NOT EXISTS notifications (
     status      TEXT NOT NULL,
     alertnames  TEXT NOT NULL,
     alert_count INTEGER NOT NULL,
-    payload     TEXT NOT NULL
+    payload     TEXT NOT NULL,
+    format      TEXT NOT NULL DEFAULT 'webhook'
 );
 CREATE INDEX IF NOT EXISTS notifications_by_channel ON notifications (channel, id);
 """
@@ -39,22 +40,26 @@ class NotificationStore:
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.executescript(SCHEMA)
+        if "format" not in {row[1] for row in self._db.execute("PRAGMA table_info(notifications)")}:
+            # a store from before the chat and pager formats: everything in it came as a webhook
+            self._db.execute("ALTER TABLE notifications ADD COLUMN format TEXT NOT NULL DEFAULT 'webhook'")
 
-    def add(self, channel: str, notification: Notification) -> int:
-        alertnames = sorted({a.labels.get("alertname", "") for a in notification.alerts})
+    def add(self, channel: str, kind: Format, notification: Received) -> int:
+        filing = notification.filing()
         cursor = self._db.execute(
-            "INSERT INTO notifications (received_at, channel, receiver, status, alertnames, alert_count, payload)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (time.time(), channel, notification.receiver, notification.status, ",".join(alertnames),
-             len(notification.alerts), notification.model_dump_json()),
+            "INSERT INTO notifications (received_at, channel, receiver, status, alertnames, alert_count, payload,"
+            " format) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (time.time(), channel, filing.receiver or channel, filing.status, ",".join(filing.alertnames),
+             filing.alert_count, notification.model_dump_json(by_alias=True), kind),
         )
         return int(cursor.lastrowid or 0)
 
     def list(self, channel: str | None = None, status: str | None = None, alertname: str | None = None,
              limit: int = 200, before_id: int | None = None, max_bytes: int | None = None) -> Page:
         """Newest first, at most `limit` notifications older than `before_id`, and no more than `max_bytes` of
-        payload (at least one notification, however large: annotations are bounded when stored)."""
-        query = "SELECT id, received_at, channel, receiver, status, alertnames, alert_count, payload FROM notifications"
+        payload and what is shown of it (at least one notification, however large: texts are bounded when stored)."""
+        query = ("SELECT id, received_at, channel, receiver, status, alertnames, alert_count, payload, format"
+                 " FROM notifications")
         clauses: list[str] = []
         params: list[object] = []
         if before_id is not None:
@@ -75,13 +80,15 @@ class NotificationStore:
         size = 0
         full = False
         for r in self._db.execute(query, params):
-            size += len(r[7])
+            payload = json.loads(r[7])
+            message = load(r[8], payload).message().model_dump(mode="json")
+            size += len(r[7]) + len(json.dumps(message))
             if items and max_bytes is not None and size > max_bytes:
                 full = True
                 break
             items.append({"id": r[0], "received_at": r[1], "channel": r[2], "receiver": r[3], "status": r[4],
-                          "alertnames": r[5].split(",") if r[5] else [], "alert_count": r[6],
-                          "payload": json.loads(r[7])})
+                          "alertnames": r[5].split(",") if r[5] else [], "alert_count": r[6], "format": r[8],
+                          "message": message, "payload": payload})
         more = full or len(items) == limit
         return Page(items, next_before=items[-1]["id"] if more and items else None)
 

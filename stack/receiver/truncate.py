@@ -1,9 +1,8 @@
-"""Annotations are free text written by rule authors (and templated from label values): the receiver keeps at most
-the catalog's max_annotation_bytes of each, and says how much it cut, so one runaway alert cannot fill its store."""
+"""Annotations and rendered texts are free text written by rule authors (and templated from label values): the
+receiver keeps at most the catalog's max_annotation_bytes of each, and says how much it cut, so one runaway alert
+cannot fill its store."""
 
 from __future__ import annotations
-
-from stack.receiver.payload import Alert, Notification
 
 
 def marker(cut_bytes: int) -> str:
@@ -19,13 +18,5 @@ def truncate_text(text: str, limit_bytes: int) -> str:
     return kept + marker(len(encoded) - len(kept.encode("utf-8")))
 
 
-def _annotations(values: dict[str, str], limit_bytes: int) -> dict[str, str]:
+def truncate_values(values: dict[str, str], limit_bytes: int) -> dict[str, str]:
     return {name: truncate_text(value, limit_bytes) for name, value in values.items()}
-
-
-def bounded(notification: Notification, limit_bytes: int) -> Notification:
-    """The notification as stored: every annotation value (common and per alert) cut to `limit_bytes`."""
-    alerts: list[Alert] = [alert.model_copy(update={"annotations": _annotations(alert.annotations, limit_bytes)})
-                           for alert in notification.alerts]
-    return notification.model_copy(update={
-        "alerts": alerts, "commonAnnotations": _annotations(notification.commonAnnotations, limit_bytes)})

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
 import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from stack import topology, tracing
+from stack.alertmanager.config import TEMPLATES_DIR
 from stack.paths import REPO_ROOT, STACK_DIR
 from stack.runner import binaries
 
@@ -24,6 +26,8 @@ PHOENIX_LAUNCHER = STACK_DIR / "runner" / "phoenix_serve.py"
 # `make up TRACES=1` installs the `traces` extra (arize-phoenix) here, apart from .venv: Phoenix brings ~100
 # packages and would move some shared ones (python-dateutil) away from the versions the course is tested with.
 TRACES_VENV = REPO_ROOT / ".venv-traces"
+# Folders of a component's config that both profiles read (alertmanager.yml's `templates: ../templates/*.tmpl`).
+SHARED_CONFIG = {"alertmanager": (TEMPLATES_DIR.name,)}
 PHOENIX_INSTALL_HINT = ("run `make up TRACES=1` (it installs the `traces` extra, arize-phoenix, into .venv-traces), "
                         "or set LLMOBS_PHOENIX_PYTHON to a Python that has arize-phoenix installed")
 
@@ -62,11 +66,13 @@ def prometheus_flags(profile: str, config_root: Path, data_dir: str) -> list[str
 
 
 def alertmanager_flags(profile: str, config_root: Path, data_dir: str) -> list[str]:
-    address = topology.load().services["alertmanager"].address
+    service = topology.load().services["alertmanager"]
     return [
         f"--config.file={config_root / profile / 'alertmanager.yml'}",
         f"--storage.path={data_dir}",
-        f"--web.listen-address={address}",
+        f"--web.listen-address={service.address}",
+        # the address the notifications' silence links and amtool command lines point at (`.ExternalURL`)
+        f"--web.external-url={service.url}",
         "--cluster.listen-address=",
     ]
 
@@ -112,13 +118,17 @@ def _shifted_copy(source: Path, target: Path, offset: int) -> Path:
 
 
 def config_root(component: str, profile: str, run: Path) -> Path:
-    """Where prometheus/alertmanager read their generated config: the committed files, or a shifted copy."""
+    """Where prometheus/alertmanager read their generated config: the committed files, or a shifted copy (with the
+    folders the config reads beside its profile's, like Alertmanager's templates)."""
     source = STACK_DIR / component
     offset = topology.port_offset()
     if offset == 0:
         return source
-    _shifted_copy(source / profile, run / "config" / component / profile, offset)
-    return run / "config" / component
+    target = run / "config" / component
+    _shifted_copy(source / profile, target / profile, offset)
+    for folder in SHARED_CONFIG.get(component, ()):
+        shutil.copytree(source / folder, target / folder, dirs_exist_ok=True)
+    return target
 
 
 def _has_phoenix(python: str) -> bool:
