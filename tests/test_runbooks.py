@@ -48,8 +48,10 @@ HEADINGS = (
     "## Reproduce in class",
 )
 PYTHON_SERVICES = ("gateway", "llmsim", "receiver")
-# Identifiers that start like metric names but are not metrics: the gateway's log event and its SQLite table.
-NON_METRIC_NAMES = {"llm_call": STACK_DIR / "gateway" / "calls.py", "llm_calls": STACK_DIR / "gateway" / "store.py"}
+# Identifiers that start like metric names but are not metrics: the gateway's log event and its SQLite tables.
+NON_METRIC_NAMES = {"llm_call": STACK_DIR / "gateway" / "calls.py", "llm_calls": STACK_DIR / "gateway" / "store.py",
+                    "llm_evaluations": STACK_DIR / "gateway" / "store.py",
+                    "llm_feedback": STACK_DIR / "gateway" / "store.py"}
 METRIC_NAME = re.compile(r"(?<![\w:])((?:llm|llmsim|alert_receiver)_[a-z0-9_]+)(?![\w:])")
 RECORDING_NAME = re.compile(r"(?<![\w:])((?:model|job):[a-z0-9_]+:[a-z0-9_:]+)")
 LABEL_MATCHER = re.compile(r'\b([a-zA-Z_]\w*)\s*(=|!=)\s*"([^"]*)"')
@@ -535,11 +537,11 @@ def test_every_local_address_in_the_docs_is_a_topology_service() -> None:
 
 def test_curl_commands_use_real_routes_and_valid_bodies(facts: dict) -> None:
     from stack.faults import REQUESTS, LlmsimFaults
-    from stack.gateway.schemas import ChatRequest, WorkflowRequest
+    from stack.gateway.schemas import ChatRequest, FeedbackRequest, WorkflowRequest
     from stack.receiver.payload import Notification
 
     models = {"/v1/chat/completions": ChatRequest, "/v1/agent/workflow": WorkflowRequest,
-              "/hook/{channel}": Notification}
+              "/hook/{channel}": Notification, "/v1/feedback": FeedbackRequest}
     catalog = catalog_module.load()
     services_by_port = {s.port: name for name, s in every_service(base_topology()).items()}
     checked = 0

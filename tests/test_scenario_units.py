@@ -372,3 +372,36 @@ def test_make_targets_are_listed_in_help() -> None:
     makefile = (REPO_ROOT / "Makefile").read_text()
     for target in ("scenarios", "break", "heal"):
         assert re.search(rf"^{target}: .*## ", makefile, re.M), f"make {target} is missing or has no ## help"
+
+
+# ---------------------------------------------------------------- provider_fault's warm-up
+
+
+def test_provider_fault_warm_up_sends_healthy_traffic_before_the_knobs_go_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    """silent-quality-drift: the baseline must hold healthy answers, so the drift waits for warm_up_seconds."""
+    import time
+
+    from stack.scenarios.kinds import provider_fault
+    from stack.scenarios.kinds.base import Context
+
+    scenario = registry.get("silent-quality-drift")
+    knobs_set: list[dict] = []
+    monkeypatch.setattr(provider_fault, "set_faults", lambda knobs, seconds: knobs_set.append(dict(knobs)))
+    ctx = Context(scenario, Path("/nonexistent"), profiles.load("classroom"), duration=60.0)
+    monkeypatch.setattr(Context, "start_traffic", lambda self: self.state.setdefault("traffic_started", True))
+    ctx.started_at = time.time()
+    provider_fault.start(ctx)
+    assert ctx.state["traffic_started"] and knobs_set == [], "the traffic starts at the trigger, the drift later"
+    ctx.started_at -= scenario.params["warm_up_seconds"]
+    provider_fault.tick(ctx)
+    provider_fault.tick(ctx)
+    assert knobs_set == [{"quality_drift": 0.6, "models": ["sim-fast"]}], "the knobs go on once, after the warm-up"
+
+
+@pytest.mark.parametrize("warm_up", [-1, 121, True, "30"])
+def test_provider_fault_refuses_a_warm_up_out_of_bounds(warm_up: object) -> None:
+    from stack.scenarios.kinds import provider_fault
+
+    with pytest.raises(ValueError, match="warm_up_seconds"):
+        provider_fault.validate({"faults": {"quality_drift": 0.6}, "traffic": [{"model": "sim-fast", "rate": 3}],
+                                 "warm_up_seconds": warm_up})

@@ -692,6 +692,95 @@ def watchdog_cases(c: Ctx) -> list[AlertCase]:
                       c.world(c.lead).up_phases())]
 
 
+# ---------------------------------------------------------------- LLMAnswerQualityDrop
+
+RELEVANCE = "relevance"
+
+
+def _sum_rate_over(m: Model, window: Duration, t: int, name: str, **matchers: str) -> Vector:
+    """`sum by (model) (rate(name{matchers}[window]))`, for any window (Model.sum_rate uses the rate window)."""
+    return sum_by(("model",), ((s, m.tl.rate(s, t, window)) for s in m.tl.select(name, **matchers)))
+
+
+def _mean_relevance(m: Model, t: int, window: Duration) -> Vector:
+    """model:llm_relevance_score:mean (rate window) or :mean_baseline (baseline window)."""
+    scores = _sum_rate_over(m, window, t, "llm_quality_score_sum", job="gateway", evaluator=RELEVANCE)
+    counts = _sum_rate_over(m, window, t, "llm_quality_score_count", job="gateway", evaluator=RELEVANCE)
+    return {k: ratio(v, counts[k]) for k, v in scores.items() if k in counts}
+
+
+def _answer_quality_drop(m: Model, t: int) -> Vector:
+    """`mean < mean_baseline - QUALITY_DROP and model:llm_relevance_scores:rate >= min_request_rate`."""
+    baseline = _mean_relevance(m, t, m.p.baseline_window)
+    dropped = {k: v for k, v in _mean_relevance(m, t, m.p.rate_window).items()
+               if k in baseline and below(v, baseline[k] - A.QUALITY_DROP)}
+    scored = _sum_rate_over(m, m.p.rate_window, t, "llm_quality_score_count", job="gateway", evaluator=RELEVANCE)
+    return _at_least(scored, m.p.min_request_rate, dropped)
+
+
+def answer_quality_cases(c: Ctx) -> list[AlertCase]:
+    name = "LLMAnswerQualityDrop"
+    lead, run = c.p.baseline_window + c.p.rate_window, c.run(name)  # a full baseline before the change
+    total, trickle = lead + run, c.p.min_request_rate / 2
+    healthy, drifted, noise, always_lower = 0.95, 0.88, 0.92, 0.7
+    for_ = c.p.for_(name)
+    dip = Duration(max(c.step.seconds, for_.seconds // 2 // c.step.seconds * c.step.seconds))
+
+    def scores(model: str, rate: float, before: float, after: float) -> World:
+        """`model` answers `rate` scored calls/s at mean relevance `before`, then `after`; BALANCED steadily scores
+        lower (a model whose answers are shorter), at the busy rate."""
+        return (c.world(total).quality(model, RELEVANCE, [(lead, rate, before), (run, rate, after)])
+                .quality(BALANCED, RELEVANCE, [(total, c.busy, always_lower)]))
+
+    brief = c.world(total).quality(FAST, RELEVANCE, [(lead, c.busy, healthy), (dip, c.busy, drifted - 0.03),
+                                                      (Duration(run.seconds - dip.seconds), c.busy, healthy)])
+    return [
+        AlertCase(f"{FAST}'s mean relevance drops from {healthy:.0%} to {drifted:.0%} (the provider's model drifted; "
+                  f"every call still a fast 200) -> fires for {FAST} only", name, ((name, "warning", None),),
+                  scores(FAST, c.busy, healthy, drifted)),
+        AlertCase(f"the same drop on {trickle:g} scored answers/s, under the minimum rate -> quiet", name, (),
+                  scores(FAST, trickle, healthy, drifted)),
+        AlertCase(f"{BALANCED} always scores {always_lower:.0%}, well under the others, but that is its own "
+                  f"baseline -> quiet", name, (), scores(FAST, c.busy, healthy, healthy)),
+        AlertCase(f"{FAST} wobbles from {healthy:.0%} to {noise:.0%}, under {A.QUALITY_DROP * 100:g} points -> "
+                  "quiet", name, (), scores(FAST, c.busy, healthy, noise)),
+        AlertCase(f"{FAST} dips to {drifted - 0.03:.0%} for {dip}, shorter than `for` ({for_}) -> quiet", name, (),
+                  brief),
+    ]
+
+
+# ---------------------------------------------------------------- LLMNegativeFeedbackHigh
+
+def _negative_feedback(m: Model, t: int) -> Vector:
+    """`model:llm_feedback_down_ratio:rate > NEGATIVE_FEEDBACK_RATIO and model:llm_feedback:rate >= min`."""
+    ratings = m.sum_rate(("model",), t, "llm_feedback_total", job="gateway")
+    down = m.sum_rate(("model",), t, "llm_feedback_total", job="gateway", rating="down")
+    shares = {k: ratio(v, ratings[k]) for k, v in down.items() if k in ratings}
+    high = {k: v for k, v in shares.items() if above(v, A.NEGATIVE_FEEDBACK_RATIO)}
+    return _at_least(ratings, m.p.min_request_rate, high)
+
+
+def negative_feedback_cases(c: Ctx) -> list[AlertCase]:
+    name = "LLMNegativeFeedbackHigh"
+    lead, run = c.lead, c.run(name)
+    total, few, usual = lead + run, c.p.min_request_rate / 2, 0.1
+    angry, grumbling = A.NEGATIVE_FEEDBACK_RATIO * 1.5, A.NEGATIVE_FEEDBACK_RATIO * 2 / 3
+
+    def ratings(model: str, rate: float, down_after: float) -> World:
+        """`model` gets `rate` ratings/s, {usual:.0%} of them down, then `down_after`; BALANCED stays content."""
+        return (c.world(total).feedback(model, [(lead, rate, usual), (run, rate, down_after)])
+                .feedback(BALANCED, [(total, c.busy, usual)]))
+
+    return [
+        AlertCase(f"{angry:.0%} of {FAST}'s ratings are thumbs down -> fires for {FAST} only", name,
+                  ((name, "warning", None),), ratings(FAST, c.busy, angry)),
+        AlertCase(f"{angry:.0%} of very few ratings ({few:g}/s, under the minimum rate) are down -> quiet", name, (),
+                  ratings(FAST, few, angry)),
+        AlertCase(f"{grumbling:.0%} of {FAST}'s ratings are down, under {A.NEGATIVE_FEEDBACK_RATIO:.0%} -> quiet",
+                  name, (), ratings(FAST, c.busy, grumbling)),
+    ]
+
+
 # ---------------------------------------------------------------- the registry: one entry per alertname in alerts.py
 
 ALERT_TESTS: dict[str, AlertTests] = {
@@ -718,5 +807,9 @@ ALERT_TESTS: dict[str, AlertTests] = {
                                     cardinality_cases),
     "AlertmanagerNotificationsFailing": AlertTests({("warning", None): _notifications_failing}, notification_cases),
     "Watchdog": AlertTests({("none", None): lambda m, t: {(): 1.0}}, watchdog_cases, always_firing=True),
+}
+ALERT_TESTS |= {
+    "LLMAnswerQualityDrop": AlertTests({("warning", None): _answer_quality_drop}, answer_quality_cases),
+    "LLMNegativeFeedbackHigh": AlertTests({("warning", None): _negative_feedback}, negative_feedback_cases),
 }
 ALWAYS_FIRING = frozenset(name for name, tests in ALERT_TESTS.items() if tests.always_firing)

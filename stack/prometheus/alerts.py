@@ -405,6 +405,58 @@ def _watchdog(p: Profile) -> AlertRule:
     )
 
 
+# ---------------------------------------------------------------- answer quality (llm_quality_score, llm_feedback_total)
+
+# Relevance scores are shares (0..1) and a window's mean wanders by absolute points (spread / sqrt(scored calls)),
+# whatever the baseline, so the drop is absolute: 5 points under the model's own baseline. The course's 95 % -> 88 %
+# (7 points) fires with room to spare even after the baseline has absorbed ten minutes of it; 0.8 x baseline or
+# baseline - 0.2 would wait for a 19-point collapse.
+QUALITY_DROP = 0.05
+NEGATIVE_FEEDBACK_RATIO = 0.30
+
+
+def _answer_quality_drop(p: Profile) -> AlertRule:
+    return AlertRule(
+        alert="LLMAnswerQualityDrop",
+        expr=(
+            f"model:llm_relevance_score:mean\n< model:llm_relevance_score:mean_baseline - {QUALITY_DROP:g}\nand\n"
+            f"model:llm_relevance_scores:rate >= {p.min_request_rate:g}"
+        ),
+        severity="warning",
+        summary="{{ $labels.model }}: mean answer relevance fell to {{ $value | humanize }}",
+        description=(
+            f"The mean relevance score of {{{{ $labels.model }}}}'s answers over the last {p.rate_window} is "
+            f"{{{{ $value | humanize }}}}, more than {QUALITY_DROP:g} under its own mean over the last "
+            f"{p.baseline_window}: answers still come back fast and with HTTP 200, but say less about the question "
+            f"(models with fewer than {p.min_request_rate:g} scored answers/s are ignored)."
+        ),
+        for_=p.for_("LLMAnswerQualityDrop"),
+    )
+
+
+def _negative_feedback(p: Profile) -> AlertRule:
+    return AlertRule(
+        alert="LLMNegativeFeedbackHigh",
+        expr=(
+            f"model:llm_feedback_down_ratio:rate > {NEGATIVE_FEEDBACK_RATIO:g}\nand\n"
+            f"model:llm_feedback:rate >= {p.min_request_rate:g}"
+        ),
+        severity="warning",
+        summary="{{ $labels.model }}: {{ $value | humanizePercentage }} of user ratings are thumbs down",
+        description=(
+            f"Over the last {p.rate_window}, {{{{ $value | humanizePercentage }}}} of the ratings users gave "
+            f"{{{{ $labels.model }}}}'s answers (POST /v1/feedback) were `down` (threshold "
+            f"{_percent(NEGATIVE_FEEDBACK_RATIO)}; models with fewer than {p.min_request_rate:g} ratings/s are "
+            f"ignored)."
+        ),
+        for_=p.for_("LLMNegativeFeedbackHigh"),
+    )
+
+
+def quality_alerts(p: Profile) -> tuple[AlertRule, ...]:
+    return _answer_quality_drop(p), _negative_feedback(p)
+
+
 def alert_groups(p: Profile) -> tuple[RuleGroup, RuleGroup]:
     llm = RuleGroup(LLM_GROUP, (
         _error_ratio(p, "warning", ERROR_RATIO_WARNING),
@@ -422,6 +474,7 @@ def alert_groups(p: Profile) -> tuple[RuleGroup, RuleGroup]:
         _budget(p, "warning", BUDGET_WARNING),
         _budget(p, "critical", BUDGET_CRITICAL),
         *(_department_budget(p, severity) for severity in DEPARTMENT_BUDGET_STEPS),
+        *quality_alerts(p),
     ))
     stack = RuleGroup(STACK_GROUP, (
         _target_down(p),

@@ -105,4 +105,30 @@ def recording_rules(profile: Profile) -> RuleGroup:
         RecordingRule(
             "job:llm_cost_usd:rate_baseline", f"avg_over_time(job:llm_cost_usd:rate[{profile.baseline_window}])"
         ),
+        *quality_rules(profile),
     ))
+
+
+def _mean_relevance(window: Duration) -> str:
+    """Sum of the scores over their count, each summed per model first: the mean of every scored answer."""
+    relevance = f'{{{GATEWAY},evaluator="relevance"}}'
+    return (f"sum by (model) (rate(llm_quality_score_sum{relevance}[{window}]))\n/\n"
+            f"sum by (model) (rate(llm_quality_score_count{relevance}[{window}]))")
+
+
+def quality_rules(profile: Profile) -> tuple[RecordingRule, ...]:
+    """Answer quality per model: scored answers per second, mean relevance now and over the baseline window (the
+    model's own normal, so a model whose answers always score lower is not a drop), share of thumbs-down ratings."""
+    w = profile.rate_window
+    feedback = f"sum by (model) (rate(llm_feedback_total{{{GATEWAY}}}[{w}]))"
+    down = f'sum by (model) (rate(llm_feedback_total{{{GATEWAY},rating="down"}}[{w}]))'
+    return (
+        RecordingRule(
+            "model:llm_relevance_scores:rate",
+            f'sum by (model) (rate(llm_quality_score_count{{{GATEWAY},evaluator="relevance"}}[{w}]))',
+        ),
+        RecordingRule("model:llm_relevance_score:mean", _mean_relevance(w)),
+        RecordingRule("model:llm_relevance_score:mean_baseline", _mean_relevance(profile.baseline_window)),
+        RecordingRule("model:llm_feedback:rate", feedback),
+        RecordingRule("model:llm_feedback_down_ratio:rate", f"{down}\n/\n{feedback}"),
+    )

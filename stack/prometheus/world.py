@@ -196,6 +196,23 @@ class World:
         self.gauge("llm_ratelimit_limit", labels, [(span, limit) for span, _ in phases])
         return self.gauge("llm_ratelimit_remaining", labels, [(span, share * limit) for span, share in phases])
 
+
+    # ---------------------------------------------------------------- answer quality
+
+    def quality(self, model: str, evaluator: str, phases: Sequence[tuple[Span, float, float]]) -> World:
+        """llm_quality_score_count and _sum of one model and evaluator from phases of (duration, scored answers/s,
+        their mean score). The rules read only the mean (sum over count), so the buckets are left out."""
+        labels = {**GATEWAY, "model": model, "evaluator": evaluator}
+        self.counter("llm_quality_score_count", labels, [(span, rate) for span, rate, _ in phases])
+        return self.counter("llm_quality_score_sum", labels, [(span, rate * mean) for span, rate, mean in phases])
+
+    def feedback(self, model: str, phases: Sequence[tuple[Span, float, float]]) -> World:
+        """llm_feedback_total of one model from phases of (duration, ratings/s, share rated `down`)."""
+        for rating in ("up", "down"):
+            per_second = [(span, rate * (share if rating == "down" else 1 - share)) for span, rate, share in phases]
+            self.counter("llm_feedback_total", {**GATEWAY, "model": model, "rating": rating}, per_second)
+        return self
+
     # ---------------------------------------------------------------- targets
 
     def up_phases(self, phases: Mapping[str, Sequence[tuple[Span, float]]] = {}) -> World:
