@@ -416,12 +416,12 @@ def demo_traffic(seconds: float) -> None:
     script = [
         (0.30, {"error_rate": 0.3, "rate_limit_rate": 0.1, "models": ["sim-balanced"],
                 "duration_seconds": seconds * 0.2}),
-        (0.82, {"outage": True, "models": [OUTAGE_MODEL], "duration_seconds": outage_seconds}),
         (0.60, {"added_latency_seconds": 3.0, "slow_first_token_seconds": 2.5, "token_multiplier": 3.0,
                 "models": ["sim-reasoning"], "duration_seconds": seconds * 0.2}),
+        (0.82, {"outage": True, "models": [OUTAGE_MODEL], "duration_seconds": outage_seconds}),
     ]
     try:
-        for share, knobs in script:
+        for share, knobs in sorted(script, key=lambda step: step[0]):
             time.sleep(max(0.0, started + share * seconds - time.monotonic()))
             httpx.post(f"{llmsim}/faults", json=knobs, timeout=5).raise_for_status()
             print(f"  t={time.monotonic() - started:.0f}s faults {knobs}")
