@@ -31,6 +31,8 @@ from tests.conftest import LiveStack
 COMMITTED = sorted(DASHBOARDS_DIR.rglob("*.json"))
 OPERATIONS = DASHBOARDS_DIR / "operations" / "llmobs-operations.json"
 EXPERIENCE = DASHBOARDS_DIR / "experience" / "llmobs-experience.json"
+RESILIENCE = DASHBOARDS_DIR / "resilience" / "llmobs-resilience.json"
+QUALITY = DASHBOARDS_DIR / "quality" / "llmobs-quality.json"
 PROVIDER_FILE = STACK_DIR / "grafana" / "provisioning" / "dashboards" / "dashboards.yaml"
 
 
@@ -59,8 +61,9 @@ def test_each_dashboard_sits_in_its_own_grafana_folder_with_a_unique_uid() -> No
     assert provider["options"]["foldersFromFilesStructure"] is True
     folders = [spec.folder for spec in DASHBOARDS]
     uids = [json.loads(p.read_text())["uid"] for p in COMMITTED]
-    assert len(set(folders)) == len(folders) == 5 and len(set(uids)) == len(uids)
-    assert {"llmobs-operations", "llmobs-cost", "llmobs-slo", "llmobs-meta", "llmobs-experience"} <= set(uids)
+    assert len(set(folders)) == len(folders) == 7 and len(set(uids)) == len(uids)
+    assert {"llmobs-operations", "llmobs-cost", "llmobs-slo", "llmobs-meta", "llmobs-experience",
+            "llmobs-resilience", "llmobs-quality"} <= set(uids)
 
 
 @pytest.mark.parametrize("path", COMMITTED, ids=lambda p: p.stem)
@@ -95,6 +98,19 @@ def test_experience_thresholds_are_the_alert_thresholds() -> None:
         == [alerts.TTFT_P95_SECONDS]
     assert limits("Response-cache hit ratio") == limits("Response-cache hit ratio by model") \
         == [alerts.CACHE_HIT_RATIO_MIN]
+
+
+def test_resilience_states_are_named_and_thresholds_come_from_their_source() -> None:
+    resilience = json.loads(RESILIENCE.read_text())
+    tier = _panel(resilience, "Degradation tier")
+    [tier_names] = tier["fieldConfig"]["defaults"]["mappings"]
+    assert {k: v["text"] for k, v in tier_names["options"].items()} == {
+        "1": "full service", "2": "degraded", "3": "last resort only", "4": "cache only"}
+    assert _panel(resilience, "Circuit breaker state by model")["type"] == "state-timeline"
+    assert {"Degradation tier", "Circuit breakers"} <= {p["title"] for p in all_panels(_operations()["panels"])}
+    steps = _panel(json.loads(QUALITY.read_text()), "Monthly budget used")["fieldConfig"]["defaults"]["thresholds"]
+    assert [s["value"] for s in steps["steps"] if s["value"] is not None] == [
+        alerts.DEPARTMENT_BUDGET_INFO, alerts.DEPARTMENT_BUDGET_WARNING, alerts.DEPARTMENT_BUDGET_CRITICAL]
 
 
 def test_bucket_grid_turns_cumulative_buckets_into_one_row_per_bucket_like_grafana() -> None:

@@ -21,7 +21,7 @@ from typing import Callable
 # provisions the classic schema only, so that is what these dashboards use.
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
-    from grafana_foundation_sdk.builders import bargauge, gauge, heatmap, stat, timeseries
+    from grafana_foundation_sdk.builders import bargauge, gauge, heatmap, stat, statetimeline, timeseries
     from grafana_foundation_sdk.builders.common import (
         GraphThresholdsStyleConfig,
         ReduceDataOptions,
@@ -57,6 +57,7 @@ with warnings.catch_warnings():
         SortOrder,
         StackingMode,
         TooltipDisplayMode,
+        VisibilityMode,
         VizOrientation,
     )
     from grafana_foundation_sdk.models.dashboard import (
@@ -64,6 +65,8 @@ with warnings.catch_warnings():
         Threshold,
         ThresholdsMode,
         VariableOption,
+        ValueMap,
+        ValueMappingResult,
         VariableRefresh,
         VariableSort,
     )
@@ -73,7 +76,8 @@ with warnings.catch_warnings():
 from prometheus_client.utils import floatToGoString
 
 from stack import catalog
-from stack.gateway.metrics import LATENCY_BUCKETS_SECONDS
+from stack.gateway import routing
+from stack.gateway.metrics import LATENCY_BUCKETS_SECONDS, STATE_VALUES
 from stack.grafana.provisioning import datasource_uid
 from stack.prometheus import alerts
 from stack.prometheus.scrape import SCRAPED_SERVICES
@@ -178,7 +182,9 @@ def series(title: str, unit: str, description: str, targets: list[Dataquery], *,
 
 
 def single(title: str, unit: str, description: str, targets: list[Dataquery], limits: ThresholdsConfig, *,
-           span: int = 6, height: int = 5, decimals: int | None = None) -> stat.Panel:
+           span: int = 6, height: int = 5, decimals: int | None = None,
+           states: list[ValueMap] | None = None) -> stat.Panel:
+    """A stat panel; `states` (see `named_states`) shows a number as its name, in the name's colour."""
     panel = (
         stat.Panel().title(title).description(description).unit(unit).datasource(_ds()).span(span).height(height)
         .thresholds(limits).color_mode(BigValueColorMode.VALUE).graph_mode(BigValueGraphMode.NONE)
@@ -188,16 +194,42 @@ def single(title: str, unit: str, description: str, targets: list[Dataquery], li
         panel = panel.with_target(target)
     if decimals is not None:
         panel = panel.decimals(decimals)
+    if states is not None:
+        panel = panel.mappings(states)
+    return panel
+
+
+def named_states(names: dict[int, tuple[str, str]]) -> list[ValueMap]:
+    """Grafana value mappings: each number shown as its (name, colour)."""
+    return [ValueMap(options={str(number): ValueMappingResult(text=name, color=color, index=index)
+                              for index, (number, (name, color)) in enumerate(sorted(names.items()))})]
+
+
+def timeline(title: str, description: str, targets: list[Dataquery], states: list[ValueMap], *, span: int = 12,
+             height: int = 8) -> statetimeline.Panel:
+    """A state timeline: one lane per series, coloured by the state its number names (`named_states`)."""
+    panel = (
+        statetimeline.Panel().title(title).description(description).datasource(_ds()).span(span).height(height)
+        .mappings(states).thresholds(thresholds((None, BLUE))).show_value(VisibilityMode.AUTO).merge_values(True)
+        .row_height(0.8).fill_opacity(80).line_width(0)
+        .legend(VizLegendOptions().show_legend(True).display_mode(LegendDisplayMode.LIST)
+                .placement(LegendPlacement.BOTTOM).calcs([]))
+        .tooltip(VizTooltipOptions().mode(TooltipDisplayMode.SINGLE).sort(SortOrder.NONE))
+    )
+    for target in targets:
+        panel = panel.with_target(target)
     return panel
 
 
 def dial(title: str, unit: str, description: str, target: Dataquery, limits: ThresholdsConfig, *,
-         maximum: float, span: int = 6, height: int = 5) -> gauge.Panel:
-    return (
+         maximum: float, span: int = 6, height: int = 5, decimals: int | None = None) -> gauge.Panel:
+    """A gauge; a query with several series shows one gauge per series (named by its legend)."""
+    panel = (
         gauge.Panel().title(title).description(description).unit(unit).datasource(_ds()).span(span).height(height)
         .min(0).max(maximum).thresholds(limits).show_threshold_markers(True)
         .reduce_options(ReduceDataOptions().calcs(["lastNotNull"]).values(False)).with_target(target)
     )
+    return panel.decimals(decimals) if decimals is not None else panel
 
 
 def bars(title: str, unit: str, description: str, target: Dataquery, limits: ThresholdsConfig, *,
@@ -210,16 +242,18 @@ def bars(title: str, unit: str, description: str, target: Dataquery, limits: Thr
     )
 
 
-def distribution(title: str, description: str, histogram: str, *, span: int = 12, height: int = 8) -> heatmap.Panel:
-    """A heatmap of a histogram's buckets (in seconds) over time: one row per bucket, coloured by calls per second;
-    Prometheus's buckets are cumulative (`le`): the query's heatmap format tells Grafana to subtract each from the
-    next."""
-    target = query(f"sum by (le) (rate({buckets(histogram=histogram)}[{RATE}]))", "{{le}}",
-                   exemplar=True).format(PromQueryFormat.HEATMAP)
+def distribution(title: str, description: str, histogram: str, *, span: int = 12, height: int = 8,
+                 extra: str = "", bucket_unit: str = "s", model_label: bool = True) -> heatmap.Panel:
+    """A heatmap of a histogram's buckets (in `bucket_unit`, seconds by default) over time: one row per bucket,
+    coloured by observations per second; Prometheus's buckets are cumulative (`le`): the query's heatmap format tells
+    Grafana to subtract each from the next. `model_label=False` for a histogram without a model label."""
+    selector = buckets(extra, histogram) if model_label else f"{histogram}_bucket{{{GATEWAY}{extra}}}"
+    target = query(f"sum by (le) (rate({selector}[{RATE}]))", "{{le}}",
+                   exemplar=bucket_unit == "s").format(PromQueryFormat.HEATMAP)
     return (
         heatmap.Panel().title(title).description(description).unit("reqps").datasource(_ds()).span(span)
         .height(height).calculate(False).rows_frame(RowsHeatmapOptions().layout(HeatmapCellLayout.LE))
-        .y_axis(YAxisConfig().unit("s")).cell_values(CellValues().unit("reqps"))
+        .y_axis(YAxisConfig().unit(bucket_unit)).cell_values(CellValues().unit("reqps"))
         .color(HeatmapColorOptions().mode(HeatmapColorMode.SCHEME).scheme("Oranges").fill("dark-orange")
                .scale(HeatmapColorScale.EXPONENTIAL).exponent(0.5).steps(64))
         .show_legend().tooltip(HeatmapTooltip().mode(TooltipDisplayMode.SINGLE).y_histogram(True)
@@ -333,6 +367,40 @@ def _pct(value: float) -> str:
     return f"{value * 100:g} %"
 
 
+# ---------------------------------------------------------------- resilience signals (operations and resilience)
+
+# llm_circuit_breaker_state's numbers (stack/gateway/metrics.py) as Grafana shows them.
+BREAKER_STATES = named_states({STATE_VALUES[routing.CLOSED]: ("closed", GREEN),
+                               STATE_VALUES[routing.OPENED]: ("open", RED),
+                               STATE_VALUES[routing.HALF_OPENED]: ("half-open", YELLOW)})
+# llm_degradation_tier's numbers, named as stack/gateway/routing.py names them (without the explanation).
+TIER_COLORS = {routing.TIER_FULL: GREEN, routing.TIER_DEGRADED: YELLOW, routing.TIER_LAST_RESORT: ORANGE,
+               routing.TIER_CACHE_ONLY: RED}
+TIER_STATES = named_states({tier: (name.split(" (")[0], TIER_COLORS[tier])
+                            for tier, name in routing.TIER_NAMES.items()})
+TIER_LIMITS = thresholds(*((None if tier == routing.TIER_FULL else tier, color) for tier, color in TIER_COLORS.items()))
+DEGRADATION_TIER = f"max(llm_degradation_tier{{{GATEWAY}}})"
+BREAKER_STATE = f"max by (model) ({gateway('llm_circuit_breaker_state')})"
+
+
+def degradation_tier_stat(span: int) -> stat.Panel:
+    return single("Degradation tier", "none",
+                  "The gateway's degradation tier (llm_degradation_tier, docs/reliability.md): 1 full service, 2 "
+                  "degraded (fallbacks serve the models whose breaker is open), 3 last resort only (every breaker "
+                  "open), 4 cache only. No model label: the model filter does not apply.",
+                  [query(DEGRADATION_TIER, "tier", instant=True)], TIER_LIMITS, span=span, decimals=0,
+                  states=TIER_STATES)
+
+
+def breaker_state_stat(span: int) -> stat.Panel:
+    return single("Circuit breakers", "none",
+                  "State of each model's circuit breaker (only models with fallbacks have one): closed, open (calls "
+                  "go to its fallbacks) or half-open (one trial call).",
+                  [query(BREAKER_STATE, "{{model}}", instant=True)],
+                  thresholds(BASE, (STATE_VALUES[routing.OPENED], RED)), span=span, decimals=0,
+                  states=BREAKER_STATES)
+
+
 # ---------------------------------------------------------------- 1. LLM operations
 
 
@@ -349,20 +417,24 @@ def operations() -> dict:
         .with_row(Row("Right now"))
         .with_panel(single("Requests per second", "reqps", "Provider calls per second through the gateway.",
                            [query(f"sum(rate({requests()}[{RATE}]))", "requests/s", instant=True)],
-                           thresholds((None, BLUE))))
+                           thresholds((None, BLUE)), span=4))
         .with_panel(single("Error ratio", "percentunit",
                            f"Share of provider calls that failed. LLMHighErrorRatio warns above {_pct(warn)} and "
                            f"pages above {_pct(crit)}.",
-                           [query(error_ratio(RATE), "error ratio", instant=True)], error_limits, decimals=1))
+                           [query(error_ratio(RATE), "error ratio", instant=True)], error_limits, span=4,
+                           decimals=1))
         .with_panel(single("p95 latency", "s",
                            f"95 % of calls finished within this time. LLMLatencyP95High warns above "
                            f"{alerts.LATENCY_P95_SECONDS:g} s.",
-                           [query(quantile(0.95, by=None), "p95", instant=True)], latency_limits, decimals=2))
+                           [query(quantile(0.95, by=None), "p95", instant=True)], latency_limits, span=4,
+                           decimals=2))
         .with_panel(single("In flight", "short",
                            "Provider calls under way at the last scrape (the gateway gauge has no model label, so "
                            "the model filter does not apply).",
                            [query(f"sum(llm_requests_in_flight{{{GATEWAY}}})", "in flight", instant=True)],
-                           thresholds(BASE, (20, ORANGE), (50, RED)), decimals=0))
+                           thresholds(BASE, (20, ORANGE), (50, RED)), span=4, decimals=0))
+        .with_panel(degradation_tier_stat(span=4))
+        .with_panel(breaker_state_stat(span=4))
         .with_row(Row("Traffic and errors"))
         .with_panel(series("Requests by model and status", "reqps",
                            "Provider calls per second, per model and outcome (success or error).",
@@ -780,12 +852,228 @@ def experience() -> dict:
     return _finish(board)
 
 
+# ---------------------------------------------------------------- 6. Resilience
+
+# Rate-limit headroom (remaining / limit of the provider's window) below which a panel turns red. No alert constant
+# exists for it in stack/prometheus/alerts.py yet (a parallel branch adds LLMRateLimitHeadroomLow): 10 % until then,
+# when this should read the alert's constant instead.
+RATELIMIT_HEADROOM_MIN = 0.10
+ROUTED = "llm_routed_requests_total"
+
+
+def routed() -> str:
+    """Chat requests answered by a provider call, by requested_model and served_model, of the models $model selects
+    (as asked for)."""
+    return f'{ROUTED}{{{GATEWAY},requested_model=~"$model"}}'
+
+
+def served_elsewhere_share(by: str = "") -> str:
+    """Requests served by another model than the one asked for, over all requests: the routed series whose
+    served_model differs from their requested_model (PromQL cannot compare two labels in a selector, so the series
+    with equal labels are built with label_replace and removed with `unless`), each side summed before dividing; 0
+    where no request was served elsewhere."""
+    rates = f"rate({routed()}[{RATE}])"
+    same_model = (f'label_replace(sum by (served_model) ({rates}), "requested_model", "$1", "served_model", '
+                  '"(.+)")')
+    elsewhere = f"{_sum(by)}(\n{rates}\nunless on (requested_model, served_model)\n{same_model}\n)"
+    # `or 0 * ...`: 0 % for a model no request of which was ever served elsewhere (no such series yet)
+    return f"(\n{elsewhere}\nor\n0 * {_sum(by)}({rates})\n)\n/\n{_sum(by)}({rates})"
+
+
+def headroom(by: str = "model, kind") -> str:
+    """What is left of the provider's rate-limit window, as a share of the limit (llmsim's x-ratelimit headers)."""
+    return (f"min by ({by}) ({gateway('llm_ratelimit_remaining')})\n/\n"
+            f"max by ({by}) ({gateway('llm_ratelimit_limit')})")
+
+
+def resilience() -> dict:
+    headroom_limits = thresholds((None, RED), (RATELIMIT_HEADROOM_MIN, GREEN))
+    rate_limited = gateway("llm_provider_errors_total", ',error_type="rate_limited"')
+    rate_limited_limits = thresholds(BASE, (alerts.RATE_LIMITED_RATIO, ORANGE))
+    fallbacks = f'llm_fallbacks_total{{{GATEWAY},from_model=~"$model"}}'
+    transitions = gateway("llm_circuit_breaker_transitions_total")
+    headroom_minimum = _pct(RATELIMIT_HEADROOM_MIN)
+    board = (
+        dashboard("llmobs-resilience", "Resilience",
+                  "Does the gateway keep answering when a model fails? Circuit breakers, fallbacks, the degradation "
+                  "tier and the provider's rate-limit headroom (docs/reliability.md).", "now-1h")
+        .with_variable(model_variable())
+        .with_row(Row("Right now"))
+        .with_panel(degradation_tier_stat(span=6))
+        .with_panel(breaker_state_stat(span=6))
+        .with_panel(single("Served by another model", "percentunit",
+                           "Share of chat requests answered by another model than the one asked for (a fallback, or "
+                           "a downgrade by the monthly budget policy): llm_routed_requests_total with served_model "
+                           "different from requested_model, over all of them.",
+                           [query(served_elsewhere_share(), "served elsewhere", instant=True)],
+                           thresholds(BASE, (0.01, YELLOW), (0.25, ORANGE)), span=6, decimals=1))
+        .with_panel(single("Lowest rate-limit headroom", "percentunit",
+                           "The smallest share of any model's provider rate-limit window (requests or tokens) left "
+                           f"at the last answer. Red below {headroom_minimum}: 429s are near.",
+                           [query(f"min(\n{headroom('model, kind')}\n)", "headroom", instant=True)],
+                           headroom_limits, span=6, decimals=0))
+        .with_row(Row("Circuit breakers and degradation"))
+        .with_panel(timeline("Circuit breaker state by model",
+                             "Each model's breaker over time (llm_circuit_breaker_state): closed, open (calls go to "
+                             "the model's fallbacks for the reset time) or half-open (one trial call: a success "
+                             "closes it, a failure opens it again). Only models with fallbacks have a breaker.",
+                             [query(BREAKER_STATE, "{{model}}")], BREAKER_STATES))
+        .with_panel(timeline("Degradation tier",
+                             "The gateway's degradation tier over time: full service, degraded, last resort only, "
+                             "cache only. No model label: the model filter does not apply.",
+                             [query(DEGRADATION_TIER, "tier")], TIER_STATES))
+        .with_panel(series("Circuit breaker transitions", "short",
+                           "Breaker state changes per interval, by model and the state entered "
+                           "(llm_circuit_breaker_transitions_total): opened, half-opened, closed. A model flapping "
+                           "between opened and half-opened is still failing.",
+                           [query(f"sum by (model, to_state) (increase({transitions}[{RATE}]))",
+                                  "{{model}} {{to_state}}")], decimals=0))
+        .with_panel(series("Fallbacks per minute", "suffix: /min",
+                           "Chat requests handed from a model that failed (or whose breaker was open) to the next of "
+                           "its chain, by from → to and the outcome of the attempt on the next model "
+                           "(llm_fallbacks_total): success, error, circuit_open.",
+                           [query(f"sum by (from_model, to_model, outcome) (rate({fallbacks}[{RATE}])) * 60",
+                                  "{{from_model}} → {{to_model}} {{outcome}}")], stacked=True, decimals=1))
+        .with_panel(series("Served by another model, by requested model", "percentunit",
+                           "Per model asked for: the share of its chat requests another model answered (each side "
+                           "summed by requested_model before dividing).",
+                           [query(served_elsewhere_share(by="requested_model"), "{{requested_model}}")],
+                           maximum=1, decimals=0))
+        .with_panel(series("Requests by requested and served model", "reqps",
+                           "Chat requests per second answered by a provider call, by the model asked for and the "
+                           "model that served (llm_routed_requests_total).",
+                           [query(f"sum by (requested_model, served_model) (rate({routed()}[{RATE}]))",
+                                  "{{requested_model}} → {{served_model}}")], stacked=True))
+        .with_row(Row("Provider rate limits"))
+        .with_panel(series("Rate-limit headroom by model and kind", "percentunit",
+                           "What the provider's window holds after the last answer, as a share of its limit "
+                           "(llm_ratelimit_remaining / llm_ratelimit_limit, from the x-ratelimit headers), per "
+                           f"model and kind (requests, tokens). Dashed: {headroom_minimum}.",
+                           [query(headroom(), "{{model}} {{kind}}")], limits=headroom_limits, maximum=1,
+                           decimals=0))
+        .with_panel(series("Rate-limit remaining by model and kind", "short",
+                           "Requests and tokens left in the provider's window at the last answer, against the "
+                           "limit (dashed lines).",
+                           [query(f"min by (model, kind) ({gateway('llm_ratelimit_remaining')})",
+                                  "{{model}} {{kind}} remaining", "A"),
+                            query(f"max by (model, kind) ({gateway('llm_ratelimit_limit')})",
+                                  "{{model}} {{kind}} limit", "B")], decimals=0))
+        .with_panel(series("429s per second by model", "reqps",
+                           "Provider calls refused with 429 (llm_provider_errors_total{error_type=\"rate_limited\"}): "
+                           "the caller's rate, not the model's health, so no fallback and no breaker.",
+                           [query(f"sum by (model) (rate({rate_limited}[{RATE}]))", "{{model}}")]))
+        .with_panel(series("429 share by model", "percentunit",
+                           "Rate-limited calls over all provider calls, per model (both summed by model). Dashed: "
+                           f"the {_pct(alerts.RATE_LIMITED_RATIO)} threshold of LLMRateLimited.",
+                           [query(rate_ratio(rate_limited, requests(), by="model"), "{{model}}")],
+                           limits=rate_limited_limits, maximum=1, decimals=0))
+    )
+    return _finish(board)
+
+
+# ---------------------------------------------------------------- 7. Quality and budgets
+
+
+def mean_score(by: str, window: str = RATE, extra: str = "") -> str:
+    """The mean of llm_quality_score: a ratio of the summed rates of its _sum and _count."""
+    return rate_ratio(gateway("llm_quality_score_sum", extra), gateway("llm_quality_score_count", extra), window, by)
+
+
+def quality_and_budgets() -> dict:
+    score_limits = thresholds((None, BLUE))
+    feedback = gateway("llm_feedback_total")
+    retrieval = f"llm_retrieval_relevance{{{GATEWAY}}}"
+    budgets = catalog.load().monthly_budgets.monthly_usd
+    department_limits = thresholds(BASE, (alerts.DEPARTMENT_BUDGET_INFO, YELLOW),
+                                   (alerts.DEPARTMENT_BUDGET_WARNING, ORANGE), (alerts.DEPARTMENT_BUDGET_CRITICAL, RED))
+    spent = f"llm_budget_spent_usd{{{GATEWAY},{DEPARTMENT}}}"
+    monthly = f"llm_budget_monthly_usd{{{GATEWAY},{DEPARTMENT}}}"
+    projected = f"llm_budget_projected_usd{{{GATEWAY},{DEPARTMENT}}}"
+    actions = f"llm_budget_policy_actions_total{{{GATEWAY},{DEPARTMENT}}}"
+    board = (
+        dashboard("llmobs-quality", "Quality and budgets",
+                  "Are the answers good, do users like them, and will each department's monthly budget last? Answer "
+                  "scores, retrieval relevance, user feedback, and the monthly budgets with their policy.", "now-1h")
+        .with_variable(model_variable())
+        .with_variable(
+            QueryVariable("department").label("Department")
+            .description("Departments with a monthly budget (stack/catalog.yaml budgets.monthly_usd)")
+            .datasource(_ds()).query(f"label_values(llm_budget_monthly_usd{{{GATEWAY}}}, department)")
+            .refresh(VariableRefresh.ON_TIME_RANGE_CHANGED).sort(VariableSort.ALPHABETICAL_ASC)
+            .multi(True).include_all(True).all_value(".*").current(ALL))
+        .with_row(Row("Answer quality"))
+        .with_panel(single("Mean score by evaluator", "none",
+                           "Mean score (0..1) of the answers over the time range, per evaluator: relevance (the "
+                           "answer's share of the question's content words), groundedness (only answers built from "
+                           "retrieved passages: the agent workflow), answered (0 for a refusal or an empty answer).",
+                           [query(mean_score("evaluator", "$__range"), "{{evaluator}}", instant=True)],
+                           score_limits, span=8, decimals=2))
+        .with_panel(series("Mean score by model and evaluator", "none",
+                           "sum(rate(llm_quality_score_sum)) / sum(rate(llm_quality_score_count)) by model and "
+                           "evaluator: a drop is drifted answers (llmsim's quality_drift) or refusals.",
+                           [query(mean_score("model, evaluator"), "{{model}} {{evaluator}}")], span=16, maximum=1,
+                           decimals=2))
+        .with_panel(distribution("Score distribution (relevance and groundedness)",
+                                 "Scored answers per second by score, one row per bucket of llm_quality_score "
+                                 "(0.1 wide): healthy answers light the top rows; drifted ones a band near 0.",
+                                 "llm_quality_score", extra=',evaluator=~"relevance|groundedness"',
+                                 bucket_unit="none"))
+        .with_panel(series("Retrieval relevance", "none",
+                           "Mean relevance of the agent workflow's retrieval step (the best runbook passage's share "
+                           "of the question's content words, llm_retrieval_relevance). No model label: the model "
+                           "filter does not apply.",
+                           [query(rate_ratio(f"llm_retrieval_relevance_sum{{{GATEWAY}}}",
+                                             f"llm_retrieval_relevance_count{{{GATEWAY}}}"), "mean relevance")],
+                           maximum=1, decimals=2))
+        .with_row(Row("User feedback"))
+        .with_panel(series("Feedback per minute by model and rating", "suffix: /min",
+                           "Ratings callers sent with POST /v1/feedback (llm_feedback_total), up and down, counted "
+                           "by the model that served the answer.",
+                           [query(f"sum by (model, rating) (rate({feedback}[{RATE}])) * 60", "{{model}} {{rating}}")],
+                           stacked=True, decimals=1))
+        .with_panel(series("Negative feedback share by model", "percentunit",
+                           "Thumbs down over all ratings, per model (both summed by model before dividing).",
+                           [query(rate_ratio(gateway("llm_feedback_total", ',rating="down"'), feedback, by="model"),
+                                  "{{model}}")], maximum=1, decimals=0))
+        .with_row(Row("Monthly budgets"))
+        .with_panel(dial("Monthly budget used", "percentunit",
+                         "Month-to-date spend over each department's monthly budget (stack/catalog.yaml "
+                         f"budgets.monthly_usd), one gauge per department. Yellow from "
+                         f"{_pct(alerts.DEPARTMENT_BUDGET_INFO)}, orange from {_pct(alerts.DEPARTMENT_BUDGET_WARNING)}, "
+                         f"red from {_pct(alerts.DEPARTMENT_BUDGET_CRITICAL)}: the LLMDepartmentBudget info, warning "
+                         "and critical steps (at 100 % the policy refuses or downgrades). The cost dashboard shows "
+                         "the same ratio as bars.",
+                         query(f"sum by (department) ({spent})\n/\nmax by (department) ({monthly})",
+                               "{{department}}", instant=True),
+                         department_limits, maximum=1.2, span=24, height=6, decimals=0))
+        .with_panel(series("Projected month-end spend vs budget", "currencyUSD",
+                           "Where each department's month ends at its month-to-date pace "
+                           "(llm_budget_projected_usd), in US dollars, beside its budget (dashed lines of the same "
+                           f"department; budgets {', '.join(f'{k} {v:g}' for k, v in budgets.items())} USD).",
+                           [query(f"sum by (department) ({projected})", "{{department}} projected", "A"),
+                            query(f"max by (department) ({monthly})", "{{department}} budget", "B")], decimals=0))
+        .with_panel(series("Remaining budget by department", "currencyUSD",
+                           "Budget minus month-to-date spend (llm_budget_remaining_usd); below 0 the department is "
+                           "over its budget.",
+                           [query(f"sum by (department) (llm_budget_remaining_usd{{{GATEWAY},{DEPARTMENT}}})",
+                                  "{{department}}")], minimum=None, decimals=0))
+        .with_panel(series("Budget policy actions per minute", "suffix: /min",
+                           "Requests the monthly budget policy acted on once a department reached 100 %: refused "
+                           "(HTTP 402) or downgraded to the cheapest model (llm_budget_policy_actions_total).",
+                           [query(f"sum by (department, action) (rate({actions}[{RATE}])) * 60",
+                                  "{{department}} {{action}}")], span=24, decimals=1))
+    )
+    return _finish(board)
+
+
 DASHBOARDS: tuple[DashboardSpec, ...] = (
     DashboardSpec("operations", "llmobs-operations", operations),
     DashboardSpec("cost", "llmobs-cost", cost_and_attribution),
     DashboardSpec("slo", "llmobs-slo", slo),
     DashboardSpec("meta-monitoring", "llmobs-meta", monitoring),
     DashboardSpec("experience", "llmobs-experience", experience),
+    DashboardSpec("resilience", "llmobs-resilience", resilience),
+    DashboardSpec("quality", "llmobs-quality", quality_and_budgets),
 )
 
 

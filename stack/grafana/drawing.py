@@ -1,5 +1,6 @@
 """Draw a Grafana dashboard with matplotlib: panels on Grafana's 24-column grid, in its dark theme, with their
-titles, units and thresholds (timeseries, stat, gauge, bar gauge and heatmap panels). The data comes from
+titles, units and thresholds (timeseries, stat, gauge, bar gauge, heatmap and state timeline panels; value
+mappings show a number as its name and colour). The data comes from
 panel_data.PanelData; snapshot.py decides what to draw where.
 """
 
@@ -61,6 +62,37 @@ def threshold_color(panel: Mapping, value: float) -> str:
         if limit is None or value >= limit:
             color = step_color
     return color
+
+
+@dataclass(frozen=True)
+class State:
+    """What a value mapping shows for a number: its text and colour (None: keep the threshold colour)."""
+    text: str
+    color: str | None
+
+
+def value_states(panel: Mapping) -> dict[float, State]:
+    """The panel's value mappings of type "value" (a number shown as a name), by the number they map."""
+    mappings = ((panel.get("fieldConfig") or {}).get("defaults") or {}).get("mappings") or []
+    found: dict[float, State] = {}
+    for mapping in mappings:
+        if not isinstance(mapping, Mapping) or mapping.get("type") != "value":
+            continue
+        for key, result in (mapping.get("options") or {}).items():
+            try:
+                number = float(key)
+            except ValueError:
+                continue
+            color = result.get("color")
+            found[number] = State(str(result.get("text", key)), _color(color) if color else None)
+    return found
+
+
+def mapped_state(panel: Mapping, value: float) -> State | None:
+    """The value mapping that names this value, if any (Grafana maps the exact number)."""
+    if math.isnan(value):
+        return None
+    return value_states(panel).get(float(value))
 
 # ---------------------------------------------------------------- drawing
 
@@ -171,7 +203,16 @@ def _instant(fig: plt.Figure, rect: tuple, panel: Mapping, data: PanelData,
 
 
 def _value_color(panel: Mapping, value: float) -> str:
-    return MUTED if math.isnan(value) else threshold_color(panel, value)
+    if math.isnan(value):
+        return MUTED
+    state = mapped_state(panel, value)
+    return state.color if state and state.color else threshold_color(panel, value)
+
+
+def _value_text(panel: Mapping, value: float, found: Instant) -> str:
+    """The value as the panel prints it: its mapped name, else formatted in the panel's unit."""
+    state = mapped_state(panel, value)
+    return state.text if state else format_value(value, found.unit, found.decimals)
 
 
 def draw_stat(fig: plt.Figure, rect: tuple, panel: Mapping, data: PanelData) -> bool:
@@ -182,24 +223,24 @@ def draw_stat(fig: plt.Figure, rect: tuple, panel: Mapping, data: PanelData) -> 
     count = len(found.values)
     for index, (name, value) in enumerate(found.values):
         x = left + width * (index + 0.5) / count
-        fig.text(x, bottom + height * 0.42, format_value(value, found.unit, found.decimals),
-                 color=_value_color(panel, value), fontsize=26 if count == 1 else 20, fontweight="bold",
-                 ha="center", va="center")
+        text = _value_text(panel, value, found)
+        size = 26 if count == 1 else 20
+        fits = width * fig.get_figwidth() / count / (0.62 * len(text) * size / 72)  # >1: fits at that size
+        fig.text(x, bottom + height * 0.42, text, color=_value_color(panel, value),
+                 fontsize=max(9.0, size * min(1.0, fits)), fontweight="bold", ha="center", va="center")
         if count > 1:
             fig.text(x, bottom + height * 0.12, name, color=MUTED, fontsize=8, ha="center", va="center")
     return True
 
 
-def draw_gauge(fig: plt.Figure, rect: tuple, panel: Mapping, data: PanelData) -> bool:
-    found = _instant(fig, rect, panel, data)
-    if found is None:
-        return False
+def _gauge(fig: plt.Figure, rect: Rect, panel: Mapping, found: Instant, name: str | None, value: float) -> None:
+    """One gauge dial in `rect`: threshold arc, value arc, value (and the series name under it when given)."""
     left, bottom, width, height = rect
     low, high = found.defaults.get("min", 0) or 0, found.defaults.get("max", 1) or 1
-    value = found.values[0][1]
-    side = min(width * fig.get_figwidth(), height * fig.get_figheight())
+    label_h = 0.16 * height if name else 0.0
+    side = min(width * fig.get_figwidth(), (height - label_h) * fig.get_figheight())
     ax_w, ax_h = side / fig.get_figwidth(), side / fig.get_figheight()
-    ax = fig.add_axes((left + (width - ax_w) / 2, bottom + 0.02 * height, ax_w, ax_h * 0.95))
+    ax = fig.add_axes((left + (width - ax_w) / 2, bottom + label_h + 0.02 * height, ax_w, ax_h * 0.95))
     ax.set_xlim(-1.1, 1.1)
     ax.set_ylim(-0.35, 1.1)
     ax.axis("off")
@@ -218,9 +259,23 @@ def draw_gauge(fig: plt.Figure, rect: tuple, panel: Mapping, data: PanelData) ->
     if not math.isnan(value):
         ax.add_patch(Wedge((0, 0), 0.9, 0, 180, width=0.22, color=BORDER))
         ax.add_patch(Wedge((0, 0), 0.9, angle(value), 180, width=0.22, color=_value_color(panel, value)))
-    ax.text(0, -0.18, format_value(value, found.unit, found.decimals), color=_value_color(panel, value), fontsize=16,
-            fontweight="bold", ha="center", va="center")
-    return not math.isnan(value)
+    ax.text(0, -0.18, format_value(value, found.unit, found.decimals), color=_value_color(panel, value),
+            fontsize=16 if not name else 12, fontweight="bold", ha="center", va="center")
+    if name:
+        fig.text(left + width / 2, bottom + label_h / 2, name, color=MUTED, fontsize=8, ha="center", va="center")
+
+
+def draw_gauge(fig: plt.Figure, rect: tuple, panel: Mapping, data: PanelData) -> bool:
+    """One gauge per series side by side, as Grafana shows a gauge panel whose query returns several."""
+    found = _instant(fig, rect, panel, data)
+    if found is None:
+        return False
+    left, bottom, width, height = rect
+    count = len(found.values)
+    for index, (name, value) in enumerate(found.values):
+        _gauge(fig, (left + width * index / count, bottom, width / count, height), panel, found,
+               name if count > 1 else None, value)
+    return any(not math.isnan(value) for _, value in found.values)
 
 
 def draw_bargauge(fig: plt.Figure, rect: tuple, panel: Mapping, data: PanelData) -> bool:
@@ -297,6 +352,59 @@ def draw_heatmap(fig: plt.Figure, rect: tuple, panel: Mapping, data: PanelData) 
     return True
 
 
+def _runs(times: list[float], values: list[float]) -> list[tuple[float, float, float]]:
+    """Consecutive equal values as (start, end, value) runs; a run ends where the next begins (NaN: a gap)."""
+    runs: list[tuple[float, float, float]] = []
+    step = min((b - a for a, b in zip(times, times[1:]) if b > a), default=60.0)
+    for time_point, value in zip(times, values):
+        if runs and not math.isnan(value) and runs[-1][2] == value and time_point - runs[-1][1] <= step * 1.5:
+            runs[-1] = (runs[-1][0], time_point + step, value)
+        elif not math.isnan(value):
+            runs.append((time_point, time_point + step, value))
+    return runs
+
+
+def draw_state_timeline(fig: plt.Figure, rect: tuple, panel: Mapping, data: PanelData) -> bool:
+    """One lane per series over the time range, each run of one value drawn in its mapped colour and named (as
+    Grafana's state timeline with merged values); a legend of the mapped states below."""
+    series = [s for s in data.range_series(panel) if any(not math.isnan(v) for v in s.values)]
+    if not series:
+        _no_data(fig, rect)
+        return False
+    left, bottom, width, height = rect
+    fig_w, fig_h = fig.get_figwidth(), fig.get_figheight()
+    legend_in, ticks_in, names_in = 0.22, 0.24, 1.1
+    ax = fig.add_axes((left + names_in / fig_w, bottom + (legend_in + ticks_in) / fig_h,
+                       width - (names_in + 0.15) / fig_w, height - (legend_in + ticks_in + 0.08) / fig_h))
+    _style_axes(ax)
+    span = data.end - data.start
+    unit = ((panel.get("fieldConfig") or {}).get("defaults") or {}).get("unit")
+    for lane, item in enumerate(reversed(series)):
+        for start, end, value in _runs(item.times, item.values):
+            state = mapped_state(panel, value)
+            color = state.color if state and state.color else threshold_color(panel, value)
+            begin, finish = max(start, data.start), min(end, data.end)
+            if finish <= begin:
+                continue
+            ax.barh(lane, finish - begin, left=begin, height=0.8, color=color, alpha=0.85, linewidth=0)
+            if (finish - begin) / span > 0.08:
+                ax.text(begin + (finish - begin) / 2, lane, state.text if state else format_value(value, unit),
+                        color=BACKGROUND, fontsize=7.5, fontweight="bold", ha="center", va="center", clip_on=True)
+    ax.set_yticks(range(len(series)))
+    ax.set_yticklabels([item.name for item in reversed(series)], color=TEXT, fontsize=7.5)
+    ax.set_ylim(-0.6, len(series) - 0.4)
+    ax.set_xlim(data.start, data.end)
+    ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(
+        lambda t, _: datetime.fromtimestamp(t, tz=timezone.utc).strftime("%H:%M")))
+    ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(nbins=6))
+    states = sorted(value_states(panel).items())
+    for index, (_, state) in enumerate(states):
+        x = left + 0.1 / fig_w + index * min(1.3 / fig_w, (width - 0.2 / fig_w) / max(1, len(states)))
+        fig.text(x, bottom + 0.1 / fig_h, "\u25a0 " + state.text, color=state.color or TEXT, fontsize=7,
+                 va="center", ha="left")
+    return True
+
+
 def draw_row(fig: plt.Figure, rect: tuple, panel: Mapping) -> None:
     left, bottom, width, height = rect
     fig.text(left + 0.003, bottom + height * 0.35, panel.get("title", ""), color=TEXT, fontsize=10.5,
@@ -305,7 +413,7 @@ def draw_row(fig: plt.Figure, rect: tuple, panel: Mapping) -> None:
 
 
 DRAWERS = {"timeseries": draw_timeseries, "stat": draw_stat, "gauge": draw_gauge, "bargauge": draw_bargauge,
-           "heatmap": draw_heatmap}
+           "heatmap": draw_heatmap, "state-timeline": draw_state_timeline}
 
 def _human(seconds: float) -> str:
     minutes = round(seconds / 60)

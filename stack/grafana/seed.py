@@ -3,7 +3,9 @@ and a scripted few minutes with faults (before drawing the docs pictures). Both 
 catalog model and department: plain calls with stack.traffic.SteadyTraffic, and the calls of a chat product with
 ChatExperienceTraffic (streamed answers, repeated seeded questions the response cache answers, a shared system
 prompt the provider's prompt cache holds, cache bypasses and clients that hang up), which the LLM experience
-dashboard needs.
+dashboard needs. For the resilience and quality dashboards: a breaker drill (a short llmsim `outage` of
+OUTAGE_MODEL until its circuit breaker opens and calls fall back, then healed and the breaker closed again), rated
+answers (POST /v1/feedback, some thumbs down) and agent workflow calls (retrieval, groundedness).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 
 from stack import catalog, topology
 from stack.grafana import variables as gv
@@ -39,6 +42,16 @@ CALL_KINDS = (STREAMED, CACHEABLE, CACHEABLE, NO_CACHE, CACHEABLE)  # each model
 HANG_UP_AFTER_EVENTS = 5
 HANG_UP_MAX_TOKENS = 400  # a long answer, still streaming when the client hangs up
 CHAT_RATE_PER_MODEL = 3.0  # seed_load's ChatExperienceTraffic
+# The breaker drill: an llmsim outage of this model (it has fallbacks, so a breaker) until its breaker opens.
+OUTAGE_MODEL = "sim-reasoning"
+OUTAGE_SAFETY_SECONDS = 60      # the outage heals itself after this even if the drill is interrupted
+DRILL_MAX_CALLS = 20            # calls to the failing model before giving up on the breaker opening
+BREAKER_OPEN, BREAKER_CLOSED = 1.0, 0.0   # llm_circuit_breaker_state
+# Rated answers: each model's answers rated this many times, every FEEDBACK_DOWN_EVERY-th one thumbs down.
+RATED_ANSWERS_PER_MODEL = 3
+FEEDBACK_DOWN_EVERY = 3
+WORKFLOW_QUESTIONS = ("What should I check first when the error ratio alert fires?",
+                      "How do I find which department is spending the monthly budget?")
 
 
 @dataclass
@@ -160,6 +173,162 @@ def chat_traffic(seconds: float, rate_per_model: float, hang_up_every: int) -> l
             for index, model in enumerate(cat.model_names)]
 
 
+# ---------------------------------------------------------------- resilience and quality signals
+
+
+def _gateway_url() -> str:
+    return topology.load().services["gateway"].url
+
+
+def _llmsim_url() -> str:
+    return topology.load().services["llmsim"].url
+
+
+def _short_chat(model: str, number: int, department: str = "support") -> dict:
+    return {"model": model, "max_tokens": 60, "synthetic": True,
+            "attribution": {"user_id": f"rater-{number % 5}", "department": department, "application": "chatbot"},
+            "messages": [{"role": "system", "content": SYSTEM_PROMPT},
+                         {"role": "user", "content": f"{QUESTIONS[number % len(QUESTIONS)]} (rated {number})"}]}
+
+
+def breaker_state(client: httpx.Client, model: str) -> float | None:
+    """llm_circuit_breaker_state of `model` as the gateway exports it now (None: no breaker, or no answer)."""
+    try:
+        text = client.get(f"{_gateway_url()}/metrics", timeout=5).text
+    except httpx.HTTPError:
+        return None
+    for family in text_string_to_metric_families(text):
+        if family.name == "llm_circuit_breaker_state":
+            for sample in family.samples:
+                if sample.labels.get("model") == model:
+                    return sample.value
+    return None
+
+
+@dataclass
+class BreakerDrill:
+    """An llmsim outage of one model until the gateway's breaker for it opens (its calls fall back to the next
+    model of its chain), then healed; `close()` later sends calls to it until the breaker has closed again (after
+    the catalog's reset_seconds it half-opens, and the first success closes it)."""
+    model: str = OUTAGE_MODEL
+    opened_at: float | None = None
+    calls: Counter[int] = field(default_factory=Counter)
+
+    def open(self, client: httpx.Client) -> bool:
+        faults = f"{_llmsim_url()}/faults"
+        client.post(faults, json={"outage": True, "models": [self.model],
+                                  "duration_seconds": OUTAGE_SAFETY_SECONDS}, timeout=5).raise_for_status()
+        try:
+            for number in range(DRILL_MAX_CALLS):
+                self._call(client, number)
+                if breaker_state(client, self.model) == BREAKER_OPEN:
+                    self.opened_at = time.monotonic()
+                    self._call(client, number + 1)  # refused by the open breaker: straight to the fallback
+                    break
+        finally:
+            client.delete(f"{faults}/outage", timeout=5)
+        return self.opened_at is not None
+
+    def close(self, client: httpx.Client) -> bool:
+        """Calls to the model, one a second once its reset time is over, until its breaker is closed again."""
+        if self.opened_at is None:
+            return True
+        reset = catalog.load().circuit_breaker.reset_seconds
+        deadline = self.opened_at + reset + 20
+        number = DRILL_MAX_CALLS
+        while time.monotonic() < deadline:
+            if breaker_state(client, self.model) == BREAKER_CLOSED:
+                return True
+            still_open = self.opened_at + reset - time.monotonic()
+            if still_open > 0:
+                time.sleep(min(still_open, 1.0))
+                continue
+            number += 1
+            self._call(client, number)  # half-opened: this trial call closes it
+            time.sleep(0.5)
+        return breaker_state(client, self.model) == BREAKER_CLOSED
+
+    def _call(self, client: httpx.Client, number: int) -> None:
+        try:
+            response = client.post(f"{_gateway_url()}/v1/chat/completions", json=_short_chat(self.model, number),
+                                   timeout=30)
+            self.calls[response.status_code] += 1
+        except httpx.HTTPError:
+            self.calls[0] += 1
+
+
+def rate_answers(client: httpx.Client, per_model: int = RATED_ANSWERS_PER_MODEL, start: int = 0) -> Counter[str]:
+    """Non-streamed answers on every catalog model, each rated with POST /v1/feedback (every FEEDBACK_DOWN_EVERY-th
+    one down): llm_feedback_total. Returns the ratings the gateway accepted, by rating."""
+    accepted: Counter[str] = Counter()
+    for model in catalog.load().model_names:
+        for number in range(start, start + per_model):
+            try:
+                answer = client.post(f"{_gateway_url()}/v1/chat/completions", json=_short_chat(model, number),
+                                     timeout=30)
+                request_id = answer.headers.get("x-request-id")
+                if answer.status_code != 200 or not request_id:
+                    continue
+                rating = "down" if number % FEEDBACK_DOWN_EVERY == FEEDBACK_DOWN_EVERY - 1 else "up"
+                rated = client.post(f"{_gateway_url()}/v1/feedback", json={"request_id": request_id,
+                                                                           "rating": rating}, timeout=10)
+                if rated.status_code == 200:
+                    accepted[rating] += 1
+            except httpx.HTTPError:
+                continue
+    return accepted
+
+
+def run_workflows(client: httpx.Client, count: int = len(WORKFLOW_QUESTIONS), start: int = 0) -> Counter[int]:
+    """Agent workflow calls (classify, retrieve runbook passages, answer, format): llm_retrieval_relevance and the
+    groundedness score. Returns the HTTP status counts."""
+    statuses: Counter[int] = Counter()
+    for number in range(start, start + count):
+        body = {"question": WORKFLOW_QUESTIONS[number % len(WORKFLOW_QUESTIONS)], "synthetic": True,
+                "attribution": {"user_id": f"agent-{number % 3}", "department": "engineering",
+                                "application": "agent"}}
+        try:
+            statuses[client.post(f"{_gateway_url()}/v1/agent/workflow", json=body, timeout=60).status_code] += 1
+        except httpx.HTTPError:
+            statuses[0] += 1
+    return statuses
+
+
+class QualitySignals:
+    """In a background thread, every `interval` seconds: one round of rated answers (one per model) and, every
+    `workflow_every`-th round, a workflow call; for the demo traffic."""
+
+    def __init__(self, max_seconds: float, interval: float = 5.0, workflow_every: int = 3) -> None:
+        self.max_seconds, self.interval, self.workflow_every = max_seconds, interval, workflow_every
+        self.ratings: Counter[str] = Counter()
+        self.workflows: Counter[int] = Counter()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="quality-signals", daemon=True)
+
+    def __enter__(self) -> QualitySignals:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.ident is not None:
+            self._thread.join(timeout=90)
+
+    def _run(self) -> None:
+        started = time.monotonic()
+        with httpx.Client() as client:
+            for round_number in itertools.count():
+                if self._stop.is_set() or time.monotonic() - started > self.max_seconds:
+                    return
+                self.ratings += rate_answers(client, per_model=1, start=round_number)
+                if round_number % self.workflow_every == 0:
+                    self.workflows += run_workflows(client, count=1, start=round_number)
+                self._stop.wait(self.interval)
+
+
 def seed_load(seconds: float | None = None, rate_per_model: float = 3.0) -> dict[int, int]:
     """A few seconds of chat traffic through the gateway for every catalog model and department (plain calls and a
     chat product's: ChatExperienceTraffic), then wait until Prometheus has scraped it, so every panel has something
@@ -180,14 +349,22 @@ def seed_load(seconds: float | None = None, rate_per_model: float = 3.0) -> dict
     # Every kind of call, questions asked again once their first answer is stored, and two clients hanging up.
     chat_calls = int(seconds * CHAT_RATE_PER_MODEL)
     chats = chat_traffic(seconds, CHAT_RATE_PER_MODEL, hang_up_every=max(len(CALL_KINDS), chat_calls // 2))
-    for generator in [*generators, *chats]:
-        generator.__enter__()
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        time.sleep(0.2)
+    drill = BreakerDrill()
+    with httpx.Client() as client:
+        # First the breaker drill (a few fast 503s, then fallbacks), so its reset time runs during the traffic.
+        drill.open(client)
+        for generator in [*generators, *chats]:
+            generator.__enter__()
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            time.sleep(0.2)
+        for generator in [*generators, *chats]:
+            generator.stop()
+        drill.close(client)  # leave every breaker closed (tier 1) for whatever runs next
+        rate_answers(client)  # now every model serves its own answers, and each gets ratings
+        run_workflows(client)
     statuses: dict[int, int] = {}
     for generator in [*generators, *chats]:
-        generator.stop()
         for status, count in generator.result.by_status.items():
             statuses[status] = statuses.get(status, 0) + count
     answered = sum(sum(g.result.by_status.values()) for g in generators) + sum(c.result.provider_calls for c in chats)
@@ -216,7 +393,9 @@ def demo_traffic(seconds: float) -> None:
     """Traffic on every model and department for `seconds`, plain calls and a chat product's (streamed, cacheable,
     a client hanging up now and then), with faults so the pictures show something: 30 % errors and 10 % rate
     limiting on sim-balanced from 30 % of the time, slow (+3 s, first token +2.5 s) and verbose (3x tokens)
-    sim-reasoning answers from 60 %, each for a fifth of the time."""
+    sim-reasoning answers from 60 %, each for a fifth of the time; an outage of OUTAGE_MODEL from 82 % for a tenth
+    of the time (at least the breaker's reset time: its breaker opens, its calls fall back, and it closes again once
+    the outage heals); all along, rated answers and now and then an agent workflow (QualitySignals)."""
     cat = catalog.load()
     llmsim = topology.load().services["llmsim"].url
     generators = []
@@ -229,22 +408,25 @@ def demo_traffic(seconds: float) -> None:
     generators.append(SteadyTraffic("sim-fast", rate=0.3, max_seconds=seconds, max_requests=int(seconds * 0.3) + 1,
                                     department="legal"))
     chats = chat_traffic(seconds, rate_per_model=0.5, hang_up_every=20)
-    for generator in [*generators, *chats]:
+    signals = QualitySignals(seconds)
+    for generator in [*generators, *chats, signals]:
         generator.__enter__()
     started = time.monotonic()
+    outage_seconds = max(seconds * 0.1, catalog.load().circuit_breaker.reset_seconds)
     script = [
         (0.30, {"error_rate": 0.3, "rate_limit_rate": 0.1, "models": ["sim-balanced"],
                 "duration_seconds": seconds * 0.2}),
         (0.60, {"added_latency_seconds": 3.0, "slow_first_token_seconds": 2.5, "token_multiplier": 3.0,
                 "models": ["sim-reasoning"], "duration_seconds": seconds * 0.2}),
+        (0.82, {"outage": True, "models": [OUTAGE_MODEL], "duration_seconds": outage_seconds}),
     ]
     try:
-        for share, knobs in script:
+        for share, knobs in sorted(script, key=lambda step: step[0]):
             time.sleep(max(0.0, started + share * seconds - time.monotonic()))
             httpx.post(f"{llmsim}/faults", json=knobs, timeout=5).raise_for_status()
             print(f"  t={time.monotonic() - started:.0f}s faults {knobs}")
         time.sleep(max(0.0, started + seconds - time.monotonic()))
     finally:
         httpx.delete(f"{llmsim}/faults", timeout=5)
-        for generator in [*generators, *chats]:
+        for generator in [*generators, *chats, signals]:
             generator.stop()
