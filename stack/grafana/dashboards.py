@@ -854,10 +854,8 @@ def experience() -> dict:
 
 # ---------------------------------------------------------------- 6. Resilience
 
-# Rate-limit headroom (remaining / limit of the provider's window) below which a panel turns red. No alert constant
-# exists for it in stack/prometheus/alerts.py yet (a parallel branch adds LLMRateLimitHeadroomLow): 10 % until then,
-# when this should read the alert's constant instead.
-RATELIMIT_HEADROOM_MIN = 0.10
+# Rate-limit headroom (remaining / limit of the provider's window) below which a panel turns red: LLMRateLimitHeadroomLow's.
+RATELIMIT_HEADROOM_MIN = alerts.RATELIMIT_HEADROOM_MIN
 ROUTED = "llm_routed_requests_total"
 
 
