@@ -122,3 +122,16 @@ def test_a_stream_falls_back_before_its_first_chunk(stack: inprocess.Stack) -> N
     assert response.text.rstrip().endswith("data: [DONE]")
     assert [row[1:] for row in _rows(stack, response.headers["x-request-id"])] == [
         ("sim-reasoning", None, "fallback"), ("sim-balanced", "sim-reasoning", "success")]
+
+
+def test_the_headroom_gauges_follow_the_providers_rate_limit_headers(stack: inprocess.Stack) -> None:
+    stack.llmsim.post("/faults", json={"rate_limit_scale": 0.001, "models": ["sim-balanced"]})
+    seen = []
+    for n in range(3):
+        response = stack.gateway.post("/v1/chat/completions", json=_body("sim-balanced", f"headroom {n}"))
+        assert response.status_code == 200
+        seen.append(_gauge(stack, "llm_ratelimit_remaining", model="sim-balanced", kind="requests"))
+    limit = _gauge(stack, "llm_ratelimit_limit", model="sim-balanced", kind="requests")
+    assert limit == catalog.load().models["sim-balanced"].rate_limits.requests_per_minute * 0.001
+    assert seen[0] > seen[1] > seen[2] and seen[2] < limit, f"each call uses one request of {limit}: {seen}"
+    assert _gauge(stack, "llm_ratelimit_remaining", model="sim-balanced", kind="tokens") > 0
