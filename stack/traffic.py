@@ -19,6 +19,7 @@ import time
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Self
 
 import httpx
 
@@ -108,7 +109,37 @@ def steady_body(model: str, number: int, department: str = DEFAULT_DEPARTMENT, c
                      max_tokens=max_tokens)
 
 
-class SteadyTraffic:
+class BackgroundWork:
+    """Work on a daemon thread (`_run`, which should end once `_stop` is set), used as a context manager: leaving it
+    stops the thread, waits for it at most `join_timeout` seconds, then `_close()`."""
+
+    join_timeout = 35.0
+
+    def _prepare_thread(self, name: str) -> None:
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+
+    def _run(self) -> None:
+        raise NotImplementedError
+
+    def _close(self) -> None:
+        """What to release once the thread has ended."""
+
+    def __enter__(self) -> Self:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.ident is not None:
+            self._thread.join(timeout=self.join_timeout)
+        self._close()
+
+
+class SteadyTraffic(BackgroundWork):
     """Sends `rate` chat requests per second from a background thread, each on its own short-lived thread so a
     slow provider does not lower the rate."""
 
@@ -123,22 +154,12 @@ class SteadyTraffic:
         self.cacheable, self.stream_share, self.max_tokens = cacheable, stream_share, max_tokens
         self.max_requests, self.max_seconds = max_requests, max_seconds
         self.result = TrafficResult()
-        self._stop = threading.Event()
         self._lock = threading.Lock()
-        self._thread = threading.Thread(target=self._run, name=f"traffic-{model}", daemon=True)
+        self._prepare_thread(f"traffic-{model}")
         self._url = topology.load().services["gateway"].url + "/v1/chat/completions"
         self._client = httpx.Client(timeout=30, limits=httpx.Limits(max_connections=64))
 
-    def __enter__(self) -> SteadyTraffic:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.stop()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=35)
+    def _close(self) -> None:
         self._client.close()
 
     def _send(self, number: int) -> None:

@@ -23,7 +23,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from stack import catalog, topology
 from stack.grafana import variables as gv
 from stack.promapi import Prometheus, QueryError
-from stack.traffic import SteadyTraffic
+from stack.traffic import BackgroundWork, SteadyTraffic
 
 # One system prompt shared by every chat call: about 55 tokens (stack/tokens.py counts ~4 characters a token), above
 # llmsim's prompt_cache.min_prefix_tokens (32), so from a model's second call on it is billed as cached input.
@@ -68,7 +68,7 @@ class ChatResult:
         return sum(self.by_status.values()) - self.by_cache["HIT"]
 
 
-class ChatExperienceTraffic:
+class ChatExperienceTraffic(BackgroundWork):
     """Chat calls to one model as a chat product makes them, `rate` per second from a background thread, each on its
     own thread: streamed answers, seeded questions asked again (response-cache misses, then hits), seeded calls that
     bypass the cache, all behind SYSTEM_PROMPT; and every `hang_up_every`-th call a long streamed answer the client
@@ -85,23 +85,12 @@ class ChatExperienceTraffic:
         self.seed = seed if seed is not None else time.time_ns() % 1_000_000_007
         self.result = ChatResult()
         self._cacheable_asked = 0
-        self._stop = threading.Event()
         self._lock = threading.Lock()
-        self._thread = threading.Thread(target=self._run, name=f"chat-{model}", daemon=True)
+        self._prepare_thread(f"chat-{model}")
         self._url = topology.load().services["gateway"].url + "/v1/chat/completions"
         self._client = httpx.Client(timeout=30, limits=httpx.Limits(max_connections=64))
 
-    def __enter__(self) -> ChatExperienceTraffic:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.stop()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread.ident is not None:
-            self._thread.join(timeout=35)
+    def _close(self) -> None:
         self._client.close()
 
     def _next_question(self) -> str:
@@ -294,7 +283,7 @@ def run_workflows(client: httpx.Client, count: int = len(WORKFLOW_QUESTIONS), st
     return statuses
 
 
-class QualitySignals:
+class QualitySignals(BackgroundWork):
     """In a background thread, every `interval` seconds: one round of rated answers (one per model) and, every
     `workflow_every`-th round, a workflow call; for the demo traffic."""
 
@@ -302,20 +291,7 @@ class QualitySignals:
         self.max_seconds, self.interval, self.workflow_every = max_seconds, interval, workflow_every
         self.ratings: Counter[str] = Counter()
         self.workflows: Counter[int] = Counter()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="quality-signals", daemon=True)
-
-    def __enter__(self) -> QualitySignals:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.stop()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread.ident is not None:
-            self._thread.join(timeout=90)
+        self._prepare_thread("quality-signals")
 
     def _run(self) -> None:
         started = time.monotonic()
