@@ -23,7 +23,7 @@ import pytest
 
 from stack import catalog, topology
 from stack.loadgen import report, run, target
-from stack.loadgen.workload import (CHAT_PATH, STREAMED_SUFFIX, WORKFLOW_PATH, Mix, RequestPlanner, model_weights,
+from stack.loadgen.workload import (CHAT_PATH, FEEDBACK_PATH, STREAMED_SUFFIX, WORKFLOW_PATH, Mix, RequestPlanner, model_weights,
                                    population)
 from stack.paths import REPO_ROOT
 from tests import live
@@ -207,7 +207,8 @@ def test_a_headless_run_reports_its_requests_and_the_gateway_sees_them(stack: Li
         assert (tmp_path / name).stat().st_size > 0, f"{name} missing or empty"
     stats = report.read(tmp_path / "load")
     assert stats.total.requests >= 20 and stats.total.failures == 0, stats.total
-    assert {e.name for e in stats.endpoints} == {CHAT_PATH, CHAT_PATH + STREAMED_SUFFIX, WORKFLOW_PATH}
+    assert {e.name for e in stats.endpoints} == {CHAT_PATH, CHAT_PATH + STREAMED_SUFFIX, WORKFLOW_PATH, FEEDBACK_PATH}
+    ratings = next(e.requests for e in stats.endpoints if e.name == FEEDBACK_PATH)
     assert CHAT_PATH in (tmp_path / "load_report.html").read_text()
     assert "all endpoints" in result.stdout and "p95" in result.stdout, "the summary table is printed"
     streamed, chat = stats.chat_calls
@@ -226,8 +227,9 @@ def test_a_headless_run_reports_its_requests_and_the_gateway_sees_them(stack: Li
                          _by_label(after, "llm_cost_usd_total", "department"))
     assert len(departments) >= 3, f"traffic should be spread over departments, grew: {departments}"
     calls = live.metric_sum(after, "llm_requests_total") - live.metric_sum(before, "llm_requests_total")
-    assert calls >= stats.total.requests - stats.x_cache.get("HIT", 0), \
-        "every request the response cache did not answer reached the provider (a workflow makes three calls)"
+    assert calls >= stats.total.requests - stats.x_cache.get("HIT", 0) - ratings, \
+        "every request the response cache did not answer reached the provider (a workflow makes three calls; a " \
+        "rating makes none)"
 
     with sqlite3.connect(stack.run / "gateway" / "attribution.db") as db:
         rows = db.execute("SELECT synthetic, department, application, step FROM llm_calls WHERE ts >= ?",

@@ -139,7 +139,7 @@ def test_llmsim_and_workflow_spans_follow_the_genai_conventions(tmp_path: Path, 
     agent = next(s for s in spans if s.name == "invoke_agent workflow")
     assert agent.attributes["gen_ai.provider.name"] == "llmsim" and agent.attributes["gen_ai.agent.name"] == "workflow"
     assert not [s.name for s in spans if "gen_ai.system" in s.attributes]
-    assert len([s for s in spans if genai.OPERATION_NAME in s.attributes]) == 5  # llmsim chat, agent, 3 gateway chats
+    assert len([s for s in spans if genai.OPERATION_NAME in s.attributes]) == 6  # llmsim chat, agent, retrieval, 3 chats
 
 
 def test_instrumentation_off_switches_tracing_off_too(tmp_path: Path, mocked_provider: list) -> None:

@@ -3,12 +3,15 @@
 The corpus ships with the project: the course's own runbooks (docs/runbooks/*.md), cut into passages at blank lines
 (headings, tables and code fences are left out; each passage is one paragraph or list item of prose). A passage's
 score is the share of the question's content words it contains (stack/answer_quality.py's words, the same ones the
-evaluators use); the top TOP_K with a score above 0 are retrieved. The retrieval's relevance is the best passage's
-score: 0 when nothing in the corpus speaks of the question."""
+evaluators use), each word weighted by its inverse document frequency (a word most passages hold, "alert", counts
+less than a rare one, "latency"); the top TOP_K with a score above 0 are retrieved. The retrieval's relevance is the
+best passage's score: 0 when nothing in the corpus speaks of the question."""
 
 from __future__ import annotations
 
+import math
 import re
+from collections import Counter
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -57,11 +60,21 @@ class Corpus:
     def passages(self) -> list[tuple[Passage, frozenset[str]]]:
         return [(p, frozenset(words(p.text))) for path in sorted(self.folder.glob("*.md")) for p in _passages(path)]
 
+    @cached_property
+    def document_frequency(self) -> Counter[str]:
+        return Counter(word for _, vocabulary in self.passages for word in vocabulary)
+
+    def weight(self, word: str) -> float:
+        """Inverse document frequency, smoothed: a word no passage holds still weighs (it can only miss)."""
+        return math.log(1 + len(self.passages) / (1 + self.document_frequency[word]))
+
     def retrieve(self, question: str, top_k: int = TOP_K) -> Retrieval:
         asked = content_words(question)
         if not asked:
             return Retrieval((), 0.0)
-        scored = sorted(((sum(w in vocabulary for w in asked) / len(asked), n, passage)
+        weights = {word: self.weight(word) for word in asked}
+        total = sum(weights.values())
+        scored = sorted(((sum(w for word, w in weights.items() if word in vocabulary) / total, n, passage)
                          for n, (passage, vocabulary) in enumerate(self.passages)),
                         key=lambda item: (-item[0], item[1]))
         best = [(score, passage) for score, _, passage in scored[:top_k] if score > 0]
