@@ -67,7 +67,7 @@ def section(run: SuiteRun, when: str) -> str:
     lines = [BEGIN, "## Test suite", "",
              f"`bash .ci/run` on a clean clone of {run.commit} ({when}; it creates its own virtualenv, OS packages "
              f"already installed): **{run.wall_seconds / 60:.1f} min** wall clock, of which pytest "
-             f"{run.pytest_seconds:.0f} s on four pytest-xdist workers; {run.counts}. Goal ≤ "
+             f"{run.pytest_seconds:.0f} s on three pytest-xdist workers; {run.counts}. Goal ≤ "
              f"{GOAL_SECONDS // 60} min: {verdict}.", "",
              f"The {len(run.slowest)} slowest test phases (`--durations`):", "",
              "| seconds | phase | test |", "| ---: | --- | --- |"]
