@@ -17,7 +17,7 @@ import math
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Self
 
@@ -125,6 +125,27 @@ class BackgroundWork:
     def _close(self) -> None:
         """What to release once the thread has ended."""
 
+    def _send(self, *args: object) -> None:
+        raise NotImplementedError
+
+    def _send_paced(self, rate: float, max_seconds: float, args_of: Callable[[int], tuple],
+                    max_calls: int | None = None) -> None:
+        """`_send(*args_of(n))` for n = 0, 1, ... at `rate` a second, each on its own short-lived thread (a slow answer
+        does not lower the rate), until stopped, `max_seconds` or `max_calls`; then waits for the calls under way."""
+        started = time.monotonic()
+        workers: list[threading.Thread] = []
+        for number in itertools.count():
+            if self._stop.is_set() or (max_calls is not None and number >= max_calls) or \
+                    time.monotonic() - started > max_seconds:
+                break
+            worker = threading.Thread(target=self._send, args=args_of(number), daemon=True)
+            worker.start()
+            workers.append(worker)
+            self.result.sent += 1
+            self._stop.wait(1 / rate)
+        for worker in workers:
+            worker.join(timeout=30)
+
     def __enter__(self) -> Self:
         self._thread.start()
         return self
@@ -182,15 +203,4 @@ class SteadyTraffic(BackgroundWork):
                 self.result.transport_errors += 1
 
     def _run(self) -> None:
-        started = time.monotonic()
-        workers: list[threading.Thread] = []
-        for number in itertools.count():
-            if self._stop.is_set() or number >= self.max_requests or time.monotonic() - started > self.max_seconds:
-                break
-            worker = threading.Thread(target=self._send, args=(number,), daemon=True)
-            worker.start()
-            workers.append(worker)
-            self.result.sent += 1
-            self._stop.wait(1 / self.rate)
-        for worker in workers:
-            worker.join(timeout=30)
+        self._send_paced(self.rate, self.max_seconds, lambda number: (number,), self.max_requests)

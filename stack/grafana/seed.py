@@ -138,18 +138,7 @@ class ChatExperienceTraffic(BackgroundWork):
                 self.result.transport_errors += 1
 
     def _run(self) -> None:
-        started = time.monotonic()
-        workers: list[threading.Thread] = []
-        for number in itertools.count():
-            if self._stop.is_set() or time.monotonic() - started > self.max_seconds:
-                break
-            worker = threading.Thread(target=self._send, args=self.next_call(number), daemon=True)
-            worker.start()
-            workers.append(worker)
-            self.result.sent += 1
-            self._stop.wait(1 / self.rate)
-        for worker in workers:
-            worker.join(timeout=30)
+        self._send_paced(self.rate, self.max_seconds, self.next_call)
 
 
 def chat_traffic(seconds: float, rate_per_model: float, hang_up_every: int) -> list[ChatExperienceTraffic]:
