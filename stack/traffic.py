@@ -128,10 +128,11 @@ class BackgroundWork:
     def _send(self, *args: object) -> None:
         raise NotImplementedError
 
-    def _send_paced(self, rate: float, max_seconds: float, args_of: Callable[[int], tuple],
+    def _send_paced(self, rate: Callable[[], float], max_seconds: float, args_of: Callable[[int], tuple],
                     max_calls: int | None = None) -> None:
-        """`_send(*args_of(n))` for n = 0, 1, ... at `rate` a second, each on its own short-lived thread (a slow answer
-        does not lower the rate), until stopped, `max_seconds` or `max_calls`; then waits for the calls under way."""
+        """`_send(*args_of(n))` for n = 0, 1, ... at `rate()` a second (read before every call, so it may change),
+        each on its own short-lived thread (a slow answer does not lower the rate), until stopped, `max_seconds` or
+        `max_calls`; then waits for the calls under way."""
         started = time.monotonic()
         workers: list[threading.Thread] = []
         for number in itertools.count():
@@ -142,7 +143,7 @@ class BackgroundWork:
             worker.start()
             workers.append(worker)
             self.result.sent += 1
-            self._stop.wait(1 / rate)
+            self._stop.wait(1 / rate())
         for worker in workers:
             worker.join(timeout=30)
 
@@ -160,6 +161,14 @@ class BackgroundWork:
         self._close()
 
 
+MAX_STEADY_RATE = 50.0
+
+
+def _check_rate(rate: float) -> None:
+    if not 0 < rate <= MAX_STEADY_RATE:
+        raise ValueError(f"rate must be in (0, {MAX_STEADY_RATE:g}] requests per second")
+
+
 class SteadyTraffic(BackgroundWork):
     """Sends `rate` chat requests per second from a background thread, each on its own short-lived thread so a
     slow provider does not lower the rate."""
@@ -167,8 +176,7 @@ class SteadyTraffic(BackgroundWork):
     def __init__(self, model: str, rate: float, max_requests: int = 2000, max_seconds: float = 300.0,
                  department: str = DEFAULT_DEPARTMENT, cacheable: bool = False, stream_share: float = 0.0,
                  max_tokens: int | None = None) -> None:
-        if rate <= 0 or rate > 50:
-            raise ValueError("rate must be in (0, 50] requests per second")
+        _check_rate(rate)
         if not 0 <= stream_share <= 1:
             raise ValueError("stream_share must be between 0 and 1")
         self.model, self.rate, self.department = model, rate, department
@@ -179,6 +187,11 @@ class SteadyTraffic(BackgroundWork):
         self._prepare_thread(f"traffic-{model}")
         self._url = topology.load().services["gateway"].url + "/v1/chat/completions"
         self._client = httpx.Client(timeout=30, limits=httpx.Limits(max_connections=64))
+
+    def set_rate(self, rate: float) -> None:
+        """Send at `rate` requests per second from the next request on (still bounded by max_requests)."""
+        _check_rate(rate)
+        self.rate = rate
 
     def _close(self) -> None:
         self._client.close()
@@ -203,4 +216,4 @@ class SteadyTraffic(BackgroundWork):
                 self.result.transport_errors += 1
 
     def _run(self) -> None:
-        self._send_paced(self.rate, self.max_seconds, lambda number: (number,), self.max_requests)
+        self._send_paced(lambda: self.rate, self.max_seconds, lambda number: (number,), self.max_requests)

@@ -135,3 +135,18 @@ def test_the_headroom_gauges_follow_the_providers_rate_limit_headers(stack: inpr
     assert limit == catalog.load().models["sim-balanced"].rate_limits.requests_per_minute * 0.001
     assert seen[0] > seen[1] > seen[2] and seen[2] < limit, f"each call uses one request of {limit}: {seen}"
     assert _gauge(stack, "llm_ratelimit_remaining", model="sim-balanced", kind="tokens") > 0
+
+
+def test_the_workflow_answer_step_falls_back_too(stack: inprocess.Stack) -> None:
+    """An agent workflow asked for sim-reasoning while it is down: still answered, its answer step by sim-balanced, and
+    the step's report and rows say so."""
+    assert stack.llmsim.post("/faults", json={"outage": True, "models": ["sim-reasoning"]}).status_code == 200
+    response = stack.gateway.post("/v1/agent/workflow", json={
+        "model": "sim-reasoning", "question": "How do I confirm a circuit breaker is open?", "attribution": ATTRIBUTION})
+    assert response.status_code == 200, response.text
+    answer = next(step for step in response.json()["steps"] if step["step"] == "answer")
+    assert answer["model"] == "sim-balanced" and answer["requested_model"] == "sim-reasoning", answer
+    rows = _rows(stack, response.headers["x-request-id"])
+    assert ("answer", "sim-reasoning", None, "fallback") in rows, rows
+    assert ("answer:fallback1", "sim-balanced", "sim-reasoning", "success") in rows, rows
+    assert _gauge(stack, "llm_routed_requests_total", requested_model="sim-reasoning", served_model="sim-balanced") == 1

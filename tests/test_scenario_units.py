@@ -124,6 +124,23 @@ def test_registry_mistakes_are_named(path: str, value: object, words: list[str])
         assert word in str(error.value), f"{word!r} not in: {error.value}"
 
 
+@pytest.mark.parametrize(("param", "value", "words"), [
+    ("job", {"model": "sim-fast", "rate": 15, "floor": 0.2}, ["job: floor", "under the headroom alert's 10%"]),
+    ("job", {"model": "sim-balanced", "rate": 15, "floor": 0.06}, ["job: model must be the application's (sim-fast)"]),
+    ("job", {"model": "sim-fast", "rate": 1, "floor": 0.06}, ["refills 5 requests/s", "the job's plus the application's"]),
+    ("spike_rate", 1, ["spike_rate must be above the application's traffic rate"]),
+    ("faults", {"error_rate": 0.5}, ["faults must set rate_limit_scale"]),
+])
+def test_rate_limit_headroom_mistakes_are_named(param: str, value: object, words: list[str]) -> None:
+    raw = yaml.safe_load(registry.REGISTRY_FILE.read_text())
+    raw["scenarios"] = {"rate-limit-headroom": raw["scenarios"]["rate-limit-headroom"]}
+    raw["scenarios"]["rate-limit-headroom"]["params"][param] = value
+    with pytest.raises(RegistryError) as error:
+        registry.parse(yaml.safe_dump(raw))
+    for word in words:
+        assert word in str(error.value), f"{word!r} not in: {error.value}"
+
+
 def test_traffic_max_tokens_caps_every_answer_of_the_scenario() -> None:
     """provider-outage's traffic to the expensive model asks for short answers, streamed or not."""
     entry = registry.load()["provider-outage"].params["traffic"][0]

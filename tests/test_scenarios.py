@@ -10,7 +10,7 @@ process), with a duration longer than the test needs so the test, not the timer,
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -122,6 +122,25 @@ def _gateway_scraped_through_the_growth_window() -> bool:
     return promapi.scalar(f'min_over_time(up{{job="gateway"}}[{PROFILE.baseline_window}])') == 1
 
 
+def _first_time(expr: str, since: float, moved: Callable[[float, float], bool]) -> float | None:
+    """The first time after `since` at which `expr`'s one series moved as `moved(first_value, value)` says."""
+    with promapi.Prometheus() as prometheus:
+        series = prometheus.range(expr, since, time.time(), 1)
+    points = series[0].points if series else []
+    return next((t for t, v in points if moved(points[0][1], v)), None)
+
+
+def _first_rate_limited_answer(since: float) -> float | None:
+    """When llmsim first answered a sim-fast call 429 after `since` (its own counter, scraped every second)."""
+    return _first_time('sum(llmsim_requests_total{model="sim-fast",outcome="rate_limited"})', since,
+                       lambda before, now: now > before)
+
+
+def _first_firing(alertname: str, since: float) -> float | None:
+    return _first_time(f'max(ALERTS{{alertname="{alertname}",alertstate="firing"}})', since,
+                       lambda _, now: now == 1)
+
+
 @pytest.mark.parametrize("name", [_param(name) for name, s in SCENARIOS.items() if s.kind != "alert_storm"])
 def test_scenario_breaks_fires_its_alert_and_heals(clean: LiveStack, name: str) -> None:
     if SCENARIOS[name].kind == "cardinality":  # normally at once: it runs first of the gateway outages
@@ -157,6 +176,15 @@ def test_scenario_breaks_fires_its_alert_and_heals(clean: LiveStack, name: str) 
         refused = 'sum(llm_budget_policy_actions_total{job="gateway",department="finance",action="refused"})'
         live.eventually(lambda: (promapi.scalar(refused) or 0) > 0, DRIVER_RECORD_TIMEOUT,
                         "finance's requests refused by the budget policy")
+    if name == "rate-limit-headroom":  # the headroom alert is a warning: it fires before the provider's first 429
+        first_429 = live.eventually(lambda: _first_rate_limited_answer(state["t0"]), FIRE_TIMEOUT,
+                                    "the first 429 from llmsim once the chatbot's users arrive")
+        headroom_firing = _first_firing(scenario.expected_alerts[0].alertname, state["t0"])
+        assert headroom_firing is not None and headroom_firing < first_429, \
+            f"LLMRateLimitHeadroomLow must fire before the first 429: firing at {headroom_firing}, 429 at {first_429}"
+        gateway_headroom = promapi.scalar(scenario.key_signal.query)
+        assert gateway_headroom is not None and gateway_headroom < 0.1, \
+            f"the gateway's headroom gauges follow llmsim's headers: {gateway_headroom}"
     _heal_to_green(clean.run, watch)
     if scenario.params.get("stop") == "gateway":
         assert engine.reset_all(clean.run) == [] and promapi.scalar(GATEWAY_UP) == 1

@@ -257,7 +257,8 @@ def create_app(settings: Settings | None = None, tracing: tracing_module.Tracing
         knobs.observe_request(caller.request_id, body.model)
         decision = state["gateway"].budgets.admit(caller.department, body.model, caller.request_id)
         try:
-            outcome = await run_workflow(state["gateway"].recorder, caller, body.question, decision.model)
+            outcome = await run_workflow(state["gateway"].recorder, router, caller, body.question,
+                                         decision.model)
         except ProviderError as error:
             return provider_failure(error, caller, error.step or "workflow")
         return JSONResponse({**outcome, **decision.report()},

@@ -4,7 +4,7 @@
     request ──► monthly budget (budget.py): within it │ over it: 402 (refuse) or the cheapest model (downgrade)
             ──► prompt_template_change knob (a fault: a unique token in the system prompt)
             ──► response cache: bypass (no seed, or "cache": {"no-cache": true}) │ hit ─► answered from the cache
-            ──► miss ──► the requested model, then its fallbacks, each through its circuit breaker (routing.py):
+            ──► miss ──► the requested model, then its fallbacks, each through its circuit breaker (fallback.py):
                          provider call, streamed (streamed_call.py) or not (calls.py) ──► kept in the cache if complete
 
 A failed call (an error, a timeout, an unreachable provider; not a 429) or an open breaker hands the request to the
@@ -30,10 +30,10 @@ from stack.gateway import streamed_call
 from stack.gateway.budget import DepartmentBudgets
 from stack.gateway.calls import Caller, CallRecorder, Outcome
 from stack.gateway.faults import FaultState
-from stack.gateway.provider import ProviderError
 from stack.gateway.response_cache import (BYPASS_NO_SEED, BYPASS_REQUESTED, CachedAnswer, ResponseCache,
                                           cache_key)
-from stack.gateway.routing import NOT_A_MODEL_FAILURE, CircuitOpen, Router
+from stack.gateway.fallback import serve_with_fallbacks
+from stack.gateway.routing import Router
 from stack.gateway.schemas import ChatRequest
 from stack.gateway.streaming import replay
 from stack.web import ClosingStreamingResponse
@@ -41,7 +41,6 @@ from stack.web import ClosingStreamingResponse
 STEP = "chat"
 CACHEABLE_FINISH_REASONS = frozenset({"stop", "length"})
 HIT, MISS, BYPASS = "HIT", "MISS", "BYPASS"
-SUCCESS, ERROR, CIRCUIT_OPEN = "success", "error", "circuit_open"  # outcomes of a hand-over to the next model
 T = TypeVar("T")
 
 
@@ -108,45 +107,7 @@ class ChatCompletions:
 
     async def _route(self, caller: Caller, requested: str, payload: dict,
                      call: Callable[[str, dict, str | None, bool], Awaitable[T]]) -> tuple[T, str]:
-        """`call(step, payload, requested_model, fallback_next)` on the requested model, then on its fallbacks, until
-        one answers (`fallback_next`: another model follows if this one fails).
-        Returns (its result, the model that served). ProviderError when none did: a 429 or a request error at once,
-        else the last failure, or a 503 naming the open breakers."""
-        previous: str | None = None
-        calls_made = 0
-        last_error: ProviderError | None = None
-        skipped: list[CircuitOpen] = []
-        candidates = self.router.candidates(requested)
-        for position, model in enumerate(candidates):
-            outcome = SUCCESS
-            try:
-                async with self.router.guard(model):
-                    step = STEP if calls_made == 0 else f"{STEP}:fallback{calls_made}"
-                    calls_made += 1
-                    result = await call(step, {**payload, "model": model}, requested if model != requested else None,
-                                        position < len(candidates) - 1)
-            except CircuitOpen as refused:
-                outcome = CIRCUIT_OPEN
-                skipped.append(refused)
-            except ProviderError as error:
-                outcome = ERROR
-                if error.error_type in NOT_A_MODEL_FAILURE:
-                    raise
-                last_error = error
-            if previous is not None:
-                self.metrics.record_fallback(previous, model, outcome)
-            if outcome == SUCCESS:
-                self.metrics.record_routed(requested, model)
-                return result, model
-            previous = model
-        if last_error is not None:
-            raise last_error
-        self.metrics.record_rejection("circuit_open")
-        retry_in = min(refused.retry_in_seconds for refused in skipped)
-        error = ProviderError("unavailable", f"no model can serve {requested}: the circuit breakers of "
-                              f"{', '.join(r.model for r in skipped)} are open after repeated failures; "
-                              f"retry in {retry_in:.0f} s", 503, retry_after=str(max(1, round(retry_in))))
-        raise error
+        return await serve_with_fallbacks(self.router, self.metrics, requested, payload, call, STEP)
 
     def _lookup_key(self, body: ChatRequest, payload: dict) -> str | None:
         """The cache key, or None when the request bypasses the cache (counted by reason)."""

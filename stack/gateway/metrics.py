@@ -84,8 +84,8 @@ class GatewayMetrics:
         self.fallbacks = Counter("llm_fallbacks", "Calls handed to the next model of a fallback chain, by the model "
                                  "that failed (or whose breaker was open), the one tried next, and how that went.",
                                  ["from_model", "to_model", "outcome"], registry=r)
-        self.routed = Counter("llm_routed_requests", "Chat requests answered by a provider call, by the model asked "
-                              "for and the model that served.", ["requested_model", "served_model"], registry=r)
+        self.routed = Counter("llm_routed_requests", "Chat requests and workflow steps answered by a provider call, "
+                              "by the model asked for and the model that served.", ["requested_model", "served_model"], registry=r)
         self.degradation_tier = Gauge("llm_degradation_tier", "1 full service, 2 degraded (fallbacks serve some "
                                       "models), 3 last resort only, 4 cache only (stack/gateway/routing.py).",
                                       registry=r)

@@ -13,6 +13,9 @@ holding the step's provider call (`chat <model>`, see calls.py):
         │   └── chat <model> ...             the answer, given the passages; its gen_ai.evaluation.result events
         └── step format  ...
 
+Each step's call goes through the fallback chain of its model (fallback.py): when sim-reasoning is down, the answer
+step is served by sim-balanced (step `answer:fallback1`) and the step's report names both models.
+
 The answer step first retrieves passages of the course's runbooks (retrieval.py) and gives them to the model in a
 system message; its answer is scored (evaluation.py), groundedness against those passages included.
 """
@@ -23,8 +26,10 @@ from opentelemetry.trace import SpanKind
 
 from stack import genai
 from stack.gateway.calls import Caller, CallRecorder
+from stack.gateway.fallback import serve_with_fallbacks
 from stack.gateway.provider import ProviderError
 from stack.gateway.retrieval import CORPUS_ID, Corpus, Retrieval, context_message
+from stack.gateway.routing import Router
 
 CORPUS = Corpus()
 
@@ -33,7 +38,8 @@ AGENT_NAME = "workflow"
 STEPS = ("classify", "answer", "format")
 
 
-async def run_workflow(recorder: CallRecorder, caller: Caller, question: str, answer_model: str) -> dict:
+async def run_workflow(recorder: CallRecorder, router: Router, caller: Caller, question: str,
+                       answer_model: str) -> dict:
     steps = [
         ("classify", HELPER_MODEL, lambda _: f"Classify the intent of this question in one word: {question}"),
         ("answer", answer_model, lambda previous: f"Intent: {previous}\nAnswer the question: {question}"),
@@ -64,13 +70,17 @@ async def run_workflow(recorder: CallRecorder, caller: Caller, question: str, an
                     messages.insert(0, context_message(retrieval))
                 payload = {"model": model, "messages": messages}
                 try:
-                    result = await recorder.call(caller, step, payload, evaluated=step == "answer")
+                    result, served = await serve_with_fallbacks(
+                        router, recorder.metrics, model, payload,
+                        lambda name, routed, requested, more, step=step: recorder.call(
+                            caller, name, routed, requested, more, evaluated=step == "answer"), step)
                 except ProviderError as error:
                     error.step = step
                     raise
             previous = result.reply.text
             total_cost += result.cost_usd
-            report.append({"step": step, "model": model, "input_tokens": result.reply.input_tokens,
+            report.append({"step": step, "model": served, **({"requested_model": model} if served != model else {}),
+                           "input_tokens": result.reply.input_tokens,
                            "output_tokens": result.reply.output_tokens, "cost_usd": result.cost_usd,
                            "duration_seconds": round(result.duration_seconds, 4)})
         if recording:

@@ -138,7 +138,7 @@ class ChatExperienceTraffic(BackgroundWork):
                 self.result.transport_errors += 1
 
     def _run(self) -> None:
-        self._send_paced(self.rate, self.max_seconds, self.next_call)
+        self._send_paced(lambda: self.rate, self.max_seconds, self.next_call)
 
 
 def chat_traffic(seconds: float, rate_per_model: float, hang_up_every: int) -> list[ChatExperienceTraffic]:

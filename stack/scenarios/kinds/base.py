@@ -57,17 +57,22 @@ class Context:
         if self.traffic:
             return
         for entry in self.params.get("traffic", []):
-            rate = float(entry["rate"])
-            seconds = self.duration + RECOVERY_TRAFFIC_SECONDS + 2
-            self.traffic.append(SteadyTraffic(entry["model"], rate, max_requests=int(rate * seconds) + 1,
-                                              max_seconds=seconds,
-                                              department=entry.get("department", "engineering"),
-                                              cacheable=bool(entry.get("cacheable", False)),
-                                              stream_share=float(entry.get("stream_share", 0.0)),
-                                              max_tokens=entry.get("max_tokens")).__enter__())
+            self.add_traffic(entry)
         if self.traffic:
             total = sum(float(e["rate"]) for e in self.params["traffic"])
             self.note(f"traffic started: {total:g} requests/s over {len(self.traffic)} stream(s)")
+
+    def add_traffic(self, entry: Mapping[str, Any], peak_rate: float | None = None) -> SteadyTraffic:
+        """Start one traffic entry ({model, rate, department, ...}); stopped with the others. `peak_rate`: the most
+        the kind will raise it to (SteadyTraffic.set_rate), which bounds its request count."""
+        rate = float(entry["rate"])
+        seconds = self.duration + RECOVERY_TRAFFIC_SECONDS + 2
+        stream = SteadyTraffic(entry["model"], rate, max_requests=int(max(rate, peak_rate or 0) * seconds) + 1,
+                               max_seconds=seconds, department=entry.get("department", "engineering"),
+                               cacheable=bool(entry.get("cacheable", False)),
+                               stream_share=float(entry.get("stream_share", 0.0)), max_tokens=entry.get("max_tokens"))
+        self.traffic.append(stream.__enter__())
+        return stream
 
     def stop_traffic(self) -> None:
         if not self.traffic:
@@ -84,31 +89,38 @@ def validate_traffic(params: Mapping[str, Any], required: bool = False) -> None:
     if not isinstance(entries, list) or (required and not entries):
         at_least = " (at least one)" if required else ""
         raise ValueError(f"traffic must be a list of {{model, rate, department}}{at_least}")
-    known = catalog.load()
     for number, entry in enumerate(entries, 1):
-        if not isinstance(entry, dict) or set(entry) - TRAFFIC_KEYS or "model" not in entry:
-            raise ValueError(f"traffic #{number}: expected {{{', '.join(sorted(TRAFFIC_KEYS))}}} (model and rate "
-                             f"required), got {entry!r}")
-        if entry["model"] not in known.models:
-            raise ValueError(f"traffic #{number}: unknown model {entry['model']!r}; models: "
-                             f"{', '.join(known.model_names)}")
-        rate = entry.get("rate")
-        if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 < rate <= MAX_TRAFFIC_RATE:
-            raise ValueError(f"traffic #{number}: rate must be a number of requests/s in (0, {MAX_TRAFFIC_RATE:g}]")
-        share = entry.get("stream_share", 0.0)
-        if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 <= share <= 1:
-            raise ValueError(f"traffic #{number}: stream_share must be the share of streamed calls, 0 to 1")
-        if not isinstance(entry.get("cacheable", False), bool):
-            raise ValueError(f"traffic #{number}: cacheable must be true or false")
-        max_tokens = entry.get("max_tokens", known.max_output_tokens)
-        if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or \
-                not 1 <= max_tokens <= known.max_output_tokens:
-            raise ValueError(f"traffic #{number}: max_tokens must be a whole number of tokens, 1 to "
-                             f"{known.max_output_tokens} (catalog.yaml limits.max_output_tokens)")
-        department = entry.get("department", "engineering")
-        if department not in known.departments:
-            raise ValueError(f"traffic #{number}: unknown department {department!r}; departments: "
-                             f"{', '.join(known.departments)}")
+        validate_traffic_entry(entry, f"traffic #{number}")
+
+
+def validate_traffic_entry(entry: object, where: str, extra_keys: frozenset[str] = frozenset()) -> None:
+    """One traffic entry ({model, rate, ...}, TRAFFIC_KEYS plus `extra_keys`, which the caller checks); errors start
+    with `where`."""
+    known = catalog.load()
+    if not isinstance(entry, dict) or set(entry) - TRAFFIC_KEYS - extra_keys or "model" not in entry:
+        raise ValueError(f"{where}: expected {{{', '.join(sorted(TRAFFIC_KEYS | extra_keys))}}} (model and rate "
+                         f"required), got {entry!r}")
+    if entry["model"] not in known.models:
+        raise ValueError(f"{where}: unknown model {entry['model']!r}; models: {', '.join(known.model_names)}")
+    check_rate(entry.get("rate"), f"{where}: rate")
+    share = entry.get("stream_share", 0.0)
+    if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 <= share <= 1:
+        raise ValueError(f"{where}: stream_share must be the share of streamed calls, 0 to 1")
+    if not isinstance(entry.get("cacheable", False), bool):
+        raise ValueError(f"{where}: cacheable must be true or false")
+    max_tokens = entry.get("max_tokens", known.max_output_tokens)
+    if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or \
+            not 1 <= max_tokens <= known.max_output_tokens:
+        raise ValueError(f"{where}: max_tokens must be a whole number of tokens, 1 to {known.max_output_tokens} "
+                         "(catalog.yaml limits.max_output_tokens)")
+    department = entry.get("department", "engineering")
+    if department not in known.departments:
+        raise ValueError(f"{where}: unknown department {department!r}; departments: {', '.join(known.departments)}")
+
+
+def check_rate(rate: object, what: str) -> None:
+    if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 < rate <= MAX_TRAFFIC_RATE:
+        raise ValueError(f"{what} must be a number of requests/s in (0, {MAX_TRAFFIC_RATE:g}]")
 
 
 def check_keys(params: Mapping[str, Any], allowed: set[str], required: set[str] = frozenset()) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from types import ModuleType
 
 from stack.scenarios.kinds import (alert_storm, budget_burn, cardinality, missing_metrics, prompt_change,
-                                   provider_fault)
+                                   provider_fault, quota_drain)
 
 KINDS: dict[str, ModuleType] = {
     "provider_fault": provider_fault,
@@ -14,4 +14,5 @@ KINDS: dict[str, ModuleType] = {
     "alert_storm": alert_storm,
     "prompt_change": prompt_change,
     "budget_burn": budget_burn,
+    "quota_drain": quota_drain,
 }
