@@ -16,7 +16,7 @@ import pytest
 from graders import notebooks
 from graders.course import LABS_DIR, select
 from graders.results import ExerciseResult
-from tests import notebook_cells as cells
+from tests import notebook_cells as cells, wrong_answers
 from tests.classgrading import short_cell_timeout
 
 LAB = select("v1")[0]
@@ -27,124 +27,7 @@ RELEASED = LABS_DIR / LAB.id / NOTEBOOK
 POINTS = cells.points(SOURCE)        # grade id -> points, from the notebook's nbgrader metadata
 ANSWER_OF = cells.answer_of(SOURCE)  # check cell -> the answer cell it checks
 
-# Plausible wrong answers: (exercise, text of the solution cell, its replacement, a phrase the message must contain).
-MUTATIONS = {
-    "raw user id logged": (
-        "ex1_json_formatter",
-        '        if "user_id" in entry:\n'
-        '            raw = str(entry.pop("user_id"))\n'
-        '            entry["user_hash"] = hash_user(raw, self.salt)\n'
-        '            if raw:\n'
-        '                entry["message"] = entry["message"].replace(raw, entry["user_hash"])\n',
-        "",
-        "the raw user id appears in the log line"),
-    "timestamp not UTC (naive utcnow)": (
-        "ex1_json_formatter",
-        'datetime.fromtimestamp(record.created, tz=timezone.utc).isoformat(timespec="milliseconds")',
-        "datetime.utcnow().isoformat()",
-        "UTC with an explicit offset"),
-    "timestamp of formatting, not of the event": (
-        "ex1_json_formatter",
-        'datetime.fromtimestamp(record.created, tz=timezone.utc).isoformat(timespec="milliseconds")',
-        "datetime.now(timezone.utc).isoformat()",
-        "when the event happened"),
-    "exception dropped": (
-        "ex1_json_formatter",
-        '        if record.exc_info:\n            entry["exception"] = self.formatException(record.exc_info)\n',
-        "",
-        "'exception' field"),
-    "raw user id left in the message text": (
-        "ex1_json_formatter",
-        '            if raw:\n                entry["message"] = entry["message"].replace(raw, entry["user_hash"])\n',
-        "",
-        "raw user id appears in the message text"),
-    "cost per thousand tokens": (
-        "ex2_request_cost", "/ 1_000_000", "/ 1_000", "per MILLION tokens"),
-    "unknown model costs 0.0": (
-        "ex2_request_cost",
-        "raise UnknownModelError(",
-        "return 0.0\n        print(",
-        "must raise UnknownModelError, not return 0.0"),
-    "unknown model is a bare KeyError": (
-        "ex2_request_cost",
-        "    if model not in prices:\n",
-        "    if False:\n",
-        "got KeyError"),
-    "prices from the catalog instead of the argument": (
-        "ex2_request_cost",
-        "    price = prices[model]\n",
-        "    price = PRICES[model]\n",
-        "use the prices argument"),
-    "failed calls not recorded in the CSV": (
-        "ex3_logging_client",
-        "        new_file = not self.csv_path.exists()",
-        "        if body is None:\n"
-        "            raise ProviderError('call failed', request_id=request_id, error_type=error_type,\n"
-        "                                http_status=http_status)\n"
-        "        new_file = not self.csv_path.exists()",
-        "failed calls are missing from the CSV"),
-    "failed calls not logged": (
-        "ex3_logging_client",
-        '            self.logger.warning("llm_call", extra=fields, exc_info=failure)',
-        "            pass",
-        "failed calls were not logged"),
-    "failures logged at INFO": (
-        "ex3_logging_client",
-        '            self.logger.warning("llm_call", extra=fields, exc_info=failure)',
-        '            self.logger.info("llm_call", extra=fields)',
-        "log level of a failed call"),
-    "failures swallowed": (
-        "ex3_logging_client",
-        "        if body is None:\n            raise ProviderError(",
-        "        if body is None:\n            return {}\n            raise ProviderError(",
-        "ProviderError raised for the"),
-    "transport errors escape": (
-        "ex3_logging_client",
-        "        except Exception as exc:\n",
-        "        except httpx.HTTPStatusError as exc:\n",
-        "must raise ProviderError, got ConnectError"),
-    "requests counted over successful calls only": (
-        "ex4_cost_by",
-        "records.assign(",
-        'records[records["status"] == "success"].assign(',
-        "failed calls count as requests too"),
-    "totals not sorted": (
-        "ex4_cost_by",
-        '    return table.sort_values("cost_usd", ascending=False, kind="stable")',
-        "    return table",
-        "most expensive first"),
-    "error rate over successful calls only": (
-        "ex5_top_and_error_rate",
-        "/ len(records))",
-        '/ records["status"].eq("success").sum())',
-        "divide by ALL calls"),
-    "top-N cheapest first": (
-        "ex5_top_and_error_rate",
-        'sort_values("cost_usd", ascending=False, kind="stable")',
-        'sort_values("cost_usd")',
-        "most expensive first"),
-    "error rate of no calls is NaN": (
-        "ex5_top_and_error_rate",
-        "    if len(records) == 0:\n        return 0.0\n",
-        "",
-        "error_rate of no calls must be 0.0"),
-    "request id matched as text": (
-        "ex6_request_story",
-        "        try:\n            event = json.loads(line)\n        except ValueError:\n            continue\n"
-        '        if isinstance(event, dict) and event.get("request_id") == request_id:\n',
-        "        if request_id in line:\n            event = json.loads(line)\n",
-        "holds events of other requests"),
-    "story not sorted": (
-        "ex6_request_story",
-        '    return sorted(events, key=lambda event: datetime.fromisoformat(event["timestamp"]))',
-        "    return events",
-        "in time order"),
-    "junk lines crash the parser": (
-        "ex6_request_story",
-        "        try:\n            event = json.loads(line)\n        except ValueError:\n            continue\n",
-        "        event = json.loads(line)\n",
-        "not JSON"),
-}
+WRONG = wrong_answers.load(LAB.short, SOURCE)  # tests/wrong_answers/v1.yaml
 
 HOSTILE_TIMEOUT_SECONDS = 8
 
@@ -158,8 +41,7 @@ def _source() -> nbformat.NotebookNode:
 
 
 def _mutate(notebook: nbformat.NotebookNode, name: str) -> None:
-    exercise, old, new, _ = MUTATIONS[name]
-    cells.replace_once(notebook, ANSWER_OF[exercise], old, new)
+    WRONG[name].plant(notebook)
 
 
 @pytest.fixture(scope="module")
@@ -197,11 +79,11 @@ def test_plausible_mistakes_lose_their_points_with_a_useful_message(api, tmp_pat
     # a deleted check of a right answer is restored: full marks
     notebook.cells.remove(cells.cell(notebook, "ex4_cost_by"))
     graded = _grade(api, "test-v1-mistakes", cells.write(notebook, tmp_path / "mistakes", NOTEBOOK))
-    mutated = {MUTATIONS[name][0]: name for name in GRADED_MUTATIONS}
+    mutated = {WRONG[name].exercise: name for name in GRADED_MUTATIONS}
     assert len(mutated) >= 5
     for exercise, result in graded.items():
         if exercise in mutated:
-            phrase = MUTATIONS[mutated[exercise]][3]
+            phrase = WRONG[mutated[exercise]].says
             assert result.points == 0, (exercise, mutated[exercise])
             assert phrase in result.message, (exercise, mutated[exercise], result.message)
         else:
@@ -261,11 +143,11 @@ def test_each_exercise_passes_with_only_the_setup_and_its_own_answer(exercise: s
     assert not [p for p in in_lab_folder.iterdir()], "check cells must write only to temporary folders"
 
 
-@pytest.mark.parametrize("name", list(MUTATIONS))
+@pytest.mark.parametrize("name", list(WRONG))
 def test_check_cells_catch_a_plausible_mistake(name: str, in_lab_folder: Path) -> None:
-    exercise, _, _, phrase = MUTATIONS[name]
+    wrong = WRONG[name]
     notebook = _source()
-    _mutate(notebook, name)
+    wrong.plant(notebook)
     with pytest.raises(AssertionError) as failure:
-        _run(notebook, exercise)
-    assert phrase in cells.first_failure_line(failure), cells.first_failure_line(failure)
+        _run(notebook, wrong.exercise)
+    assert wrong.says in cells.first_failure_line(failure), cells.first_failure_line(failure)

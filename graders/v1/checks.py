@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import sys
 import tempfile
 from collections.abc import Callable
@@ -395,7 +396,11 @@ def _check_cost_by(cost_by: Callable[[pd.DataFrame, str], pd.DataFrame], records
                      hint="rows whose status is 'error'")
         for name in ("input_tokens", "output_tokens"):
             expect_equal(int(got[name]), want[name], f"{name} of {column}={key}")
-        expect_close(got["cost_usd"], want["cost_usd"], f"cost_usd of {column}={key}", rel=1e-9)
+        averaged = want["requests"] > 1 and math.isclose(float(got["cost_usd"]), want["cost_usd"] / want["requests"],
+                                                         rel_tol=1e-9)
+        expect_close(got["cost_usd"], want["cost_usd"], f"cost_usd of {column}={key}", rel=1e-9,
+                     hint="that is the average cost per call: the total is the sum of the calls' costs"
+                     if averaged else "the sum of cost_usd over the rows")
     costs = list(table["cost_usd"])
     expect(all(a >= b for a, b in zip(costs, costs[1:])),
            f"cost_by({label}, {column!r}) must be sorted by cost_usd, most expensive first; "
