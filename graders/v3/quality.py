@@ -14,7 +14,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
-from graders.v3.rules import BUSY, MODELS, SLACK, TIMING, W, _for
+from graders.v3.rules import BUSY, MIN_RATE as MIN_SCORED, MODELS, SLACK, TIMING, W, _for
 from graders.v3.timelines import Episode, replay
 from stack import catalog
 from stack.prometheus import alerts as A
@@ -23,6 +23,8 @@ from stack.prometheus.world import World
 
 Window = tuple[int, int, float]  # (from second, to second, value)
 LATENCY_MODELS = (FAST, REASONING)
+RELEVANCE = "relevance"
+HEALTHY_RELEVANCE = 0.95
 
 
 @dataclass(frozen=True)
@@ -55,8 +57,14 @@ def _phases(seconds: int, windows: Sequence[Window], default: float) -> list[tup
 def world(seconds: int, errors: Mapping[str, Sequence[Window]] = {}, slow: Mapping[str, Sequence[Window]] = {},
           stragglers: Sequence[str] = (), extra_cost: Sequence[Window] = (), spend: float = 0.6,
           down: Mapping[str, Sequence[tuple[int, int]]] = {}, gaps: Sequence[tuple[str, int, int]] = (),
-          renamed_at: int | None = None, night: Mapping[str, float] = {}) -> World:
-    """The whole gateway for `seconds`: traffic, latency, spend and budget, `up` of every target, with faults."""
+          renamed_at: int | None = None, night: Mapping[str, float] = {},
+          relevance: Mapping[str, tuple[float, Sequence[Window]]] = {},
+          served_by: Mapping[str, Sequence[Window]] = {},
+          department_spent: Mapping[str, Sequence[Window]] = {}) -> World:
+    """The whole gateway for `seconds`: traffic, latency, spend and budget, `up` of every target, with faults; and,
+    where given, answer quality (model -> (scored answers/s, windows of mean relevance, 0.95 otherwise)), answers
+    served by the first fallback (requested model -> windows of the share handed over) and departments' month-to-date
+    spend (department -> windows of the share of its monthly budget spent, 0.5 otherwise)."""
     w = World(seconds)
     for model in MODELS:
         rate = night.get(model, BUSY)
@@ -72,6 +80,16 @@ def world(seconds: int, errors: Mapping[str, Sequence[Window]] = {}, slow: Mappi
     w.budget(catalog.load().daily_budget_usd).up(down)
     for job, start, length in gaps:
         w.gap(job, start, length)
+    for model, (rate, windows) in relevance.items():
+        w.quality(model, RELEVANCE, [(s, rate, mean) for s, mean in _phases(seconds, windows, HEALTHY_RELEVANCE)])
+    for requested, windows in served_by.items():
+        fallback = catalog.load().models[requested].fallbacks[0]
+        w.routed(requested, BUSY, [(s, {requested: 1 - share, fallback: share})
+                                   for s, share in _phases(seconds, windows, 0.0)])
+    budgets = catalog.load().monthly_budgets.monthly_usd
+    for department, windows in department_spent.items():
+        w.department_budget(department, budgets[department],
+                            [(s, share * budgets[department]) for s, share in _phases(seconds, windows, 0.5)])
     if renamed_at is not None:
         w.end("llm_requests_total", renamed_at)
         for model in MODELS:
@@ -112,6 +130,19 @@ def labeled_cases() -> list[LabeledCase]:
         LabeledCase("metric-renamed", "a deploy renames llm_requests_total", "incident",
                  world(fault + 6 * W, renamed_at=fault), fault, fault + 6 * W, frozenset({"LLMMetricsAbsent"}),
                  deadline(fault, "LLMMetricsAbsent")),
+        LabeledCase("quality-drift", f"{FAST}'s answers drift: mean relevance {HEALTHY_RELEVANCE:.0%} -> 88%, every "
+                 "call still a fast HTTP 200", "incident",
+                 world(baseline + 4 * W, relevance={FAST: (BUSY, [(baseline, baseline + 4 * W, 0.88)])}), baseline,
+                 baseline + 4 * W, frozenset({"LLMAnswerQualityDrop"}), deadline(baseline, "LLMAnswerQualityDrop")),
+        LabeledCase("fallback-outage", f"{REASONING}'s provider fails for a minute: {BALANCED} answers everyone "
+                 "(no error reaches a caller)", "incident",
+                 world(short, served_by={REASONING: [(fault, until, 1.0)], BALANCED: []}), fault, until,
+                 frozenset({"LLMFallbackRatioHigh", "LLMCircuitBreakerOpen", "LLMDegradedService"}),
+                 deadline(fault, "LLMFallbackRatioHigh")),
+        LabeledCase("department-budget", "research runs a big evaluation: 70% -> 104% of its monthly budget",
+                 "incident", world(short, department_spent={"research": [(0, fault, 0.7), (fault, short, 1.04)],
+                                                             "support": []}),
+                 fault, short, frozenset({"LLMDepartmentBudget"}), fault + _for("LLMDepartmentBudget") + SLACK),
         LabeledCase("gateway-restart", "the gateway restarts: 3 missed scrapes", "noise",
                  world(short, gaps=[("gateway", until, 3)])),
         LabeledCase("background-noise", f"4% of {FAST} requests fail and 3% of its calls take over 15 s", "noise",
@@ -122,6 +153,9 @@ def labeled_cases() -> list[LabeledCase]:
                  world(short, down={"llmsim": [(until, 3)]})),
         LabeledCase("quiet-night", f"night: {REASONING} gets {BUSY / 20:g} requests/s and half of them fail", "noise",
                  world(short, errors={REASONING: [(0, short, 0.5)]}, night={REASONING: BUSY / 20})),
+        LabeledCase("few-ratings", f"night: {REASONING}'s few scored answers ({MIN_SCORED / 2:g}/s) score 80 %",
+                 "noise", world(baseline + 4 * W, relevance={REASONING: (MIN_SCORED / 2, [(baseline, baseline + 4 * W,
+                                                                                              0.8)])})),
     ]
 
 
