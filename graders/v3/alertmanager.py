@@ -413,17 +413,19 @@ def check_budget_tiers(value: Any, hidden: bool = False) -> None:
         path.write_text(yaml.safe_dump(config, sort_keys=False))
         for case in [c for c in TIER_CASES if c.hidden == hidden]:
             got = _routes(path, case.labels)
-            if case.receivers == NOBODY:
-                if not got or not set(got) <= silent:
-                    reject(f"{BUDGET_ALERT} for {case.what} goes to {list(got)}, expected a receiver that notifies "
-                           "nobody", "an 80 % budget step is for dashboards: a receiver without integrations "
-                                     "(receivers: - name: 'null') and a route severity=\"info\" -> 'null', above "
-                                     "the default")
-            elif got != case.receivers:
-                reject(f"{BUDGET_ALERT} for {case.what} goes to {list(got)}, expected {list(case.receivers)}",
-                       "budget tiers are not all emergencies: info notifies nobody, warning goes to chat, only the "
-                       "critical step (the money is gone, the gateway refuses or downgrades) pages"
-                       if "pager" in got else "route on severity, like every other alert")
+            wrong = (not got or not set(got) <= silent) if case.receivers == NOBODY else got != case.receivers
+            if not wrong:
+                continue
+            expected = "a receiver that notifies nobody" if case.receivers == NOBODY else str(list(case.receivers))
+            if "pager" in got:
+                hint = ("budget tiers are not all emergencies: info notifies nobody, warning goes to chat, only the "
+                        "critical step (the money is gone, the gateway refuses or downgrades) pages")
+            elif case.receivers == NOBODY:
+                hint = ("an 80 % budget step is for dashboards: a receiver without integrations (receivers: - name: "
+                        "'null') and a route severity=\"info\" -> 'null', above the default")
+            else:
+                hint = "route on severity, like every other alert"
+            reject(f"{BUDGET_ALERT} for {case.what} goes to {list(got)}, expected {expected}", hint)
     key = json.dumps(config, sort_keys=True)
     if key not in _TIER_INHIBITED:
         alerts = [dict(labels) for labels, _, _ in TIER_INHIBITION]

@@ -503,6 +503,11 @@ def expected_bill(rows: list[dict], month: str, by: str) -> dict[str, dict[str, 
 def _why_bill_differs(rows: list[dict], month: str, by: str, key: str, column: str, seen: float) -> str:
     start, end = month_bounds(month)
     billed = [r for r in rows if not r["synthetic"] and start <= r["ts"] < end]
+    money = column in ("cost_usd", "saved_cost_usd")
+    with_load_tests = sum(r[column] for r in rows if r[by] == key and start <= r["ts"] < end) if money else None
+    if money and with_load_tests != sum(r[column] for r in billed if r[by] == key) and math.isclose(
+            seen, with_load_tests, rel_tol=1e-9):
+        return "load-test traffic (synthetic = 1) is billed to nobody: leave it out"
     if column == "cost_usd" and by == "model":
         requested = sum(r["cost_usd"] for r in billed if (r["requested_model"] or r["model"]) == key)
         if math.isclose(seen, requested, rel_tol=1e-9):
