@@ -60,16 +60,17 @@ def world(seconds: int, errors: Mapping[str, Sequence[Window]] = {}, slow: Mappi
           renamed_at: int | None = None, night: Mapping[str, float] = {},
           relevance: Mapping[str, tuple[float, Sequence[Window]]] = {},
           served_by: Mapping[str, Sequence[Window]] = {},
-          department_spent: Mapping[str, Sequence[Window]] = {}) -> World:
+          department_spent: Mapping[str, Sequence[Window]] = {}, latency: bool = True) -> World:
     """The whole gateway for `seconds`: traffic, latency, spend and budget, `up` of every target, with faults; and,
     where given, answer quality (model -> (scored answers/s, windows of mean relevance, 0.95 otherwise)), answers
     served by the first fallback (requested model -> windows of the share handed over) and departments' month-to-date
-    spend (department -> windows of the share of its monthly budget spent, 0.5 otherwise)."""
+    spend (department -> windows of the share of its monthly budget spent, 0.5 otherwise). `latency`: the latency
+    histograms (most of a timeline's series), left out where no latency rule could matter."""
     w = World(seconds)
     for model in MODELS:
         rate = night.get(model, BUSY)
         w.requests(model, [(s, rate, share) for s, share in _phases(seconds, errors.get(model, ()), 0.0)])
-        if model not in LATENCY_MODELS:
+        if not latency or model not in LATENCY_MODELS:
             continue  # the latency rule is per model: two models' histograms tell as much as three, and cost less
         healthy = STRAGGLERS if model in stragglers else HEALTHY_LATENCY
         latency = [(s, SLOW_LATENCY if value else healthy)
@@ -101,6 +102,8 @@ def labeled_cases() -> list[LabeledCase]:
     daily = catalog.load().daily_budget_usd
     short, fault, until = 12 * W, 3 * W, 9 * W
     baseline = TIMING.baseline_window.seconds + W       # a full baseline of normal spend before the change
+    # The relevance baseline is a mean (a ratio of two rates): a few rate windows of healthy answers make a baseline.
+    drift = 6 * W
     runaway = A.BUDGET_CRITICAL * 3                     # an agent loop: three times the budget's pace
     budget_seconds = math.ceil(TIMING.budget_window.seconds * A.BUDGET_WARNING / runaway) + _for(
         "LLMDailyBudgetBurn") + 4 * SLACK
@@ -132,17 +135,19 @@ def labeled_cases() -> list[LabeledCase]:
                  deadline(fault, "LLMMetricsAbsent")),
         LabeledCase("quality-drift", f"{FAST}'s answers drift: mean relevance {HEALTHY_RELEVANCE:.0%} -> 88%, every "
                  "call still a fast HTTP 200", "incident",
-                 world(baseline + 4 * W, relevance={FAST: (BUSY, [(baseline, baseline + 4 * W, 0.88)])}), baseline,
-                 baseline + 4 * W, frozenset({"LLMAnswerQualityDrop"}), deadline(baseline, "LLMAnswerQualityDrop")),
-        LabeledCase("fallback-outage", f"{REASONING}'s provider fails for a minute: {BALANCED} answers everyone "
+                 world(drift + 4 * W, relevance={FAST: (BUSY, [(drift, drift + 4 * W, 0.88)])}, latency=False), drift,
+                 drift + 4 * W, frozenset({"LLMAnswerQualityDrop"}), deadline(drift, "LLMAnswerQualityDrop")),
+        LabeledCase("fallback-outage", f"{REASONING}'s provider fails for {4 * W}s: {BALANCED} answers everyone "
                  "(no error reaches a caller)", "incident",
-                 world(short, served_by={REASONING: [(fault, until, 1.0)], BALANCED: []}), fault, until,
+                 world(fault + 6 * W, served_by={REASONING: [(fault, fault + 4 * W, 1.0)], BALANCED: []},
+                       latency=False), fault, fault + 4 * W,
                  frozenset({"LLMFallbackRatioHigh", "LLMCircuitBreakerOpen", "LLMDegradedService"}),
                  deadline(fault, "LLMFallbackRatioHigh")),
         LabeledCase("department-budget", "research runs a big evaluation: 70% -> 104% of its monthly budget",
-                 "incident", world(short, department_spent={"research": [(0, fault, 0.7), (fault, short, 1.04)],
-                                                             "support": []}),
-                 fault, short, frozenset({"LLMDepartmentBudget"}), fault + _for("LLMDepartmentBudget") + SLACK),
+                 "incident", world(fault + 4 * W, department_spent={"research": [(0, fault, 0.7),
+                                                                                  (fault, fault + 4 * W, 1.04)],
+                                                                     "support": []}, latency=False),
+                 fault, fault + 4 * W, frozenset({"LLMDepartmentBudget"}), fault + _for("LLMDepartmentBudget") + SLACK),
         LabeledCase("gateway-restart", "the gateway restarts: 3 missed scrapes", "noise",
                  world(short, gaps=[("gateway", until, 3)])),
         LabeledCase("background-noise", f"4% of {FAST} requests fail and 3% of its calls take over 15 s", "noise",
@@ -154,8 +159,8 @@ def labeled_cases() -> list[LabeledCase]:
         LabeledCase("quiet-night", f"night: {REASONING} gets {BUSY / 20:g} requests/s and half of them fail", "noise",
                  world(short, errors={REASONING: [(0, short, 0.5)]}, night={REASONING: BUSY / 20})),
         LabeledCase("few-ratings", f"night: {REASONING}'s few scored answers ({MIN_SCORED / 2:g}/s) score 80 %",
-                 "noise", world(baseline + 4 * W, relevance={REASONING: (MIN_SCORED / 2, [(baseline, baseline + 4 * W,
-                                                                                              0.8)])})),
+                 "noise", world(drift + 4 * W, relevance={REASONING: (MIN_SCORED / 2, [(drift, drift + 4 * W, 0.8)])},
+                                latency=False)),
     ]
 
 
