@@ -17,13 +17,13 @@ from typing import Mapping, Sequence
 from graders.v3.rules import BUSY, MIN_RATE as MIN_SCORED, MODELS, SLACK, TIMING, W, _for
 from graders.v3.timelines import Episode, replay
 from stack import catalog
+from stack.gateway.evaluation import RELEVANCE
 from stack.prometheus import alerts as A
 from stack.prometheus.shapes import BALANCED, FAST, HEALTHY_LATENCY, REASONING, SLOW_LATENCY, STRAGGLERS
 from stack.prometheus.world import World
 
 Window = tuple[int, int, float]  # (from second, to second, value)
 LATENCY_MODELS = (FAST, REASONING)
-RELEVANCE = "relevance"
 HEALTHY_RELEVANCE = 0.95
 
 

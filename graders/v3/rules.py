@@ -23,6 +23,7 @@ import yaml
 from graders.labcheck import LabCheckFailed, yaml_value
 from graders.v3.timelines import Episode, TimelineError, replay
 from stack import catalog, profiles, topology
+from stack.gateway.evaluation import RELEVANCE
 from stack.prometheus import alerts as A
 from stack.prometheus.shapes import (
     BALANCED, FAST, HEALTHY_LATENCY, REASONING, SLOW_LATENCY, failing_models, latency_near_miss, slow_model,
@@ -611,8 +612,6 @@ def fallback_cases() -> list[RuleCase]:
                                    f"{MIN_RATE:g}` (TIMING.min_request_rate)"),), hidden=True),
     ]
 
-
-RELEVANCE = "relevance"
 
 
 def quality_drift_cases() -> list[RuleCase]:
