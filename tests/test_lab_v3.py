@@ -13,7 +13,6 @@ import json
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import httpx
@@ -153,7 +152,7 @@ def test_the_live_check_heals_the_fault_and_stops_what_it_started(grades: dict[s
 def test_the_live_check_says_when_a_critical_alert_reaches_chat_instead_of_the_pager(stack: LiveStack,
                                                                                      tmp_path: Path) -> None:
     """The solution's rules with a routing that sends everything to chat: the alert fires, and the message says where
-    it went (without waiting out the full time limit)."""
+    it went."""
     namespace = cells.run(_source(), ("setup", "ex4_error_ratio_answer", "ex10_alertmanager_answer"))
     rules, _ = v3_rules.collect(namespace)
     config = v3_alertmanager.load_config(namespace["ALERTMANAGER_CONFIG"])
@@ -167,14 +166,12 @@ def test_the_live_check_says_when_a_critical_alert_reaches_chat_instead_of_the_p
               "from graders.course import select; "
               "results = stackchecks.run(select('v3')[0], Path(sys.argv[1])); "
               "print('RESULTS=' + json.dumps([[r.exercise, r.points, r.message] for r in results]))")
-    started = time.monotonic()
     done = subprocess.run([sys.executable, "-c", script, str(submission)], cwd=REPO_ROOT, capture_output=True,
                           text=True, timeout=120)
     line = next(line for line in done.stdout.splitlines() if line.startswith("RESULTS="))
     [(exercise, points, message)] = json.loads(line.removeprefix("RESULTS="))
     assert (exercise, points) == (LIVE, 0)
     assert "reached the chat channel, not the pager" in message, message
-    assert time.monotonic() - started < 25, "it stops waiting once the alert has gone to the wrong channel"
 
 
 # --- a hostile notebook, through nbgrader (no stack needed) --------------------------------------------------------
