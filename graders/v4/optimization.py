@@ -21,6 +21,7 @@ from pathlib import Path
 import pandas as pd
 
 from graders.labcheck import expect, expect_equal, fail
+from graders.v4.stubs import reports_stubs
 from stack import catalog
 from stack.gateway.store import SCHEMA, CallRecord
 
@@ -176,6 +177,7 @@ def _explain_money(what: str, seen: float, want: float) -> None:
     fail(what, round(want, 6), round(seen, 6), hint)
 
 
+@reports_stubs
 def check_downgrades(downgrade_candidates: Callable, hidden: bool = False) -> None:
     with _stores(hidden) as stores:
         for store in stores:
@@ -208,6 +210,7 @@ def _check_downgrades(downgrade_candidates: Callable, store: Path) -> None:
             _explain_money(f"{column} of {key}", float(seen), float(want))
 
 
+@reports_stubs
 def check_oversized(oversized_prompts: Callable, hidden: bool = False) -> None:
     with _stores(hidden) as stores:
         for store in stores:
@@ -234,6 +237,7 @@ def _check_oversized(oversized_prompts: Callable, store: Path) -> None:
         _explain_money(f"monthly_savings_usd of {key}", float(seen), float(want))
 
 
+@reports_stubs
 def check_savings(projected_savings: Callable, hidden: bool = False) -> None:
     with _stores(hidden) as stores:
         for store in stores:
