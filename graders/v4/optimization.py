@@ -234,6 +234,12 @@ def _check_oversized(oversized_prompts: Callable, store: Path) -> None:
         expect(all(math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-9) for a, b in zip(seen, want)),
                f"{column}: expected {[round(v, 4) for v in want]}, got {[round(v, 4) for v in seen]}", hint)
     for seen, want, key in zip(table["monthly_savings_usd"], expected["monthly_savings_usd"], _keys(expected)):
+        price = catalog.load().models[key[2]]
+        if want and math.isclose(float(seen) / float(want), price.output_price_per_million /
+                                 price.input_price_per_million, rel_tol=1e-3):
+            fail(f"monthly_savings_usd of {key}", round(float(want), 6), round(float(seen), 6),
+                 "trimming removes INPUT tokens (the prompt): price them at the model's input price, not its output "
+                 "price")
         _explain_money(f"monthly_savings_usd of {key}", float(seen), float(want))
 
 
