@@ -45,7 +45,7 @@ class ScriptedStream:
     time.time_ns() of each chunk as it was handed out, and whether it carried content."""
 
     words: tuple[str, ...]
-    first_token_seconds: float = 0.08
+    first_token_seconds: float = 0.15
     gap_seconds: float = 0.02
     input_tokens: int = 42
     arrivals: list[tuple[int, bool]] = field(default_factory=list)
@@ -72,7 +72,7 @@ class ScriptedStream:
 
 STREAM_WORDS = ("Check", "the", "p95", "panel", "first", "then", "its", "exemplar")
 HIDDEN_STREAM_WORDS = ("Budgets", "reset", "monthly", "in", "UTC")
-TTFC_TOLERANCE_SECONDS = 0.03  # the student's clock vs the stream's: both read right after the chunk arrives
+TTFC_TOLERANCE_SECONDS = 0.05  # the student's clock vs the stream's: both read right after the chunk arrives
 
 
 def _only_span(spans: list[ReadableSpan], name: str) -> ReadableSpan:
@@ -133,9 +133,9 @@ def _check_stream(traced_stream: Callable, model: str, words: tuple[str, ...], f
 
 @reports_stubs
 def check_streamed_span(traced_stream: Callable, hidden: bool = False) -> None:
-    _check_stream(traced_stream, "sim-balanced", STREAM_WORDS, 0.08)
+    _check_stream(traced_stream, "sim-balanced", STREAM_WORDS, 0.15)
     if hidden:
-        _check_stream(traced_stream, "sim-fast", HIDDEN_STREAM_WORDS, 0.12)
+        _check_stream(traced_stream, "sim-fast", HIDDEN_STREAM_WORDS, 0.2)
 
 
 # ---------------------------------------------------------------- (b) a fallback as attempts in one trace
