@@ -9,6 +9,8 @@ tokens). The checks compute what they expect from the rows in Python with the ru
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import math
 import random
 import sqlite3
@@ -21,6 +23,7 @@ from pathlib import Path
 import pandas as pd
 
 from graders.labcheck import expect, expect_equal, fail
+from graders.v4.stubs import reports_stubs
 from stack import catalog
 from stack.gateway.store import SCHEMA, CallRecord
 
@@ -47,11 +50,29 @@ TRAFFIC = (
     ("summarizer", "extract", "sim-reasoning", 0.25, (200, 500), (10, 30), 0.0),
 )
 OVERSIZED = {("summarizer", "chat"): (0.08, (20_000, 40_000)), ("chatbot", "chat"): (0.01, (9_000, 12_000))}
+# Prompts asked again word for word (FAQ questions, a classifier fed the same titles): the share of calls that repeat
+# one of the group's first REPEAT_POOL prompts. Load tests repeat most (one scripted prompt list, no one's bill).
+REPEATED = {("chatbot", "chat"): 0.25, ("doc-search", "classify"): 0.45, ("agent", "classify"): 0.3,
+            ("summarizer", "chat"): 0.05}
+SYNTHETIC_REPEATED = 0.9
+REPEAT_POOL = 25
 # Load tests: an expensive model, short answers, lots of calls; no one's bill.
 SYNTHETIC = (("chatbot", "chat", "sim-reasoning", 40, (200, 600), (20, 80), 0.0),)
 USERS = tuple(f"user-{n:03d}" for n in range(40))
 DEPARTMENTS = {"chatbot": "support", "code-assistant": "engineering", "doc-search": "research", "agent": "sales",
                "summarizer": "marketing"}
+
+
+# The store keeps no prompt text (privacy); the gateway's response-cache key of each call (a hash of the normalised
+# request: stack/gateway/response_cache.py) is logged beside it, joinable on (request_id, step).
+PROMPT_KEYS_SCHEMA = """
+CREATE TABLE IF NOT EXISTS prompt_keys (
+    request_id TEXT NOT NULL,
+    step       TEXT NOT NULL,
+    cache_key  TEXT NOT NULL,
+    PRIMARY KEY (request_id, step)
+);
+"""
 
 
 def optimization_store(path: Path, seed: int = SEED) -> Path:
@@ -60,18 +81,29 @@ def optimization_store(path: Path, seed: int = SEED) -> Path:
     path = Path(path)
     path.unlink(missing_ok=True)
     db = sqlite3.connect(path)
-    db.executescript(SCHEMA)
+    db.executescript(SCHEMA + PROMPT_KEYS_SCHEMA)
     rows = []
+    keys: list[tuple[str, str, str]] = []
+    key_rng = random.Random(seed + 1)  # its own generator: the calls' own draws stay as they were
     number = 0
     for synthetic, traffic in ((False, TRAFFIC), (True, SYNTHETIC)):
         for application, step, model, per_day, inputs, outputs, errors in traffic:
             calls = int(per_day * DAYS_OF_DATA * rng.uniform(0.9, 1.1))
             big_share, big = OVERSIZED.get((application, step), (0.0, (0, 0)))
+            repeated = SYNTHETIC_REPEATED if synthetic else REPEATED.get((application, step), 0.0)
+            pool: list[tuple[str, int]] = []  # (cache key, input tokens) of the prompts that come back
             for _ in range(calls):
                 number += 1
                 failed = rng.random() < errors
                 tokens_in = rng.randint(*big) if rng.random() < big_share else rng.randint(*inputs)
                 tokens_out = rng.randint(*outputs)
+                if pool and key_rng.random() < repeated:
+                    key, tokens_in = key_rng.choice(pool)  # the same prompt: the same input tokens
+                else:
+                    key = hashlib.sha256(f"{model}:{seed}:{number}".encode()).hexdigest()[:24]
+                    if len(pool) < REPEAT_POOL:
+                        pool.append((key, tokens_in))
+                keys.append((f"r{number:06d}", step, key))
                 if failed:
                     tokens_in = tokens_out = 0
                 cost = 0.0 if failed else catalog.cost_usd(model, tokens_in, tokens_out)
@@ -85,6 +117,7 @@ def optimization_store(path: Path, seed: int = SEED) -> Path:
     rows.sort(key=lambda r: r.ts)
     db.executemany(f"INSERT INTO llm_calls VALUES ({', '.join('?' * len(astuple(rows[0])))})",
                    [astuple(r) for r in rows])
+    db.executemany("INSERT INTO prompt_keys VALUES (?, ?, ?)", keys)
     db.commit()
     db.close()
     return path
@@ -147,11 +180,21 @@ def reference_savings(db_path: Path) -> dict[str, float]:
             "total_usd": downgrade + trimming, "share": (downgrade + trimming) / monthly}
 
 
+@functools.lru_cache(maxsize=4)
+def _seeded_store_bytes(seed: int) -> bytes:
+    """Each seed's store is built once per kernel (about a second each); every check gets a fresh copy of it."""
+    with tempfile.TemporaryDirectory(prefix="v4-lab-") as folder:
+        return optimization_store(Path(folder) / "calls.db", seed).read_bytes()
+
+
 @contextmanager
 def _stores(hidden: bool) -> Iterator[list[Path]]:
     with tempfile.TemporaryDirectory(prefix="v4-lab-") as folder:
         seeds = (SEED, SEED + 11) if hidden else (SEED,)
-        yield [optimization_store(Path(folder) / f"calls-{seed}.db", seed) for seed in seeds]
+        paths = [Path(folder) / f"calls-{seed}.db" for seed in seeds]
+        for path, seed in zip(paths, seeds):
+            path.write_bytes(_seeded_store_bytes(seed))
+        yield paths
 
 
 def _frame(result: object, name: str, columns: list[str]) -> pd.DataFrame:
@@ -176,6 +219,7 @@ def _explain_money(what: str, seen: float, want: float) -> None:
     fail(what, round(want, 6), round(seen, 6), hint)
 
 
+@reports_stubs
 def check_downgrades(downgrade_candidates: Callable, hidden: bool = False) -> None:
     with _stores(hidden) as stores:
         for store in stores:
@@ -208,6 +252,7 @@ def _check_downgrades(downgrade_candidates: Callable, store: Path) -> None:
             _explain_money(f"{column} of {key}", float(seen), float(want))
 
 
+@reports_stubs
 def check_oversized(oversized_prompts: Callable, hidden: bool = False) -> None:
     with _stores(hidden) as stores:
         for store in stores:
@@ -231,9 +276,16 @@ def _check_oversized(oversized_prompts: Callable, store: Path) -> None:
         expect(all(math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-9) for a, b in zip(seen, want)),
                f"{column}: expected {[round(v, 4) for v in want]}, got {[round(v, 4) for v in seen]}", hint)
     for seen, want, key in zip(table["monthly_savings_usd"], expected["monthly_savings_usd"], _keys(expected)):
+        price = catalog.load().models[key[2]]
+        if want and math.isclose(float(seen) / float(want), price.output_price_per_million /
+                                 price.input_price_per_million, rel_tol=1e-3):
+            fail(f"monthly_savings_usd of {key}", round(float(want), 6), round(float(seen), 6),
+                 "trimming removes INPUT tokens (the prompt): price them at the model's input price, not its output "
+                 "price")
         _explain_money(f"monthly_savings_usd of {key}", float(seen), float(want))
 
 
+@reports_stubs
 def check_savings(projected_savings: Callable, hidden: bool = False) -> None:
     with _stores(hidden) as stores:
         for store in stores:
@@ -259,3 +311,81 @@ def _check_savings(projected_savings: Callable, store: Path) -> None:
                    f"{want:.6f}, got {seen!r}", "total_usd / monthly_cost_usd")
         else:
             _explain_money(f"projected_savings()[{key!r}]", float(seen), float(want))
+
+
+CACHE_COLUMNS = [*GROUP, "calls", "repeated_calls", "monthly_savings_usd"]
+
+
+def _keyed_calls(db_path: Path, real_only: bool = True) -> pd.DataFrame:
+    with sqlite3.connect(db_path) as db:
+        frame = pd.read_sql_query("SELECT c.*, k.cache_key FROM llm_calls c JOIN prompt_keys k "
+                                  "USING (request_id, step)", db)
+    if real_only:
+        frame = frame[(frame["status"] == "success") & (frame["synthetic"] == 0)]
+    return frame
+
+
+def _cache_table(calls: pd.DataFrame, saved: Callable[[pd.DataFrame], float], first_paid: bool = True) -> pd.DataFrame:
+    rows = []
+    for (application, step, model), group in calls.groupby(GROUP):
+        ordered = group.sort_values("ts", kind="stable")
+        repeats = ordered[ordered.duplicated("cache_key")] if first_paid else \
+            ordered[ordered["cache_key"].duplicated(keep=False)]
+        if repeats.empty:
+            continue
+        rows.append((application, step, model, len(group), len(repeats),
+                     saved(repeats) * MONTH_DAYS / DAYS_OF_DATA))
+    table = pd.DataFrame(rows, columns=CACHE_COLUMNS)
+    return table.sort_values("monthly_savings_usd", ascending=False, kind="stable").reset_index(drop=True)
+
+
+def reference_cache_savings(db_path: Path) -> pd.DataFrame:
+    return _cache_table(_keyed_calls(db_path), lambda repeats: float(repeats["cost_usd"].sum()))
+
+
+def _output_only(repeats: pd.DataFrame) -> float:
+    return sum(catalog.cost_usd(m, 0, o) for m, o in zip(repeats["model"], repeats["output_tokens"]))
+
+
+@reports_stubs
+def check_cache_savings(cache_savings: Callable, hidden: bool = False) -> None:
+    with _stores(hidden) as stores:
+        for store in stores:
+            _check_cache_savings(cache_savings, store)
+
+
+def _by_group(table: pd.DataFrame, column: str) -> dict[tuple, float]:
+    return {key: float(value) for key, value in zip(_keys(table), table[column])}
+
+
+def _check_cache_savings(cache_savings: Callable, store: Path) -> None:
+    expected = reference_cache_savings(store)
+    table = _frame(cache_savings(store), "cache_savings", CACHE_COLUMNS)
+    if set(_keys(table)) != set(_keys(expected)):
+        extra = set(_keys(table)) - set(_keys(expected))
+        hint = ("synthetic (load-test) calls repeat one scripted prompt list and are no one's bill: leave them out"
+                if ("chatbot", "chat", "sim-reasoning") in extra
+                else "a group is listed when at least one of its calls repeats an earlier call's cache_key")
+        fail("groups a response cache would save on (application, step, model)", _keys(expected), _keys(table), hint)
+    calls = _keyed_calls(store)
+    want_calls, seen_calls = _by_group(expected, "calls"), _by_group(table, "calls")
+    if seen_calls != want_calls:
+        fail("calls per group", want_calls, seen_calls,
+             "successful, non-synthetic calls only (a failed call is never cached and saves nothing)")
+    want_repeats, seen_repeats = _by_group(expected, "repeated_calls"), _by_group(table, "repeated_calls")
+    if seen_repeats != want_repeats:
+        with_first = _by_group(_cache_table(calls, lambda r: 0.0, first_paid=False), "repeated_calls")
+        hint = ("the FIRST call of a prompt is paid (it fills the cache): only the calls after it are saved"
+                if seen_repeats == with_first else
+                "per group, the calls whose cache_key an earlier call (by ts) of the group already had")
+        fail("repeated_calls per group", want_repeats, seen_repeats, hint)
+    seen_money = _by_group(table, "monthly_savings_usd")
+    for key, want in _by_group(expected, "monthly_savings_usd").items():
+        if math.isclose(seen_money[key], want, rel_tol=1e-6, abs_tol=1e-9):
+            continue
+        output_only = _by_group(_cache_table(calls, _output_only), "monthly_savings_usd")
+        if math.isclose(seen_money[key], output_only[key], rel_tol=1e-6):
+            fail(f"monthly_savings_usd of {key}", round(want, 6), round(seen_money[key], 6),
+                 "a cache hit saves the WHOLE call, its input tokens as well as its output: the repeats' cost_usd")
+        _explain_money(f"monthly_savings_usd of {key}", seen_money[key], want)
+    expect_equal(_keys(table), _keys(expected), "the order of the groups", "most savings first")

@@ -31,7 +31,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind, StatusCode, Tracer
 
 from graders.labcheck import LabCheckFailed, expect, expect_equal, fail
-from stack import catalog, promapi
+from graders.v4.stubs import reports_stubs
+from stack import catalog, genai, promapi
 from stack import tracing as stack_tracing
 
 SEED = 2026
@@ -39,7 +40,7 @@ AGENT_SPAN = "invoke_agent workflow"
 # The workflow the gateway runs (stack/gateway/workflow.py): step name and model (None: the request's model).
 WORKFLOW = (("classify", "sim-fast"), ("answer", None), ("format", "sim-fast"))
 STEPS = tuple(step for step, _ in WORKFLOW)
-PROVIDER = "llmsim"
+PROVIDER = genai.PROVIDER  # gen_ai.provider.name of the simulated provider
 CHECK_ATTRIBUTION = {"user_id": "dana.scully@fbi.example", "department": "research", "application": "agent"}
 HIDDEN_ATTRIBUTION = {"user_id": "u-74125", "department": "finance", "application": "doc-search"}
 
@@ -244,6 +245,7 @@ def _tree(run: WorkflowRun, model: str) -> tuple[ReadableSpan, list[ReadableSpan
     return root, steps, chats
 
 
+@reports_stubs
 def check_span_tree(traced_workflow: Callable, hidden: bool = False) -> None:
     run = run_workflow(traced_workflow)
     if run.error is not None:
@@ -272,6 +274,16 @@ def _attributes_problem(span: ReadableSpan, expected: dict[str, Any]) -> None:
             fail(f"attribute {key} of {span.name!r}", value, seen, hint)
 
 
+def check_current_conventions(spans: list[ReadableSpan]) -> None:
+    """No span carries the GenAI attribute that semconv 1.37 renamed."""
+    for span in spans:
+        if genai.DEPRECATED_SYSTEM in (span.attributes or {}):
+            fail(f"attributes of {span.name!r}", f"{genai.PROVIDER_NAME}={PROVIDER!r} and no {genai.DEPRECATED_SYSTEM}",
+                 f"{genai.DEPRECATED_SYSTEM}={span.attributes[genai.DEPRECATED_SYSTEM]!r}",
+                 f"{genai.DEPRECATED_SYSTEM} was renamed {genai.PROVIDER_NAME} in semantic conventions "
+                 f"{genai.PROVIDER_NAME_SINCE}: use genai.PROVIDER_NAME (the package's constant)")
+
+
 def _no_user(spans: list[ReadableSpan], user_id: str) -> None:
     for span in spans:
         for key, value in (span.attributes or {}).items():
@@ -297,6 +309,7 @@ def _check_attributes(run: WorkflowRun, model: str, attribution: dict) -> None:
     expect_equal([c.name for c in chats], [f"chat {m or model}" for _, m in WORKFLOW], "the chat spans, in time order",
                  "one 'chat <model>' span per provider call")
     booked = {"llm.department": attribution["department"], "llm.application": attribution["application"]}
+    check_current_conventions(mine)
     ok_calls = [(request, reply) for request, status, reply in run.calls if status == 200 and reply]
     expect_equal(len(ok_calls), len(STEPS), "provider calls made by one workflow run", "one call per step")
     total = 0.0
@@ -307,10 +320,10 @@ def _check_attributes(run: WorkflowRun, model: str, attribution: dict) -> None:
         cost = catalog.cost_usd(called, usage["prompt_tokens"], usage["completion_tokens"])
         total += cost
         _attributes_problem(chat, {
-            "gen_ai.operation.name": "chat", "gen_ai.system": PROVIDER, "gen_ai.request.model": called,
-            "gen_ai.usage.input_tokens": int(usage["prompt_tokens"]),
-            "gen_ai.usage.output_tokens": int(usage["completion_tokens"]), "llm.cost_usd": cost, **booked})
-    _attributes_problem(root, {"gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": "workflow",
+            genai.OPERATION_NAME: genai.OPERATION_CHAT, genai.PROVIDER_NAME: PROVIDER, genai.REQUEST_MODEL: called,
+            genai.USAGE_INPUT_TOKENS: int(usage["prompt_tokens"]),
+            genai.USAGE_OUTPUT_TOKENS: int(usage["completion_tokens"]), "llm.cost_usd": cost, **booked})
+    _attributes_problem(root, {genai.OPERATION_NAME: genai.OPERATION_INVOKE_AGENT, genai.AGENT_NAME: "workflow",
                                "llm.cost_usd": total, **booked})
     _no_user(run.mine(), attribution["user_id"])
     result_cost = run.result.get("cost_usd") if isinstance(run.result, dict) else None
@@ -319,6 +332,7 @@ def _check_attributes(run: WorkflowRun, model: str, attribution: dict) -> None:
            'return {"answer": ..., "cost_usd": the sum of the calls\' costs}')
 
 
+@reports_stubs
 def check_span_attributes(traced_workflow: Callable, hidden: bool = False) -> None:
     run = run_workflow(traced_workflow)
     if run.error is not None:
@@ -382,6 +396,7 @@ def _check_error(run: WorkflowRun, failing_step: str) -> None:
     expect(not later, f"steps after the failed one still ran: {later}", "a failed step stops the workflow")
 
 
+@reports_stubs
 def check_propagation_and_errors(traced_workflow: Callable, hidden: bool = False) -> None:
     run = run_workflow(traced_workflow)
     if run.error is not None:
@@ -484,6 +499,7 @@ def reference_tail_bottleneck(spans: pd.DataFrame, quantile: float = 0.95) -> tu
     return str(per_step.idxmax()), float(per_step.max() / slow["seconds"].sum())
 
 
+@reports_stubs
 def check_step_latency(step_latency: Callable, hidden: bool = False) -> None:
     for seed in (SEED, SEED + 7) if hidden else (SEED,):
         spans = workflow_spans(seed)
@@ -511,6 +527,7 @@ def check_step_latency(step_latency: Callable, hidden: bool = False) -> None:
                          "duration = (end_ns - start_ns) / 1e9 seconds; quantiles with Series.quantile")
 
 
+@reports_stubs
 def check_tail_bottleneck(tail_bottleneck: Callable, hidden: bool = False) -> None:
     for seed in (SEED, SEED + 7) if hidden else (SEED,):
         spans = workflow_spans(seed)
@@ -619,6 +636,7 @@ def run_exemplar_batch(gateway_url: str, llmsim_url: str, prometheus_url: str, l
     return batch
 
 
+@reports_stubs
 def check_slowest_exemplar(slowest_exemplar: Callable, batch: Batch | None, prometheus_url: str,
                            hidden: bool = False) -> None:
     expect(batch is not None, "the exercise 3 batch did not run (is the stack up? run `make up`, then the batch cell)")
@@ -671,6 +689,7 @@ def _story_log(folder: Path) -> tuple[Path, str, list[dict]]:
     return path, target, expected
 
 
+@reports_stubs
 def check_request_story(request_story: Callable, batch: Batch | None, log_path: Path, hidden: bool = False) -> None:
     expect(batch is not None, "the exercise 3 batch did not run (is the stack up? run `make up`, then the batch cell)")
     story = request_story(log_path, batch.slow_trace_id)
