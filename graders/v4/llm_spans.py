@@ -23,8 +23,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
-from graders.labcheck import expect, expect_equal, fail
-from graders.v4.stubs import reports_stubs
+from graders.labcheck import expect, expect_equal, fail, reports_stubs
 from graders.v4.traces import (PROVIDER, ProviderCallError, RecordingClient, check_current_conventions,
                                in_memory_tracer, simulated_provider)
 from stack import genai

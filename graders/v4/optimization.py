@@ -22,8 +22,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from graders.labcheck import expect, expect_equal, fail
-from graders.v4.stubs import reports_stubs
+from graders.labcheck import expect, expect_equal, fail, reports_stubs
 from stack import catalog
 from stack.gateway.store import SCHEMA, CallRecord
 

@@ -30,8 +30,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode, Tracer
 
-from graders.labcheck import LabCheckFailed, expect, expect_equal, fail
-from graders.v4.stubs import reports_stubs
+from graders.labcheck import LabCheckFailed, expect, expect_equal, fail, reports_stubs
 from stack import catalog, genai, promapi
 from stack import tracing as stack_tracing
 
