@@ -183,14 +183,24 @@ def test_the_runner_starts_phoenix_offline_on_the_topology_address(tmp_path: Pat
     assert "disabled" in services.PHOENIX_LAUNCHER.read_text(), "the launcher switches Phoenix's gRPC port off"
 
 
-def test_services_export_to_phoenix_only_when_it_runs_and_you_chose_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_services_export_to_the_trace_store_or_to_phoenix_when_it_runs_unless_you_chose(
+        monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_TRACES_EXPORTER"):
         monkeypatch.delenv(name, raising=False)
     phoenix = topology.load().optional["phoenix"]
-    assert services.trace_export_env(traces=False) == {}
+    store = topology.load().services["tracestore"]
+    assert services.trace_export_env(traces=False) == {"OTEL_EXPORTER_OTLP_ENDPOINT": store.url}
     assert services.trace_export_env(traces=True) == {"OTEL_EXPORTER_OTLP_ENDPOINT": phoenix.url}
+    plain = {spec.name: spec for spec in services.specs("classroom", Path("/tmp/run"), notebooks=False)}
+    assert plain["tracestore"].health_url == store.url + "/health", "plain `make up` starts the trace store"
+    assert all(tracing.exporter_endpoint(services.child_env(plain[name])) == store.url + "/v1/traces"
+               for name in services.TRACED_SERVICES)
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4318")
     assert services.trace_export_env(traces=True) == {}, "your own exporter setting wins"
+    assert services.trace_export_env(traces=False) == {}, "your own exporter setting wins"
+    monkeypatch.delenv("OTEL_EXPORTER_OTLP_ENDPOINT")
+    monkeypatch.setenv("OTEL_TRACES_EXPORTER", "none")
+    assert services.trace_export_env(traces=False) == {}, "OTEL_TRACES_EXPORTER=none keeps spans from the store"
     names = [spec.name for spec in services.specs("classroom", Path("/tmp/run"), notebooks=False, traces=True)]
     assert names[-1] == "phoenix"
 
@@ -200,3 +210,11 @@ def test_status_note_says_when_no_backend_runs(tmp_path: Path) -> None:
                                                            "trace_endpoint": None}))
     note = control.traces_note(tmp_path)
     assert "no trace backend is running" in note and "make up TRACES=1" in note
+
+
+def test_status_note_points_at_the_trace_store_when_spans_go_there(tmp_path: Path) -> None:
+    store = topology.load().services["tracestore"]
+    (tmp_path / control.STATE_FILE).write_text(json.dumps({"profile": "classroom", "traces": False,
+                                                           "trace_endpoint": store.url + "/v1/traces"}))
+    note = control.traces_note(tmp_path)
+    assert "built-in trace store" in note and f"{store.url}/api/traces" in note and "make up TRACES=1" in note
