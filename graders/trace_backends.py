@@ -74,3 +74,14 @@ def to_ask(endpoint: str | None) -> list[Backend]:
     backends = known()
     chosen = [b for b in backends if b.receives(endpoint)]
     return chosen + [b for b in backends if b not in chosen and b.up()]
+
+
+def hint(endpoint: str | None) -> str:
+    """What to do when no backend holds a trace, given where the running stack sends its spans."""
+    if endpoint is None:
+        return ("the running stack sends its spans nowhere (OTEL_TRACES_EXPORTER=none, or started before it had a "
+                "trace store): run `make down`, then `make up`")
+    if not any(b.receives(endpoint) for b in known()):
+        return (f"the running stack sends its spans to {endpoint} (your OTEL_EXPORTER_OTLP_* setting), which this "
+                "check cannot ask: unset it, run `make down`, then `make up`")
+    return "spans arrive about a second after the request; re-run the exercise 3 batch cell and grade again"

@@ -17,6 +17,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from graders import trace_backends
 from stack import genai, topology, tracing
 from stack.gateway import provider as provider_module
 from stack.gateway.app import create_app
@@ -218,3 +219,15 @@ def test_status_note_points_at_the_trace_store_when_spans_go_there(tmp_path: Pat
                                                            "trace_endpoint": store.url + "/v1/traces"}))
     note = control.traces_note(tmp_path)
     assert "built-in trace store" in note and f"{store.url}/api/traces" in note and "make up TRACES=1" in note
+
+
+def test_the_v4_check_asks_the_backend_the_stack_sends_to_first_and_says_where_spans_went() -> None:
+    store = topology.load().services["tracestore"]
+    phoenix = topology.load().optional["phoenix"]
+    asked = trace_backends.to_ask(phoenix.url + "/v1/traces")
+    assert asked[0].service == phoenix and asked[0].label == f"Phoenix at {phoenix.url}"
+    assert trace_backends.to_ask(store.url + "/v1/traces")[0].label == f"the built-in trace store at {store.url}"
+    assert "re-run the exercise 3 batch cell" in trace_backends.hint(store.url + "/v1/traces")
+    own = trace_backends.hint("http://127.0.0.1:4318/v1/traces")
+    assert "http://127.0.0.1:4318/v1/traces" in own and "unset it" in own
+    assert "sends its spans nowhere" in trace_backends.hint(None)

@@ -43,16 +43,6 @@ def _fetch(backend: Backend, trace_id: str) -> list[Span]:
         return []
 
 
-def _where_spans_go(endpoint: str | None, backends: list[Backend]) -> str:
-    if endpoint is None:
-        return ("the running stack sends its spans nowhere (OTEL_TRACES_EXPORTER=none, or started before it had a "
-                "trace store): run `make down`, then `make up`")
-    if not any(b.receives(endpoint) for b in backends):
-        return (f"the running stack sends its spans to {endpoint} (your OTEL_EXPORTER_OTLP_* setting), which this "
-                "check cannot ask: unset it, run `make down`, then `make up`")
-    return "spans arrive about a second after the request; re-run the exercise 3 batch cell and grade again"
-
-
 @pytest.mark.points(2)
 def test_the_slow_request_trace_reached_the_backend_with_both_services(slow_trace: dict) -> None:
     """ex3 trace backend: the slow request's trace holds gateway and llmsim spans"""
@@ -75,7 +65,7 @@ def test_the_slow_request_trace_reached_the_backend_with_both_services(slow_trac
     label, spans = max(found.items(), key=lambda item: (_complete(item[1]), len(item[1])))
     services = {s.service for s in spans}
     assert spans, (f"asked {asked}: no span of trace {trace_id} after {WAIT_SECONDS:.0f}s. Hint: "
-                   f"{_where_spans_go(endpoint, backends)}")
+                   f"{trace_backends.hint(endpoint)}")
     assert {"gateway", "llmsim"} <= services, (
         f"the trace in {label} has spans of {sorted(s for s in services if s)} only: both the gateway and the "
         "provider (llmsim) must send theirs")
