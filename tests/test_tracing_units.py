@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
 from contextlib import redirect_stdout
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from graders import trace_backends
+from graders import course, stackchecks, trace_backends
 from stack import genai, topology, tracing
 from stack.gateway import provider as provider_module
 from stack.gateway.app import create_app
@@ -231,3 +232,15 @@ def test_the_v4_check_asks_the_backend_the_stack_sends_to_first_and_says_where_s
     own = trace_backends.hint("http://127.0.0.1:4318/v1/traces")
     assert "http://127.0.0.1:4318/v1/traces" in own and "unset it" in own
     assert "sends its spans nowhere" in trace_backends.hint(None)
+
+
+def test_the_v4_live_check_gives_no_points_for_an_untouched_exercise_3(tmp_path: Path) -> None:
+    """The exercise 3 batch cell is locked and writes the trace file for everyone: the points need exercise 3 done."""
+    v4 = course.select("v4")[0]
+    (tmp_path / "student_v4_trace.json").write_text(json.dumps({"request_id": "r", "trace_id": "ab" * 16}))
+    shutil.copy(course.LABS_DIR / v4.id / f"{v4.id}.ipynb", tmp_path)
+    [released] = stackchecks.run(v4, tmp_path)
+    assert released.points == 0 and released.message.startswith("not attempted yet: implement exercise 3"), released
+    shutil.copy(v4.source / f"{v4.id}.ipynb", tmp_path)
+    [solved] = stackchecks.run(v4, tmp_path)
+    assert "not attempted" not in solved.message, solved

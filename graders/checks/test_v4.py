@@ -4,14 +4,17 @@ services, the provider's joined under the gateway's provider-call spans.
 
 The submission folder is nbgrader's autograded copy, where the notebook has just been re-run: its exercise 3 batch
 cell wrote the slow request's trace id (from the gateway's log, not from the student's code) to student_v4_trace.json.
+That cell is locked and runs for everyone, so an exercise 3 left untouched scores 0 here too ("not attempted yet").
 Without a running trace backend this check scores 0 and says how to start one; nothing else in the lab needs it."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import httpx
+import nbformat
 import pytest
 
 from graders import trace_backends
@@ -21,10 +24,29 @@ from stack.paths import run_dir
 
 WAIT_SECONDS = 20.0
 SPANS_OF_THE_SLOW_TRACE = 14  # the agent workflow: gateway request, steps, provider calls and their server spans
+EXERCISE = "ex3"
+STUB = "raise NotImplementedError"
+
+
+def _untouched_answers(submission: Path) -> list[str]:
+    """The exercise 3 answer cells of the graded notebook whose every function still raises NotImplementedError
+    (none when the folder holds no notebook)."""
+    untouched = []
+    for path in submission.glob("*.ipynb"):
+        for cell in nbformat.read(path, as_version=4).cells:
+            grading = cell.get("metadata", {}).get("nbgrader", {})
+            if grading.get("solution") and str(grading.get("grade_id", "")).startswith(EXERCISE):
+                if cell.source.count(STUB) >= max(1, cell.source.count("def ")):
+                    untouched.append(grading["grade_id"])
+    return untouched
 
 
 @pytest.fixture(scope="module")
-def slow_trace(notebook_artifact: Callable[[str, str], object]) -> dict:
+def slow_trace(notebook_artifact: Callable[[str, str], object], submission: Path) -> dict:
+    untouched = _untouched_answers(submission)
+    if untouched:  # the batch cell is locked and runs for everyone: the points follow exercise 3's own work
+        pytest.fail(f"not attempted yet: implement exercise 3 ({', '.join(untouched)}) first; this check then follows "
+                    "the slow request's trace into the trace backend", pytrace=False)
     trace = notebook_artifact(TRACE_FILE, "the exercise 3 batch cell did not run (it needs the stack: `make up`)")
     if not isinstance(trace, dict):
         pytest.fail(f"{TRACE_FILE} should hold one JSON object with request_id and trace_id: re-run the exercise 3 "
