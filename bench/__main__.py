@@ -76,9 +76,10 @@ Re-run it after a change that could matter and commit the new numbers. Nothing h
 - **Throughput**: `wrk` ({throughput.CONNECTIONS} connections, {throughput.ROUND_SECONDS} s rounds, {throughput.ROUNDS}
   interleaved rounds per server, median) posts a `sim-fast` chat request to three servers started side by side on
   free loopback ports: the gateway with instrumentation on, the same gateway with `GATEWAY_INSTRUMENTATION=off`,
-  and a bare FastAPI app answering a constant (`bench/hello.py`). "On" is the gateway as `make up` runs it:
+  and a bare FastAPI app answering a constant (`bench/hello.py`). "On" is the gateway with
   Prometheus metrics with exemplars, and OpenTelemetry spans (trace ids in logs and exemplars) that no backend
-  receives; "on + OTLP span export" also sends its spans over OTLP/HTTP as with `make up TRACES=1`, to a sink in
+  receives (`OTEL_TRACES_EXPORTER=none`); "on + OTLP span export" is the gateway as `make up` runs it: it also
+  sends its spans over OTLP/HTTP (there to the built-in trace store, or Phoenix with `TRACES=1`), here to a sink in
   the benchmark process. All gateways call one llmsim with
   `LLMSIM_LATENCY_SCALE=0` and write their SQLite attribution rows, so the difference between them is the
   instrumentation alone. The hello-world does no upstream call and no write: the gap to it is the
@@ -103,7 +104,7 @@ Re-run it after a change that could matter and commit the new numbers. Nothing h
   trigger; "first notification" is the first one naming an expected alert (a warning of the same alert can arrive
   before its critical fires); "green" is seconds after the heal until no expected alert is pending or firing and
   the key signal is back to normal.
-- **Memory**: VmRSS of the five processes after the alert runs (Prometheus holding a few minutes of
+- **Memory**: VmRSS of the stack's processes after the alert runs (Prometheus holding a few minutes of
   1 s scrapes), before the scenarios and the load test. The optional trace backend (Phoenix, `make up TRACES=1`,
   about 450 MiB) is not included.
 """
@@ -125,7 +126,7 @@ WHY_NOT_MET = {
         "two cores, a SQLite row and a JSON log line); the hello-world answers a constant. The instrumentation's own "
         "cost is the on/off row.",
     "resident memory of the embedded stack":
-        "three of the five processes are Python services, and importing FastAPI with pydantic costs each about "
+        "four of the six processes are Python services, and importing FastAPI with pydantic costs each about "
         "30 MiB before it serves anything (`import fastapi` in a bare interpreter); Prometheus grows with the "
         "series and samples it holds.",
     "classroom alert latency, fault → pager":

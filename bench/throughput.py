@@ -1,8 +1,9 @@
 """Gateway requests/s with instrumentation on vs off (same run, interleaved rounds) and a bare FastAPI app.
 
-"on" is the gateway as `make up` runs it: Prometheus metrics, exemplars, and tracing that makes spans (trace ids in
-logs and exemplars) without exporting them. "on + export" also sends every span over OTLP/HTTP, as with
-`make up TRACES=1`, to a sink collector in this process (tests/otlp_collector.py; it receives, never decodes)."""
+"on" is the gateway with Prometheus metrics, exemplars, and tracing that makes spans (trace ids in logs and
+exemplars) without exporting them. "on + export" is the gateway as `make up` runs it: it also sends every span over
+OTLP/HTTP (`make up` sends them to the built-in trace store), here to a sink collector in this process
+(tests/otlp_collector.py; it receives, never decodes)."""
 
 from __future__ import annotations
 

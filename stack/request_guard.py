@@ -102,8 +102,9 @@ class RequestGuard:
     """ASGI middleware applying check_body (and the size limit) to every request that has a body."""
 
     def __init__(self, app: ASGIApp, respond: Callable[[Refusal], ASGIApp], max_body_bytes: int, max_depth: int,
-                 on_refused: OnRefused | None = None) -> None:
+                 on_refused: OnRefused | None = None, text_bodies: bool = True) -> None:
         self.app = app
+        self.text_bodies = text_bodies  # False: bodies are binary (OTLP protobuf), only their size is checked
         self.respond = respond  # turns a Refusal into the service's error response
         self.max_body_bytes = max_body_bytes
         self.max_depth = max_depth
@@ -114,7 +115,7 @@ class RequestGuard:
             await self.app(scope, receive, send)
             return
         refusal, raw = await self._read(scope, receive)
-        if refusal is None:
+        if refusal is None and self.text_bodies:
             refusal = check_body(raw, self.max_depth)
         if refusal is not None:
             if self.on_refused:

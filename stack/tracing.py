@@ -8,8 +8,9 @@ Where spans go (the standard OpenTelemetry variables; the first that applies win
     OTEL_EXPORTER_OTLP_ENDPOINT=URL           URL + /v1/traces (Phoenix, Jaeger, Tempo, an OpenTelemetry Collector)
     none of them                              nowhere
 
-`make up TRACES=1` starts Phoenix and sets OTEL_EXPORTER_OTLP_ENDPOINT to its address for the services it starts
-(unless you set one yourself: docs/tracing.md). Without an endpoint every request still gets its trace context, so log
+`make up` sets OTEL_EXPORTER_OTLP_ENDPOINT for the services it starts to the built-in trace store (stack/tracestore),
+or to Phoenix with `make up TRACES=1` (unless you set one yourself: docs/tracing.md). Without an endpoint (a service
+started by hand, OTEL_TRACES_EXPORTER=none) every request still gets its trace context, so log
 lines and exemplars carry trace ids and the provider joins the trace, but spans are not recorded (nothing would
 receive them). LLMOBS_TRACING=off (or GATEWAY_INSTRUMENTATION=off for the gateway)
 switches tracing off altogether: no spans, no trace ids, no exemplars.

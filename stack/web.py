@@ -66,13 +66,15 @@ def crash_response(request_id: str) -> JSONResponse:
 
 
 def install_error_handlers(app: FastAPI, service: str,
-                           on_invalid_body: Callable[[str, list[str]], None] | None = None) -> None:
+                           on_invalid_body: Callable[[str, list[str]], None] | None = None,
+                           text_bodies: bool = True) -> None:
     """Error responses for `service` (a key of the catalog's limits.max_body_bytes), and its request guard: every body
-    is bounded and checked for invalid text before a handler runs (stack/request_guard.py); an unexpected exception
-    is a JSON 500 with the request id that keeps the connection open (stack/crash_guard.py)."""
+    is bounded and (unless text_bodies=False, for a service that receives binary bodies) checked for invalid text
+    before a handler runs (stack/request_guard.py); an unexpected exception is a JSON 500 with the request id that
+    keeps the connection open (stack/crash_guard.py)."""
     limits = catalog.load()
     app.add_middleware(RequestGuard, respond=refusal_response, max_body_bytes=limits.max_body_bytes[service],
-                       max_depth=limits.max_json_depth, on_refused=on_invalid_body)
+                       max_depth=limits.max_json_depth, on_refused=on_invalid_body, text_bodies=text_bodies)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid_body(_: Request, exc: RequestValidationError) -> JSONResponse:

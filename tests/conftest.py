@@ -3,7 +3,8 @@
 The test stack runs with its ports shifted by LLMOBS_PORT_OFFSET (1000 unless set), so `make test` works while a
 student's own `make up` stack is running. Tests that are not about the live stack see the base ports, the ones
 written into the generated configs. Its gateway and llmsim send their spans to an OTLP receiver inside the test
-process (the `otlp_collector` fixture), so tests can look at the traces without a trace backend.
+process (the `otlp_collector` fixture), so tests can look at the traces without a trace backend; the receiver
+forwards every payload unchanged to the stack's built-in trace store, where `make grade`'s V4 check finds them.
 
 `make test` runs the suite on pytest-xdist workers (`--dist loadgroup`). Each worker is its own test session: it
 starts its own stack, WORKER_PORT_STRIDE ports above the previous worker's, with its own run folder. Tests of a
@@ -85,7 +86,7 @@ def otlp_collector() -> Iterator[OtlpCollector]:
 @pytest.fixture(scope="session")
 def live_stack(tmp_path_factory: pytest.TempPathFactory, otlp_collector: OtlpCollector) -> Iterator[LiveStack]:
     """Starts the classroom stack exactly as a student does (`make up`), with its data in a temp folder; its spans go
-    to `otlp_collector` (exported every 200 ms instead of every second)."""
+    to `otlp_collector` (exported every 200 ms instead of every second), which forwards them to the trace store."""
     run = tmp_path_factory.mktemp("run")
     started = _make("up", run, OTEL_EXPORTER_OTLP_ENDPOINT=otlp_collector.url, OTEL_BSP_SCHEDULE_DELAY="200")
     if started.returncode != 0:
@@ -93,7 +94,9 @@ def live_stack(tmp_path_factory: pytest.TempPathFactory, otlp_collector: OtlpCol
         pytest.fail(f"`make up` failed (exit {started.returncode}). If a stack of yours is running, stop it with "
                     f"`make down` first.\n{started.stdout}\n{started.stderr}", pytrace=False)
     os.environ["LLMOBS_RUN_DIR"] = str(run)
+    otlp_collector.forward_to = f"{topology.load().services['tracestore'].url}/v1/traces"
     yield LiveStack(run, started.stdout)
+    otlp_collector.forward_to = None
     stopped = _make("down", run)
     assert stopped.returncode == 0, stopped.stdout + stopped.stderr
 

@@ -6,79 +6,26 @@
         spans = collector.wait_for(lambda spans: ..., timeout=10)
 
 It accepts what the OpenTelemetry OTLP/HTTP exporter sends to /v1/traces (protobuf, optionally gzip) and keeps every
-span as a `ReceivedSpan` (the most recent `keep` of them). `forward_to` (settable while it runs) also posts each
+span as a `ReceivedSpan` (the most recent `keep` of them; decoding is stack/otlp.py's, shared with the built-in trace
+store). `forward_to` (settable while it runs) also posts each
 payload unchanged to another OTLP/HTTP traces URL (a real backend such as Phoenix), so one run can be checked here
 and looked at there.
 """
 
 from __future__ import annotations
 
-import gzip
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
-    ExportTraceServiceRequest,
-    ExportTraceServiceResponse,
-)
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
+from stack.otlp import EXPORT_REPLY, PROTOBUF, TRACES_PATH, OtlpDecodeError, ReceivedSpan, decode, unpack
+
+__all__ = ["OtlpCollector", "ReceivedSpan"]
 HOST = "127.0.0.1"
-KINDS = {0: "UNSPECIFIED", 1: "INTERNAL", 2: "SERVER", 3: "CLIENT", 4: "PRODUCER", 5: "CONSUMER"}
-STATUS = {0: "UNSET", 1: "OK", 2: "ERROR"}
-
-
-def _value(value: AnyValue) -> object:
-    which = value.WhichOneof("value")
-    if which == "array_value":
-        return [_value(v) for v in value.array_value.values]
-    if which == "kvlist_value":
-        return {kv.key: _value(kv.value) for kv in value.kvlist_value.values}
-    return getattr(value, which) if which else None
-
-
-@dataclass(frozen=True)
-class ReceivedSpan:
-    service: str
-    name: str
-    kind: str
-    trace_id: str
-    span_id: str
-    parent_id: str | None
-    start_ns: int
-    end_ns: int
-    status: str
-    status_message: str
-    attributes: dict = field(default_factory=dict)
-    events: tuple[str, ...] = ()
-
-    @property
-    def duration_seconds(self) -> float:
-        return (self.end_ns - self.start_ns) / 1e9
-
-
-def decode(payload: bytes) -> list[ReceivedSpan]:
-    request = ExportTraceServiceRequest()
-    request.ParseFromString(payload)
-    spans = []
-    for resource_spans in request.resource_spans:
-        resource = {kv.key: _value(kv.value) for kv in resource_spans.resource.attributes}
-        for scope_spans in resource_spans.scope_spans:
-            for span in scope_spans.spans:
-                spans.append(ReceivedSpan(
-                    service=str(resource.get("service.name", "?")), name=span.name, kind=KINDS.get(span.kind, "?"),
-                    trace_id=span.trace_id.hex(), span_id=span.span_id.hex(),
-                    parent_id=span.parent_span_id.hex() or None, start_ns=span.start_time_unix_nano,
-                    end_ns=span.end_time_unix_nano, status=STATUS.get(span.status.code, "?"),
-                    status_message=span.status.message,
-                    attributes={kv.key: _value(kv.value) for kv in span.attributes},
-                    events=tuple(event.name for event in span.events)))
-    return spans
 
 
 class OtlpCollector:
@@ -94,15 +41,17 @@ class OtlpCollector:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:  # noqa: N802 (http.server naming)
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                if self.headers.get("Content-Encoding") == "gzip":
-                    body = gzip.decompress(body)
-                if self.path.rstrip("/") != "/v1/traces":
-                    self.send_error(404, "only /v1/traces is served")
+                if self.path.rstrip("/") != TRACES_PATH:
+                    self.send_error(404, f"only {TRACES_PATH} is served")
                     return
-                collector._receive(body)
-                reply = ExportTraceServiceResponse().SerializeToString()
+                try:
+                    collector._receive(unpack(body, self.headers.get("Content-Encoding")))
+                except OtlpDecodeError as error:
+                    self.send_error(400, str(error))
+                    return
+                reply = EXPORT_REPLY
                 self.send_response(200)
-                self.send_header("Content-Type", "application/x-protobuf")
+                self.send_header("Content-Type", PROTOBUF)
                 self.send_header("Content-Length", str(len(reply)))
                 self.end_headers()
                 self.wfile.write(reply)
@@ -127,7 +76,7 @@ class OtlpCollector:
         target = self.forward_to
         if target:
             try:
-                httpx.post(target, content=body, headers={"Content-Type": "application/x-protobuf"}, timeout=5)
+                httpx.post(target, content=body, headers={"Content-Type": PROTOBUF}, timeout=5)
             except httpx.HTTPError:
                 pass
 

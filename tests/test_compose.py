@@ -34,7 +34,7 @@ DATASOURCE_FILE = GRAFANA_DIR / "provisioning" / "datasources" / "prometheus.yam
 DASHBOARD_PROVIDER_FILE = GRAFANA_DIR / "provisioning" / "dashboards" / "dashboards.yaml"
 
 PROFILES = tuple(sorted(PROFILE_NAMES))  # classroom, production
-PYTHON_SERVICES = ("llmsim", "gateway", "receiver")
+PYTHON_SERVICES = ("llmsim", "gateway", "receiver", "tracestore")
 MEMORY_BUDGET_MIB = 3 * 1024
 # Flags whose value is a path: they differ between the embedded runner and the containers.
 PATH_FLAGS = {"--config.file", "--storage.tsdb.path", "--storage.path"}

@@ -16,7 +16,7 @@ from tests.conftest import LiveStack
 from stack.traffic import chat_body
 
 pytestmark = pytest.mark.stack
-SCRAPED_JOBS = {"gateway", "llmsim", "receiver", "prometheus", "alertmanager"}
+SCRAPED_JOBS = {"gateway", "llmsim", "receiver", "tracestore", "prometheus", "alertmanager"}
 # Scraped too, but started by a lab notebook (topology.yaml lab_targets): down unless a V2 notebook runs.
 LAB_JOBS = {"lab"}
 
@@ -66,6 +66,16 @@ def test_make_up_twice_is_harmless_and_status_is_healthy(stack: LiveStack) -> No
     for service in topology.load().services.values():
         assert service.name in status.stdout and service.url in status.stdout
     assert status.stdout.count("healthy") >= len(SCRAPED_JOBS)
+
+
+def test_make_up_starts_the_trace_store_healthy_and_empty_of_errors(stack: LiveStack) -> None:
+    statuses = {s.name: s for s in control.status(None, stack.run)}
+    store = topology.load().services["tracestore"]
+    assert statuses["tracestore"].healthy and statuses["tracestore"].pid, "`make up` starts the trace store"
+    health = httpx.get(store.url + store.health, timeout=5).json()
+    assert health["status"] == "ok" and health["capacity"] > 0
+    listing = httpx.get(f"{store.url}/api/traces", params={"limit": 1}, timeout=5)
+    assert listing.status_code == 200 and "stored_spans" in listing.json()
 
 
 def test_make_up_starts_jupyterlab_on_the_labs_behind_a_token(stack: LiveStack) -> None:

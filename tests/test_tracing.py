@@ -84,7 +84,7 @@ def test_a_workflow_request_is_one_trace_across_gateway_and_llmsim(workflow_trac
             assert retrieval.attributes["llm.retrieval.relevance"] == pytest.approx(reply["retrieval"]["relevance"],
                                                                                     abs=1e-4)
             assert retrieval.end_ns <= chat.start_ns
-            evaluations = [e for e in chat.events if e == "gen_ai.evaluation.result"]
+            evaluations = [e for e in chat.event_names if e == "gen_ai.evaluation.result"]
             assert len(evaluations) == 3, "relevance, groundedness and answered, as span events"
         else:
             [chat] = children
@@ -187,7 +187,7 @@ def test_a_failed_provider_call_is_an_error_on_its_spans(stack: LiveStack, otlp_
     assert root.status == "ERROR" and root.attributes["http.response.status_code"] == 502
     chat = next(s for s in _gateway_chats(spans) if s.name == "chat sim-fast")
     assert chat.status == "ERROR" and chat.attributes["error.type"] == "server_error", chat
-    assert "exception" in chat.events, "the provider error is recorded as an exception event"
+    assert "exception" in chat.event_names, "the provider error is recorded as an exception event"
     generate = next(s for s in spans if s.service == "llmsim" and s.name == "generate sim-fast")
     assert generate.status == "ERROR" and generate.attributes["llmsim.outcome"] == "error"
 
@@ -237,7 +237,7 @@ def test_a_streamed_call_shows_its_first_token_on_its_span(stack: LiveStack, otl
         assert [line for line in response.iter_lines() if line.startswith("data: ")][-1] == "data: [DONE]"
     spans = _trace_of(otlp_collector, request_id, 4)  # gateway SERVER + chat CLIENT + llmsim SERVER + generate
     chat = next(s for s in _gateway_chats(spans))
-    assert "llm.first_token" in chat.events
+    assert "llm.first_token" in chat.event_names
     assert chat.attributes["gen_ai.request.stream"] is True
     ttft = chat.attributes["gen_ai.response.time_to_first_chunk"]
     assert 0 < ttft < chat.duration_seconds

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
 from contextlib import redirect_stdout
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from graders import course, stackchecks, trace_backends
 from stack import genai, topology, tracing
 from stack.gateway import provider as provider_module
 from stack.gateway.app import create_app
@@ -183,14 +185,24 @@ def test_the_runner_starts_phoenix_offline_on_the_topology_address(tmp_path: Pat
     assert "disabled" in services.PHOENIX_LAUNCHER.read_text(), "the launcher switches Phoenix's gRPC port off"
 
 
-def test_services_export_to_phoenix_only_when_it_runs_and_you_chose_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_services_export_to_the_trace_store_or_to_phoenix_when_it_runs_unless_you_chose(
+        monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_TRACES_EXPORTER"):
         monkeypatch.delenv(name, raising=False)
     phoenix = topology.load().optional["phoenix"]
-    assert services.trace_export_env(traces=False) == {}
+    store = topology.load().services["tracestore"]
+    assert services.trace_export_env(traces=False) == {"OTEL_EXPORTER_OTLP_ENDPOINT": store.url}
     assert services.trace_export_env(traces=True) == {"OTEL_EXPORTER_OTLP_ENDPOINT": phoenix.url}
+    plain = {spec.name: spec for spec in services.specs("classroom", Path("/tmp/run"), notebooks=False)}
+    assert plain["tracestore"].health_url == store.url + "/health", "plain `make up` starts the trace store"
+    assert all(tracing.exporter_endpoint(services.child_env(plain[name])) == store.url + "/v1/traces"
+               for name in services.TRACED_SERVICES)
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4318")
     assert services.trace_export_env(traces=True) == {}, "your own exporter setting wins"
+    assert services.trace_export_env(traces=False) == {}, "your own exporter setting wins"
+    monkeypatch.delenv("OTEL_EXPORTER_OTLP_ENDPOINT")
+    monkeypatch.setenv("OTEL_TRACES_EXPORTER", "none")
+    assert services.trace_export_env(traces=False) == {}, "OTEL_TRACES_EXPORTER=none keeps spans from the store"
     names = [spec.name for spec in services.specs("classroom", Path("/tmp/run"), notebooks=False, traces=True)]
     assert names[-1] == "phoenix"
 
@@ -200,3 +212,35 @@ def test_status_note_says_when_no_backend_runs(tmp_path: Path) -> None:
                                                            "trace_endpoint": None}))
     note = control.traces_note(tmp_path)
     assert "no trace backend is running" in note and "make up TRACES=1" in note
+
+
+def test_status_note_points_at_the_trace_store_when_spans_go_there(tmp_path: Path) -> None:
+    store = topology.load().services["tracestore"]
+    (tmp_path / control.STATE_FILE).write_text(json.dumps({"profile": "classroom", "traces": False,
+                                                           "trace_endpoint": store.url + "/v1/traces"}))
+    note = control.traces_note(tmp_path)
+    assert "built-in trace store" in note and f"{store.url}/api/traces" in note and "make up TRACES=1" in note
+
+
+def test_the_v4_check_asks_the_backend_the_stack_sends_to_first_and_says_where_spans_went() -> None:
+    store = topology.load().services["tracestore"]
+    phoenix = topology.load().optional["phoenix"]
+    asked = trace_backends.to_ask(phoenix.url + "/v1/traces")
+    assert asked[0].service == phoenix and asked[0].label == f"Phoenix at {phoenix.url}"
+    assert trace_backends.to_ask(store.url + "/v1/traces")[0].label == f"the built-in trace store at {store.url}"
+    assert "re-run the exercise 3 batch cell" in trace_backends.hint(store.url + "/v1/traces")
+    own = trace_backends.hint("http://127.0.0.1:4318/v1/traces")
+    assert "http://127.0.0.1:4318/v1/traces" in own and "unset it" in own
+    assert "sends its spans nowhere" in trace_backends.hint(None)
+
+
+def test_the_v4_live_check_gives_no_points_for_an_untouched_exercise_3(tmp_path: Path) -> None:
+    """The exercise 3 batch cell is locked and writes the trace file for everyone: the points need exercise 3 done."""
+    v4 = course.select("v4")[0]
+    (tmp_path / "student_v4_trace.json").write_text(json.dumps({"request_id": "r", "trace_id": "ab" * 16}))
+    shutil.copy(course.LABS_DIR / v4.id / f"{v4.id}.ipynb", tmp_path)
+    [released] = stackchecks.run(v4, tmp_path)
+    assert released.points == 0 and released.message.startswith("not attempted yet: implement exercise 3"), released
+    shutil.copy(v4.source / f"{v4.id}.ipynb", tmp_path)
+    [solved] = stackchecks.run(v4, tmp_path)
+    assert "not attempted" not in solved.message, solved

@@ -7,7 +7,7 @@ from stack import topology
 from stack.profiles import Profile
 
 # Jobs Prometheus scrapes (docs/contract.md); each job is named after its service in topology.yaml.
-SCRAPED_SERVICES = ("gateway", "llmsim", "receiver", "prometheus", "alertmanager")
+SCRAPED_SERVICES = ("gateway", "llmsim", "receiver", "tracestore", "prometheus", "alertmanager")
 RULE_FILES = "rules/*.yml"
 
 

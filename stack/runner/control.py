@@ -11,8 +11,9 @@ from pathlib import Path
 
 from stack import topology, tracing
 from stack.runner import health, processes
-from stack.runner.services import (PHOENIX_INSTALL_HINT, TRACE_BACKEND, TRACED_SERVICES, ServiceSpec, child_env,
-                                   phoenix_python, specs)
+from stack.runner.services import (PHOENIX_INSTALL_HINT, TRACE_BACKEND, TRACE_STORE, TRACED_SERVICES, ServiceSpec,
+                                   child_env, phoenix_python, specs)
+from stack.tracestore.store import MAX_SPANS
 
 STATE_FILE = "stack.json"
 SERVICE_START_TIMEOUT = 30.0
@@ -176,8 +177,12 @@ def traces_note(run: Path) -> str:
         return "Traces: the stack is not running."
     endpoint = trace_endpoint(run)
     backend = topology.load().optional[TRACE_BACKEND]
+    store = topology.load().services[TRACE_STORE]
     if _with_traces(run) and endpoint and endpoint.startswith(backend.url):
         return f"Traces: sent to Phoenix; open {backend.url} (project llmobs) to see them."
+    if endpoint and endpoint.startswith(store.url):
+        return (f"Traces: kept by the built-in trace store (the most recent {MAX_SPANS} spans): {store.url}/api/traces "
+                "lists them; `make up TRACES=1` sends them to the Phoenix UI instead.")
     if endpoint:
         return f"Traces: sent over OTLP/HTTP to {endpoint} (your OTEL_EXPORTER_OTLP_* setting)."
     return ("Traces: no trace backend is running. Requests still get trace ids (in log lines and exemplars) but no "

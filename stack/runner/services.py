@@ -16,12 +16,14 @@ from stack.paths import REPO_ROOT, STACK_DIR
 from stack.runner import binaries
 
 PROFILES = ("classroom", "production")
-PYTHON_SERVICES = ("llmsim", "receiver", "gateway")
+# The trace store starts first: the traced services export their spans to it from their first request.
+PYTHON_SERVICES = ("tracestore", "llmsim", "receiver", "gateway")
 TRACED_SERVICES = ("llmsim", "gateway")  # the services that export spans (the receiver does not trace)
 # The module each Python service runs (`python -m <module>`) when it is not stack.<name>: the receiver's port also
 # serves the instructor console (stack/console: the receiver with the console's routes added).
 ENTRYPOINTS = {"receiver": "stack.console"}
 TRACE_BACKEND = "phoenix"
+TRACE_STORE = "tracestore"  # where the traced services send their spans unless Phoenix runs or you chose elsewhere
 PHOENIX_LAUNCHER = STACK_DIR / "runner" / "phoenix_serve.py"
 # `make up TRACES=1` installs the `traces` extra (arize-phoenix) here, apart from .venv: Phoenix brings ~100
 # packages and would move some shared ones (python-dateutil) away from the versions the course is tested with.
@@ -169,11 +171,13 @@ def phoenix_spec(run: Path, python: str | None = None) -> ServiceSpec:
 
 def trace_export_env(traces: bool) -> dict[str, str]:
     """The OpenTelemetry exporter setting of the traced services. Your own OTEL_* variables win (they reach the
-    services unchanged: docs/tracing.md); otherwise Phoenix's address when the runner starts it; otherwise none."""
+    services unchanged: docs/tracing.md); otherwise Phoenix's address when the runner starts it; otherwise the
+    built-in trace store's."""
     user_choice = tracing.exporter_endpoint() or os.environ.get("OTEL_TRACES_EXPORTER", "").strip()
-    if traces and not user_choice:
-        return {"OTEL_EXPORTER_OTLP_ENDPOINT": topology.load().optional[TRACE_BACKEND].url}
-    return {}
+    if user_choice:
+        return {}
+    backend = topology.load().optional[TRACE_BACKEND] if traces else topology.load().services[TRACE_STORE]
+    return {"OTEL_EXPORTER_OTLP_ENDPOINT": backend.url}
 
 
 def specs(profile: str, run: Path, notebooks: bool = True, traces: bool = False) -> list[ServiceSpec]:
