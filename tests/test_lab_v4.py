@@ -116,7 +116,7 @@ def test_solutions_score_full_marks_with_the_built_in_trace_store(grades: dict[s
     """No Phoenix: the live check finds the trace in the trace store that plain `make up` starts."""
     points, most, message = grades["solutions"]["exercises"][LIVE_CHECK]
     assert (points, most, message) == (2, 2, "")
-    assert grades["solutions"]["lab"]["score"] == grades["solutions"]["lab"]["max_score"] == 25
+    assert grades["solutions"]["lab"]["score"] == grades["solutions"]["lab"]["max_score"] == 33
 
 
 @pytest.mark.stack
@@ -205,7 +205,7 @@ def test_live_check_awards_its_points_when_the_trace_reaches_phoenix(
     python = phoenix_python()
     if python is None:
         pytest.skip("Phoenix is not installed (`make traces-backend`, or LLMOBS_PHOENIX_PYTHON=<a python with "
-                    "arize-phoenix>): the live check is tested without a backend only")
+                    "arize-phoenix>): the live check is tested with the built-in trace store only")
     spec = phoenix_spec(stack.run, python)
     processes.start(spec, stack.run)
     forwarding = otlp_collector.forward_to
