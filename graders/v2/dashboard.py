@@ -45,7 +45,9 @@ def check_dashboard_json(build_dashboard: Callable[[dict[str, str]], Any], writt
     units = {(found or [None])[0]: ((p.get("fieldConfig") or {}).get("defaults") or {}).get("unit")
              for p, found in zip(panels, exprs)}
     expect_equal([units.get(queries[name]) for name in UNITS], list(UNITS.values()),
-                 "units of the rate, ratio, latency and cost panels")
+                 "units of the rate, ratio, latency and cost panels",
+                 "the unit says what the query returns: requests per second, a 0-1 ratio (percentunit; percent expects "
+                 "0-100), seconds (Prometheus histograms are in seconds), US dollars")
     expect(len({p.get("title") for p in panels}) == 5, "two panels share a title", "one title per panel")
     if written is not None:
         path, dashboard = written

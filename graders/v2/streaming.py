@@ -27,8 +27,11 @@ from stack.gateway.metrics import TIME_PER_OUTPUT_TOKEN_BUCKETS_SECONDS, TTFT_BU
 # variable: metric name (a Histogram labelled by model)
 METRIC_SPEC = {"TTFT": "app_llm_time_to_first_token_seconds", "TPOT": "app_llm_time_per_output_token_seconds"}
 MAX_BUCKETS = 20
-LATE_BY_AT_MOST = 0.07  # seconds a measured TTFT may exceed the schedule (a loaded machine wakes up late)
-TPOT_TOLERANCE = 0.35   # relative
+# A loaded machine wakes a sleeping thread late, so a measured time may exceed the schedule: TTFT by this much per
+# call (each script's last content chunk comes more than that after its first, so a TTFT timed to the last chunk still
+# fails), TPOT by this factor either way (timed per chunk instead of per token, it is 4-5 times too large).
+LATE_BY_AT_MOST = 0.1
+TPOT_FACTOR = 2.0
 
 
 def _gateway_buckets(bounds: tuple[float, ...]) -> str:
@@ -270,11 +273,11 @@ def _expect_times(before: dict, after: dict, scripts: list[Script]) -> None:
         timed = [s.tpot for s in streamed if s.tpot is not None]
         seen = after["tpot", model][1] - before["tpot", model][1]
         expected = sum(timed)
-        if timed and not math.isclose(seen, expected, rel_tol=TPOT_TOLERANCE, abs_tol=0.002):
+        if timed and not expected / TPOT_FACTOR <= seen <= expected * TPOT_FACTOR:
             chunks = [s for s in streamed if s.tpot is not None]
             by_chunks = sum((s.last_token_at - s.first_token_at) / max(1, len(s.pieces) - 1) for s in chunks)
             hint = "(last content chunk - first content chunk) / (output tokens - 1)"
-            if math.isclose(seen, by_chunks, rel_tol=TPOT_TOLERANCE):
+            if by_chunks / TPOT_FACTOR <= seen <= by_chunks * TPOT_FACTOR:
                 hint = ("you divided by chunks; a chunk can carry several tokens: divide by usage.completion_tokens - 1 "
                         "(the usage chunk at the end of the stream)")
             fail(f"seconds observed in TPOT for {model} (sum over {len(timed)} call(s))", round(expected, 5),
@@ -304,10 +307,10 @@ VISIBLE = [
     Script("sim-fast", True, first_token_at=0.1, gap=0.05, output_tokens=25,
            pieces=("Time", " to", " first", " token", " is", " what users feel.")),
     Script("sim-balanced", False),
-    Script("sim-reasoning", True, first_token_at=0.15, gap=0.04, output_tokens=17),
+    Script("sim-reasoning", True, first_token_at=0.15, gap=0.05, output_tokens=17),
 ]
 HIDDEN = [
-    Script("sim-fast", True, first_token_at=0.12, gap=0.03, output_tokens=9, role_chunk_at=0.01),
+    Script("sim-fast", True, first_token_at=0.12, gap=0.06, output_tokens=17, role_chunk_at=0.01),
     Script("sim-balanced", True, status=429),
     Script("sim-balanced", True, first_token_at=0.08, output_tokens=1, pieces=("Yes.",)),
     Script("sim-reasoning", False),
