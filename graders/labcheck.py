@@ -3,10 +3,14 @@ checked, what was expected, what was seen, and a hint; `make grade` shows that l
 
 from __future__ import annotations
 
+import functools
 import math
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import yaml
+
+T = TypeVar("T")
 
 
 class LabCheckFailed(AssertionError):
@@ -77,3 +81,22 @@ def yaml_value(value: Any, variable: str, unset_hint: str, yaml_hint: str = "che
     except yaml.YAMLError as error:
         raise LabCheckFailed(f"{variable} is not valid YAML ({str(error).splitlines()[0]}). Hint: {yaml_hint}") \
             from None
+
+
+def reports_stubs(check: Callable[..., T]) -> Callable[..., T]:
+    """A check whose student function is still the released stub (`raise NotImplementedError()`) fails in one line
+    naming the function to write ("not attempted yet: implement cost_by"), instead of a bare NotImplementedError."""
+
+    @functools.wraps(check)
+    def guarded(*args: Any, **kwargs: Any) -> T:
+        try:
+            return check(*args, **kwargs)
+        except NotImplementedError as error:
+            tb = error.__traceback__
+            while tb is not None and tb.tb_next is not None:
+                tb = tb.tb_next
+            name = tb.tb_frame.f_code.co_qualname if tb is not None else "<module>"
+            what = "the exercise cell above" if name.startswith("<") else f"{name} in the exercise cell above"
+            raise LabCheckFailed(f"not attempted yet: implement {what}") from None
+
+    return guarded

@@ -12,7 +12,7 @@ from graders import course
 from stack.paths import REPO_ROOT
 from tests import notebook_cells
 
-ROW = re.compile(r"^\|\s*(\d+|—|live)\s*\|[^|]*\|\s*([\d\s+]+)\s*\|", re.M)
+ROW = re.compile(r"^\|\s*(\d+[a-z]?|—|live)\s*\|[^|]*\|\s*([\d\s+]+)\s*\|", re.M)
 TOTAL = re.compile(r"\((\d+) points\)")
 
 

@@ -33,7 +33,8 @@ HOSTILE_TIMEOUT_SECONDS = 8
 
 # One mutation per exercise for the nbgrader run; ex4 stays correct (its check cell is deleted) and keeps its points.
 GRADED_MUTATIONS = ["raw user id logged", "cost per thousand tokens", "failed calls not recorded in the CSV",
-                    "error rate over successful calls only", "request id matched as text"]
+                    "error rate over successful calls only", "request id matched as text",
+                    "TTFT measured to the last content chunk", "cost summed instead of the saved cost"]
 
 
 def _source() -> nbformat.NotebookNode:
@@ -69,7 +70,7 @@ def test_released_stubs_score_zero_and_say_not_attempted(api) -> None:
     graded = _grade(api, "test-v1-stubs", RELEASED.parent)
     for name, exercise in graded.items():
         assert exercise.points == 0, name
-        assert "not attempted" in exercise.message, (name, exercise.message)
+        assert exercise.message.startswith("not attempted yet: implement "), (name, exercise.message)
 
 
 def test_plausible_mistakes_lose_their_points_with_a_useful_message(api, tmp_path: Path) -> None:
@@ -80,7 +81,7 @@ def test_plausible_mistakes_lose_their_points_with_a_useful_message(api, tmp_pat
     notebook.cells.remove(cells.cell(notebook, "ex4_cost_by"))
     graded = _grade(api, "test-v1-mistakes", cells.write(notebook, tmp_path / "mistakes", NOTEBOOK))
     mutated = {WRONG[name].exercise: name for name in GRADED_MUTATIONS}
-    assert len(mutated) >= 5
+    assert len(mutated) >= 7
     for exercise, result in graded.items():
         if exercise in mutated:
             phrase = WRONG[mutated[exercise]].says
@@ -107,7 +108,7 @@ def test_hostile_notebook_costs_only_the_exercises_it_breaks(api, tmp_path: Path
     notebook.cells.remove(cells.cell(notebook, "ex4_cost_by"))
     _mutate(notebook, "error rate over successful calls only")         # ex5: wrong answer, check cell emptied
     cells.cell(notebook, "ex5_top_and_error_rate").source = "pass"
-    # ex6 is left alone and must keep its points.
+    # ex6 to ex8 are left alone and must keep their points.
     folder = cells.write(notebook, tmp_path / "hostile", NOTEBOOK)
 
     with short_cell_timeout(api, HOSTILE_TIMEOUT_SECONDS):
@@ -119,7 +120,8 @@ def test_hostile_notebook_costs_only_the_exercises_it_breaks(api, tmp_path: Path
     assert graded["ex3_logging_client"].points == 0 and "provider calls made" in messages["ex3_logging_client"]
     assert graded["ex4_cost_by"].points == 0 and "failed calls count as requests too" in messages["ex4_cost_by"]
     assert graded["ex5_top_and_error_rate"].points == 0 and "divide by ALL calls" in messages["ex5_top_and_error_rate"]
-    assert graded["ex6_request_story"].points == POINTS["ex6_request_story"], messages
+    for untouched in ("ex6_request_story", "ex7_streamed_call", "ex8_gateway_log"):
+        assert graded[untouched].points == POINTS[untouched], messages
 
     autograded = cells.read(notebooks.GRADING_DIR / "autograded" / "test-v1-hostile" / LAB.id / NOTEBOOK)
     restored = cells.cell(autograded, "ex4_cost_by").source
@@ -151,3 +153,15 @@ def test_check_cells_catch_a_plausible_mistake(name: str, in_lab_folder: Path) -
     with pytest.raises(AssertionError) as failure:
         _run(notebook, wrong.exercise)
     assert wrong.says in cells.first_failure_line(failure), cells.first_failure_line(failure)
+
+
+@pytest.mark.parametrize("exercise", list(POINTS))
+def test_an_untouched_stub_fails_its_check_cell_in_one_line_naming_the_function(exercise: str,
+                                                                                 in_lab_folder: Path) -> None:
+    released = cells.read(RELEASED)
+    with pytest.raises(AssertionError) as failure:
+        cells.run(released, ("setup", ANSWER_OF[exercise], exercise))
+    message = str(failure.value).strip()
+    assert message.startswith("not attempted yet: implement ") and "\n" not in message, message
+    function = message.removeprefix("not attempted yet: implement ").split(" ")[0].split(".")[-1]
+    assert f"def {function}(" in cells.cell(released, ANSWER_OF[exercise]).source, message

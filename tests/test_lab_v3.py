@@ -13,8 +13,6 @@ import json
 import subprocess
 import sys
 import tempfile
-import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -31,6 +29,7 @@ from stack import topology
 from stack.paths import REPO_ROOT, STACK_DIR
 from tests import live
 from tests import notebook_cells as cells
+from tests import wrong_answers
 from tests.classgrading import grade_class, short_cell_timeout, start_class
 from tests.conftest import LiveStack
 
@@ -39,121 +38,23 @@ NOTEBOOK = f"{LAB.id}.ipynb"
 SOURCE = LAB.source / NOTEBOOK
 RELEASED = LABS_DIR / LAB.id / NOTEBOOK
 GRADING_TIMEOUT_SECONDS = 240
-HOSTILE_TIMEOUT_SECONDS = 8
+HOSTILE_TIMEOUT_SECONDS = 12  # the alert-quality replay (fifteen timelines) must fit in it on a busy machine
 LIVE = "live: a provider fault pages through your rules and routing"
 
 POINTS = cells.points(SOURCE)        # grade id -> points, from the notebook's nbgrader metadata
 ANSWER_OF = cells.answer_of(SOURCE)  # check cell -> the answer cell it checks
 
 
-@dataclass(frozen=True)
-class Mutation:
-    cell: str                                 # the answer cell's grade_id
-    replacements: tuple[tuple[str, str], ...]
-    exercise: str                             # the check cell that must lose its points
-    says: str                                 # ... with a message containing this
-    also: tuple[str, ...] = ()                # other exercises it rightly costs (alert quality judges every rule)
-
-
-MUTATIONS = {
-    "attribution columns nullable": Mutation(
-        "ex1_store_answer", (("            department       TEXT    NOT NULL,\n",
-                              "            department       TEXT,\n"),),
-        "ex1_store_schema", "accepts NULL in ['department']"),
-    "an index on department alone": Mutation(
-        "ex1_store_answer", (("ON llm_calls (department, ts);", "ON llm_calls (department);"),),
-        "ex1_store_schema", "uses an index on ['department']"),
-    "no validation at all (booked to nobody)": Mutation(
-        "ex1_store_answer", (("    if missing:\n", "    if False:\n"),
-                             ("        if values[field] not in known:\n", "        if False:\n")),
-        "ex1_attribution_required", "accepted a call without department"),
-    "typo'd department accepted": Mutation(
-        "ex1_store_answer", (("        if values[field] not in known:\n", "        if False:\n"),),
-        "ex1_attribution_required", "accepted department 'engineerign'"),
-    "load tests billed": Mutation(
-        "ex2_chargeback_answer", (("WHERE ts >= ? AND ts < ? AND synthetic = 0", "WHERE ts >= ? AND ts < ?"),),
-        "ex2_chargeback", "load-test traffic"),
-    "month end included": Mutation(
-        "ex2_chargeback_answer", (("WHERE ts >= ? AND ts < ? AND synthetic = 0",
-                                   "WHERE ts >= ? AND ts <= ? AND synthetic = 0"),),
-        "ex2_chargeback", "midnight UTC on the 1st belongs to the month that starts"),
-    "calls counted as requests": Mutation(
-        "ex2_chargeback_answer", (("COUNT(DISTINCT request_id) AS requests", "COUNT(*) AS requests"),),
-        "ex2_chargeback", "COUNT(DISTINCT request_id)"),
-    "CSV without the department": Mutation(
-        "ex2_chargeback_answer", (("    table.to_csv(path)", "    table.to_csv(path, index=False)"),),
-        "ex2_chargeback", "index=False"),
-    "retention drops the load tests' money": Mutation(
-        "ex3_retention_answer", (("FROM llm_calls WHERE ts < ?\n", "FROM llm_calls WHERE ts < ? AND synthetic = 0\n"),),
-        "ex3_retention", "total cost_usd of 2026-09"),
-    "retention replaces a day instead of adding to it": Mutation(
-        "ex3_retention_answer", (("INSERT INTO llm_calls_daily", "INSERT OR REPLACE INTO llm_calls_daily"),
-                                 ("               ON CONFLICT", "               --"),
-                                 ("                   calls = calls", "                   -- calls = calls"),
-                                 ("                   input_tokens =", "                   -- input_tokens ="),
-                                 ("                   output_tokens =", "                   -- output_tokens ="),
-                                 ("                   cost_usd =", "                   -- cost_usd ="),
-                                 ("                   duration_seconds =", "                   -- duration_seconds =")),
-        "ex3_retention", "a late call for an already rolled-up day"),
-    "ratio of unaggregated series": Mutation(
-        "ex4_error_ratio_answer", (
-            ('_ratio = f"sum by (model) (rate({_errors}[{RATE_WINDOW}]))\\n/\\nsum by (model) (rate({_requests}'
-             '[{RATE_WINDOW}]))"', '_ratio = f"rate({_errors}[{RATE_WINDOW}])\\n/\\nrate({_requests}[{RATE_WINDOW}])"'),
-            ('"expr": f"{_ratio}\\n> {threshold:g}\\nand\\n{_enough}",', '"expr": f"{_ratio}\\n> {threshold:g}",')),
-        "ex4_error_ratio", "ratio of unaggregated series", also=("ex12_precision",)),
-    "no minimum request rate": Mutation(
-        "ex4_error_ratio_answer", (('"expr": f"{_ratio}\\n> {threshold:g}\\nand\\n{_enough}",',
-                                    '"expr": f"{_ratio}\\n> {threshold:g}",'),),
-        "ex4_error_ratio", "one failed request out of two must not page"),
-    "latency without runbook": Mutation(
-        "ex5_latency_answer", (('        "runbook_url": f"{RUNBOOKS}/LLMLatencyP95High",\n', ""),),
-        "ex5_latency", "has no runbook_url"),
-    "p95 over raw buckets": Mutation(
-        "ex5_latency_answer", (("(rate(llm_request_duration_seconds_bucket{{job=\"gateway\"}}[{RATE_WINDOW}])))",
-                                "(llm_request_duration_seconds_bucket{{job=\"gateway\"}}))"),),
-        "ex5_latency", "raw cumulative buckets"),
-    "cost anomaly without a floor": Mutation(
-        "ex6_cost_anomaly_answer", (("\"expr\": (f\"{_spend} * 3600 > {THRESHOLDS['cost_floor_usd_per_hour']:g}\\nand"
-                                     "\\n\"\n             f\"", "\"expr\": (f\""),),
-        "ex6_cost_anomaly", "10x of nothing is nothing"),
-    "budget typed into the rule": Mutation(
-        "ex7_budget_answer", (("_share = f'(max(llm_daily_budget_usd{{job=\"gateway\"}}) * {BUDGET_WINDOW_SECONDS}",
-                               "_share = f'({CATALOG.daily_budget_usd:g} * {BUDGET_WINDOW_SECONDS}"),),
-        "ex7_budget", "read the budget from the gateway's llm_daily_budget_usd"),
-    "budget not pro-rated": Mutation(
-        "ex7_budget_answer", (("* {BUDGET_WINDOW_SECONDS} / 86400)'", ")'"),),
-        "ex7_budget", "never fired"),
-    "TargetDown without for": Mutation(
-        "ex8_availability_answer", (('        "for": FOR["TargetDown"],\n', ""),),
-        "ex8_availability", "has no `for`", also=("ex12_precision",)),
-    "TargetDown pages for the lab exporter": Mutation(
-        "ex8_availability_answer", (("'up{job!=\"lab\"} == 0'", "'up == 0'"),),
-        "ex8_availability", 'TargetDown (critical, job="lab")'),
-    "burn rate on the short window only": Mutation(
-        "ex9_burn_rate_answer", (('"expr": (f"({_error_ratio_over(tier.long_window)}\\n> {limit:g})\\nand\\n"\n'
-                                  '                 f"', '"expr": (f"'),),
-        "ex9_burn_rate", "the long window keeps a blip from paging"),
-    "warning routed to the pager": Mutation(
-        "ex10_alertmanager_answer", (("{\"matchers\": ['severity=\"critical\"'], \"receiver\": \"pager\"}",
-                                      "{\"matchers\": ['severity=~\"critical|warning\"'], \"receiver\": \"pager\"}"),),
-        "ex10_routing", "goes to ['pager'], expected ['chat']"),
-    "inhibition without equal": Mutation(
-        "ex10_alertmanager_answer", (('        "equal": ["alertname", "model"],\n', ""),),
-        "ex10_inhibition", "without `equal`"),
-    "no grouping": Mutation(
-        "ex10_alertmanager_answer", (('"group_by": ["alertname", "severity"]', '"group_by": ["..."]'),),
-        "ex10_grouping", "makes 49 notifications"),
-    "silence by alertname": Mutation(
-        "ex11_silence_answer", (('{"name": "job", "value": "llmsim"', '{"name": "alertname", "value": "TargetDown"'),),
-        "ex11_silence", "also mutes TargetDown for the gateway"),
-}
+WRONG = wrong_answers.load("v3", SOURCE)  # tests/wrong_answers/v3.yaml: realistic wrong answers, one per entry
 
 # One notebook with a mistake in (nearly) every exercise, graded by nbgrader and the live check. Exercises 6, 9, 10's
 # grouping, 12's recall and the live check stay correct and must keep their points.
 GRADED = ("attribution columns nullable", "no validation at all (booked to nobody)", "load tests billed",
-          "retention drops the load tests' money", "ratio of unaggregated series", "latency without runbook",
-          "budget typed into the rule", "TargetDown without for", "warning routed to the pager",
-          "inhibition without equal", "silence by alertname")
+          "cost charged to the requested model after a fallback", "retention drops the load tests' money",
+          "ratio of unaggregated series", "fallback ratio without a traffic guard", "latency without runbook",
+          "quality drift without a traffic guard", "budget typed into the rule", "every budget step labelled critical",
+          "TargetDown without for", "warning routed to the pager", "inhibition without equal",
+          "budget steps that all page", "silence by alertname")
 
 
 def _source() -> nbformat.NotebookNode:
@@ -161,9 +62,7 @@ def _source() -> nbformat.NotebookNode:
 
 
 def _mutate(notebook: nbformat.NotebookNode, name: str) -> None:
-    mutation = MUTATIONS[name]
-    for old, new in mutation.replacements:
-        cells.replace_once(notebook, mutation.cell, old, new)
+    WRONG[name].plant(notebook)
 
 
 # --- the class, graded end to end against the live stack ----------------------------------------------------------
@@ -189,7 +88,7 @@ def test_solutions_score_full_marks_with_the_live_check(grades: dict[str, dict])
             if points < most}
     assert not lost, lost
     assert {name: most for name, (_, most, _) in grades["solutions"]["exercises"].items()} == {**POINTS, LIVE: 2}
-    assert lab["score"] == lab["max_score"] == 35
+    assert lab["score"] == lab["max_score"] == 45
     assert [e["exercise"] for e in lab["exercises"] if e["source"] == "stack"] == [LIVE]
 
 
@@ -200,8 +99,12 @@ def test_released_notebook_scores_zero_and_grading_completes(grades: dict[str, d
     assert set(released["exercises"]) == set(grades["solutions"]["exercises"]), "every exercise is graded"
     assert released["lab"]["score"] == 0
     assert all(message for _, _, message in released["exercises"].values()), "every lost point says why"
-    for name in ("ex1_store_schema", "ex2_chargeback", "ex3_retention", "ex11_silence"):
-        assert "not attempted" in released["exercises"][name][2], released["exercises"][name]
+    stubs = {"ex1_store_schema": "create_store", "ex1_attribution_required": "create_store",
+             "ex2_chargeback": "chargeback", "ex2b_bill": "llm_bill", "ex3_retention": "apply_retention",
+             "ex11_silence": "maintenance_silence"}
+    for name, function in stubs.items():
+        message = released["exercises"][name][2]
+        assert message == f"not attempted yet: implement {function} in the exercise cell above", message
     assert "is not set" in released["exercises"]["ex4_error_ratio"][2]
     assert "exercise 4" in released["exercises"][LIVE][2], "the live check says what is missing, without waiting"
 
@@ -211,14 +114,16 @@ def test_each_mistake_costs_its_own_exercise_with_a_message_that_names_it(grades
     mistakes = grades["mistakes"]["exercises"]
     broken: set[str] = set()
     for name in GRADED:
-        mutation = MUTATIONS[name]
-        broken |= {mutation.exercise, *mutation.also}
-        points, _, message = mistakes[mutation.exercise]
-        assert points == 0, f"{mutation.exercise} kept its points despite {name!r}"
-        assert mutation.says in message, f"{name}: {message!r} does not say {mutation.says!r}"
-    assert {MUTATIONS[name].exercise for name in GRADED} >= {
-        "ex1_store_schema", "ex1_attribution_required", "ex2_chargeback", "ex3_retention", "ex4_error_ratio",
-        "ex5_latency", "ex7_budget", "ex8_availability", "ex10_routing", "ex10_inhibition", "ex11_silence"}
+        wrong = WRONG[name]
+        broken |= {wrong.exercise, *wrong.also}
+        points, _, message = mistakes[wrong.exercise]
+        assert points == 0, f"{wrong.exercise} kept its points despite {name!r}"
+        assert wrong.says in message, f"{name}: {message!r} does not say {wrong.says!r}"
+    assert {WRONG[name].exercise for name in GRADED} >= {
+        "ex1_store_schema", "ex1_attribution_required", "ex2_chargeback", "ex2b_bill", "ex3_retention",
+        "ex4_error_ratio", "ex4b_fallback", "ex5_latency", "ex6b_quality_drift", "ex7_budget",
+        "ex7b_department_budget", "ex8_availability", "ex10_routing", "ex10_inhibition", "ex10_budget_tiers",
+        "ex11_silence"}
     kept = {name: message for name, (points, most, message) in mistakes.items()
             if name not in broken and points < most}
     assert not kept, f"mistakes elsewhere cost these exercises points: {kept}"
@@ -247,7 +152,7 @@ def test_the_live_check_heals_the_fault_and_stops_what_it_started(grades: dict[s
 def test_the_live_check_says_when_a_critical_alert_reaches_chat_instead_of_the_pager(stack: LiveStack,
                                                                                      tmp_path: Path) -> None:
     """The solution's rules with a routing that sends everything to chat: the alert fires, and the message says where
-    it went (without waiting out the full time limit)."""
+    it went."""
     namespace = cells.run(_source(), ("setup", "ex4_error_ratio_answer", "ex10_alertmanager_answer"))
     rules, _ = v3_rules.collect(namespace)
     config = v3_alertmanager.load_config(namespace["ALERTMANAGER_CONFIG"])
@@ -261,14 +166,12 @@ def test_the_live_check_says_when_a_critical_alert_reaches_chat_instead_of_the_p
               "from graders.course import select; "
               "results = stackchecks.run(select('v3')[0], Path(sys.argv[1])); "
               "print('RESULTS=' + json.dumps([[r.exercise, r.points, r.message] for r in results]))")
-    started = time.monotonic()
     done = subprocess.run([sys.executable, "-c", script, str(submission)], cwd=REPO_ROOT, capture_output=True,
                           text=True, timeout=120)
     line = next(line for line in done.stdout.splitlines() if line.startswith("RESULTS="))
     [(exercise, points, message)] = json.loads(line.removeprefix("RESULTS="))
     assert (exercise, points) == (LIVE, 0)
     assert "reached the chat channel, not the pager" in message, message
-    assert time.monotonic() - started < 25, "it stops waiting once the alert has gone to the wrong channel"
 
 
 # --- a hostile notebook, through nbgrader (no stack needed) --------------------------------------------------------
@@ -309,14 +212,14 @@ def test_each_exercise_passes_with_only_the_setup_and_its_own_answer(exercise: s
     assert not list(in_lab_folder.iterdir()), "check cells must write only to temporary folders"
 
 
-@pytest.mark.parametrize("name", list(MUTATIONS))
-def test_check_cells_catch_a_plausible_mistake(name: str, in_lab_folder: Path) -> None:
-    mutation = MUTATIONS[name]
+@pytest.mark.parametrize("name", list(WRONG))
+def test_check_cells_catch_a_realistic_wrong_answer(name: str, in_lab_folder: Path) -> None:
+    wrong = WRONG[name]
     notebook = _source()
     _mutate(notebook, name)
     with pytest.raises(AssertionError) as failure:
-        _run(notebook, mutation.exercise)
-    assert mutation.says in cells.first_failure_line(failure), cells.first_failure_line(failure)
+        _run(notebook, wrong.exercise)
+    assert wrong.says in cells.first_failure_line(failure), cells.first_failure_line(failure)
 
 
 # --- the grading helpers -------------------------------------------------------------------------------------------

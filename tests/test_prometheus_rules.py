@@ -19,7 +19,7 @@ from stack.paths import STACK_DIR
 from stack.profiles import PROFILE_NAMES, Duration
 from stack.prometheus import alerts
 from stack.prometheus.alert_cases import ALWAYS_FIRING
-from stack.prometheus.unit_tests import RECORDING_TESTS
+from stack.prometheus.unit_tests import RECORDING_TESTS, RULE_SUBSETS, rule_subset
 from stack.runner import binaries
 
 PROFILES = tuple(sorted(PROFILE_NAMES))
@@ -87,6 +87,21 @@ def test_promtool_unit_tests_pass(promtool: str, profile: str, test_file: str) -
 
 
 # ---------------------------------------------------------------- what the rules and the tests hold
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_each_alerts_rule_subset_holds_its_rules_as_in_the_real_rule_files(profile: str) -> None:
+    """An alert's promtool tests read tests/rules/<alertname>.yml: its rules and the recording rules they need,
+    copied unchanged from rules/ (so the tests test the real rules)."""
+    real = [rule for path in sorted((_folder(profile) / "rules").glob("*.yml")) for group in _yaml(path)["groups"]
+            for rule in group["rules"]]
+    subsets = sorted((_folder(profile) / "tests" / RULE_SUBSETS).glob("*.yml"))
+    assert {path.stem for path in subsets} == {rule["alert"] for rule in _alert_rules(profile)}
+    for path in subsets:
+        rules = [rule for group in _yaml(path)["groups"] for rule in group["rules"]]
+        assert {rule.get("alert") for rule in rules} - {None} == {path.stem}, path.name
+        missing = [rule.get("alert") or rule["record"] for rule in rules if rule not in real]
+        assert not missing, f"{path.name}: {missing} differ from rules/: run `make generate`"
+
 
 @pytest.mark.parametrize("profile", PROFILES)
 def test_every_alert_has_a_severity_a_summary_a_description_and_its_runbook(profile: str) -> None:
@@ -246,6 +261,9 @@ def test_promtool_unit_tests_fail_when_a_rule_is_broken(
     before = (copy / "rules" / rule_file).read_text()
     _edit(copy / "rules" / rule_file, change)
     assert (copy / "rules" / rule_file).read_text() != before, f"{breakage} changed nothing in {rule_file}"
+    edited = {path.name: _yaml_fresh(path) for path in sorted((copy / "rules").glob("*.yml"))}
+    for subset in (copy / "tests" / RULE_SUBSETS).glob("*.yml"):  # as `make generate` would write them now
+        subset.write_text(yaml.safe_dump(rule_subset(edited, subset.stem), sort_keys=False))
     assert _run(promtool, "check", "rules", str(copy / "rules" / rule_file)).returncode == 0, "still a valid rule"
     result = _run(promtool, "test", "rules", test_file, cwd=copy / "tests")
     output = result.stdout + result.stderr

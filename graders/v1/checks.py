@@ -18,10 +18,12 @@ from typing import Any
 import httpx
 import pandas as pd
 
-from graders.labcheck import expect, expect_close, expect_equal, expect_type
+from graders.labcheck import expect, expect_close, expect_equal, expect_type, reports_stubs
 from graders.v1.fixtures import (CSV_COLUMNS, FIXED_TIME, SALT, SEED, RecordingHTTP, capture_logger, lab_calls,
                                  make_log_record, read_cost_csv, simulated_provider)
+from graders.v1.gateway_day import GatewayDayTruth, gateway_day
 from graders.v1.reference import reference_day
+from graders.v1.streams import KEEP_ALIVE_SECONDS, PacedProvider, ReplayedStream
 from stack import catalog
 from stack.catalog import UnknownModelError
 from stack.gateway.logs import user_hash as gateway_user_hash
@@ -31,6 +33,7 @@ COST_BY_COLUMNS = ["requests", "errors", "input_tokens", "output_tokens", "cost_
 
 # --- exercise 1: a JSON formatter that hashes the user id --------------------------------------------------------
 
+@reports_stubs
 def check_json_formatter(hash_user: Callable[[str, str], str], formatter_class: type[logging.Formatter],
                          hidden: bool = False) -> None:
     alice = "alice@bank.example"
@@ -143,6 +146,7 @@ def _cost_hint(seen: Any, expected: float) -> str:
     return "(input_tokens * PRICES[model]['input'] + output_tokens * PRICES[model]['output']) / 1_000_000"
 
 
+@reports_stubs
 def check_request_cost(request_cost: Callable[..., float], hidden: bool = False) -> None:
     models = catalog.load().model_names
     for model in models:
@@ -202,6 +206,7 @@ def _check_request_cost_edge_cases(request_cost: Callable[..., float]) -> None:
 
 # --- exercise 3: a client that logs and records every call ---------------------------------------------------------
 
+@reports_stubs
 def check_logging_client(client_class: type, provider_error: type[Exception], hidden: bool = False) -> int:
     """20 calls against a provider that fails some of them (seeded: the same calls fail on every run). Returns how
     many of them failed."""
@@ -410,6 +415,7 @@ def _check_cost_by(cost_by: Callable[[pd.DataFrame, str], pd.DataFrame], records
     return table
 
 
+@reports_stubs
 def check_cost_by(cost_by: Callable[[pd.DataFrame, str], pd.DataFrame], hidden: bool = False) -> None:
     """Compared with totals computed row by row."""
     records, _ = reference_day()
@@ -438,6 +444,7 @@ def check_cost_by(cost_by: Callable[[pd.DataFrame, str], pd.DataFrame], hidden: 
 
 # --- exercise 5: the most expensive requests and the error rate ----------------------------------------------------
 
+@reports_stubs
 def check_top_and_error_rate(top_expensive: Callable[..., pd.DataFrame], error_rate: Callable[[pd.DataFrame], float],
                              hidden: bool = False) -> None:
     records, _ = reference_day()
@@ -507,6 +514,7 @@ def _check_story(request_story: Callable[[list[str], str], list], lines: list[st
     return story
 
 
+@reports_stubs
 def check_request_story(request_story: Callable[[list[str], str], list], hidden: bool = False) -> None:
     records, lines = reference_day()
     costliest = records.loc[records["cost_usd"].idxmax()]
@@ -532,3 +540,243 @@ def check_request_story(request_story: Callable[[list[str], str], list], hidden:
                  '{"timestamp": "2026-05-04T00:00:00.000+00:00", "request_id": "x", "message": "second"}']
     expect_equal([event["message"] for event in request_story(same_time, "x")], ["first", "second"],
                  "events with equal timestamps keep their file order", hint="sorted() is stable")
+
+
+# --- exercise 7: a streamed call logged with its time to first token and its cached-prompt cost ---------------------
+
+SUPPORT_SYSTEM_PROMPT = {"role": "system", "content": (
+    "You are the support assistant of a retail bank. Answer in at most three sentences, cite the runbook you used, "
+    "never reveal account numbers, and hand fraud reports to a human at once.")}
+
+
+def _usage(prompt: int, completion: int, cached: int | None) -> dict:
+    usage = {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+    if cached is not None:
+        usage["prompt_tokens_details"] = {"cached_tokens": cached}
+    return usage
+
+
+def _cached_cost_hint(seen: Any, model: str, prompt: int, completion: int, cached: int, prices: dict) -> str:
+    price = prices[model]
+
+    def priced(uncached: int, discounted: int) -> float:
+        return (uncached * price["input"] + discounted * price["cached_input"]
+                + completion * price["output"]) / 1_000_000
+
+    try:
+        value = float(seen)
+    except (TypeError, ValueError):
+        return "return a float number of dollars"
+    guesses = [
+        (priced(prompt, 0), "the cached prompt tokens were billed at the full input price: "
+                            "usage.prompt_tokens_details.cached_tokens cost prices[model]['cached_input']"),
+        (priced(prompt - cached, 0), "the cached prompt tokens were left out: they are discounted, not free "
+                                     "(cached_tokens x prices[model]['cached_input'])"),
+        (priced(prompt, cached), "prompt_tokens already counts the cached tokens: bill prompt_tokens - cached_tokens "
+                                 "at the input price and cached_tokens at the cached_input price"),
+        (priced(prompt - cached, cached) * 1000, "prices are per MILLION tokens: divide by 1_000_000"),
+    ]
+    for guess, hint in guesses:
+        if guess and math.isclose(value, guess, rel_tol=1e-9):
+            return hint
+    return ("((prompt_tokens - cached_tokens) x input + cached_tokens x cached_input + completion_tokens x output) "
+            "/ 1_000_000")
+
+
+def _check_usage_cost(usage_cost: Callable[..., float], model: str, prompt: int, completion: int,
+                      cached: int | None, prices: dict | None = None) -> None:
+    usage = _usage(prompt, completion, cached)
+    table = prices if prices is not None else _catalog_prices()
+    seen = usage_cost(model, usage) if prices is None else usage_cost(model, usage, prices=prices)
+    price = table[model]
+    expected = ((prompt - (cached or 0)) * price["input"] + (cached or 0) * price["cached_input"]
+                + completion * price["output"]) / 1_000_000
+    expect_close(seen, expected, f"usage_cost({model!r}, {usage})", rel=1e-9,
+                 hint=_cached_cost_hint(seen, model, prompt, completion, cached or 0, table))
+
+
+def _catalog_prices() -> dict:
+    return {name: {"input": model.input_price_per_million, "cached_input": model.cached_input_price_per_million,
+                   "output": model.output_price_per_million} for name, model in catalog.load().models.items()}
+
+
+def _ttft_hint(seen: Any, stream: ReplayedStream) -> str:
+    try:
+        value = float(seen)
+    except (TypeError, ValueError):
+        return "log a number of seconds"
+    first = stream.time_to_first_token
+    if math.isclose(value, stream.time_to_last_token, rel_tol=1e-9):
+        return "that is the time to the LAST content chunk: stop the clock at the FIRST chunk whose delta has content"
+    if math.isclose(value, stream.duration, rel_tol=1e-9):
+        return "that is the whole call: stop the clock at the first chunk whose delta has content"
+    if math.isclose(value, first * 1000, rel_tol=1e-6):
+        return "the field is in seconds, not milliseconds"
+    if value < first and math.isclose(value, KEEP_ALIVE_SECONDS, rel_tol=1e-6):
+        return ("that is the first line of the stream, which carries no content (a keep-alive comment or an empty "
+                "role chunk): wait for a chunk whose delta.content is a non-empty string")
+    return ("time it with the clock argument: start = clock() before the request, clock() again when the first "
+            "chunk with content arrives")
+
+
+def _check_one_stream(stream_chat: Callable[..., str], provider: PacedProvider, model: str, messages: list[dict],
+                      prices: dict, label: str) -> None:
+    check_logger, captured = capture_logger("v1.check.ex7")
+    before = len(provider.streams)
+    text = stream_chat(provider, check_logger, model, messages, clock=provider.clock)
+    expect(len(provider.streams) == before + 1,
+           f"{label}: stream_chat must make one streamed call, made {len(provider.streams) - before}",
+           hint='with http.stream("POST", "/v1/chat/completions", json=payload) as response: '
+                'for line in response.iter_lines(): ...')
+    stream = provider.streams[-1]
+    expect(stream.payload.get("stream") is True, f"{label}: the request must ask for a stream",
+           hint='payload["stream"] = True')
+    expect((stream.payload.get("stream_options") or {}).get("include_usage") is True,
+           f"{label}: the request must ask for the usage of the stream",
+           hint='payload["stream_options"] = {"include_usage": True}: without it a stream carries no token counts')
+    expect_equal(stream.payload.get("model"), model, f"{label}: the model asked for")
+    expect_equal(text, stream.text, f"{label}: the answer text stream_chat returns",
+                 hint="join the delta.content of every chunk, in order")
+    records = captured.records
+    expect_equal(len(records), 1, f"{label}: log records for one streamed call", hint="log once, after [DONE]")
+    record = records[0]
+    expect_equal(record.getMessage(), "llm_call", f"{label}: the log message")
+    for key in STREAM_LOG_FIELDS:
+        expect(getattr(record, key, None) is not None, f"{label}: the log record has no extra field {key!r}",
+               hint=f"logger.info('llm_call', extra={{...}}) with {', '.join(STREAM_LOG_FIELDS)}")
+    expect(bool(record.request_id), f"{label}: the request_id field is empty", hint="uuid.uuid4().hex")
+    usage = stream.usage or {}
+    cached = int((usage.get("prompt_tokens_details") or {}).get("cached_tokens") or 0)
+    expect_equal((record.model, record.input_tokens, record.cached_input_tokens, record.output_tokens),
+                 (model, usage.get("prompt_tokens"), cached, usage.get("completion_tokens")),
+                 f"{label}: (model, input_tokens, cached_input_tokens, output_tokens) logged",
+                 hint="from the usage of the stream's last chunk: prompt_tokens, prompt_tokens_details.cached_tokens, "
+                      "completion_tokens")
+    price = prices[model]
+    expected_cost = ((usage["prompt_tokens"] - cached) * price["input"] + cached * price["cached_input"]
+                     + usage["completion_tokens"] * price["output"]) / 1_000_000
+    expect_close(record.cost_usd, expected_cost, f"{label}: cost_usd logged ({cached} of "
+                 f"{usage['prompt_tokens']} prompt tokens cached)", rel=1e-9,
+                 hint=_cached_cost_hint(record.cost_usd, model, usage["prompt_tokens"], usage["completion_tokens"],
+                                        cached, prices))
+    expect_close(record.time_to_first_token_seconds, stream.time_to_first_token,
+                 f"{label}: time_to_first_token_seconds", rel=1e-9,
+                 hint=_ttft_hint(record.time_to_first_token_seconds, stream))
+    duration_hint = ("the field is in seconds, not milliseconds"
+                     if math.isclose(float(record.duration_seconds), stream.duration * 1000, rel_tol=1e-6) else
+                     "from before the request to the end of the stream ([DONE]), on the clock argument")
+    expect_close(record.duration_seconds, stream.duration, f"{label}: duration_seconds", rel=1e-9,
+                 hint=duration_hint)
+
+
+STREAM_LOG_FIELDS = ("request_id", "model", "input_tokens", "cached_input_tokens", "output_tokens", "cost_usd",
+                     "time_to_first_token_seconds", "duration_seconds")
+
+
+def _support_question(question: str) -> list[dict]:
+    return [SUPPORT_SYSTEM_PROMPT, {"role": "user", "content": question}]
+
+
+def _warm_prompt_cache(provider: PacedProvider, model: str) -> None:
+    """An earlier call with the same system prompt, so the provider's prompt cache holds it."""
+    provider.post("/v1/chat/completions",
+                  json={"model": model, "messages": _support_question("Where do I see my card limit?")})
+
+
+@reports_stubs
+def check_streamed_call(usage_cost: Callable[..., float], stream_chat: Callable[..., str],
+                        hidden: bool = False) -> None:
+    prices = _catalog_prices()
+    for model in catalog.load().model_names:
+        _check_usage_cost(usage_cost, model, 2000, 300, 1500)
+    provider = PacedProvider(SEED)
+    _warm_prompt_cache(provider, "sim-balanced")
+    _check_one_stream(stream_chat, provider, "sim-balanced", _support_question("How do I reset my card PIN?"),
+                      prices, "a streamed sim-balanced call after the same system prompt")
+    cached = (provider.streams[-1].usage or {}).get("prompt_tokens_details", {}).get("cached_tokens", 0)
+    expect(cached > 0, "the provider should have found the system prompt in its prompt cache "
+                       "(did you change the setup cell?)")
+    if not hidden:
+        return
+    tiny = {"tiny": {"input": 2.0, "cached_input": 0.5, "output": 8.0}}
+    _check_usage_cost(usage_cost, "tiny", 3_000_000, 1_000_000, 1_000_000, prices=tiny)
+    _check_usage_cost(usage_cost, "tiny", 1_000_000, 0, None, prices=tiny)   # no prompt_tokens_details at all
+    _check_usage_cost(usage_cost, "tiny", 1_000_000, 0, 1_000_000, prices=tiny)
+    queued = PacedProvider(SEED + 1, queued_seconds=2.5)   # the slow-first-token scenario: a queue at the provider
+    _check_one_stream(stream_chat, queued, "sim-fast",
+                      [{"role": "user", "content": "Summarise ticket #4711 in one line."}], prices,
+                      "a sim-fast call held 2.5 s in the provider's queue")
+    proxy = PacedProvider(SEED + 2, opens_at_once=True)
+    _warm_prompt_cache(proxy, "sim-reasoning")
+    _check_one_stream(stream_chat, proxy, "sim-reasoning", _support_question("Is this transfer fraud?"), prices,
+                      "a stream that opens with a keep-alive and an empty role chunk")
+
+
+# --- exercise 8: what the response cache saved and which requests a fallback served, from the gateway's log --------
+
+def _gateway_hint_for_savings(seen: Any, lines: list[str]) -> str:
+    events = [json.loads(line) for line in lines if line.startswith("{")]
+    spent = sum(event.get("cost_usd") or 0.0 for event in events)
+    try:
+        value = float(seen)
+    except (TypeError, ValueError):
+        return "return a float number of dollars"
+    if value == 0.0:
+        return "a cache hit costs 0 (its cost_usd): what it saved is its saved_cost_usd"
+    if math.isclose(value, spent, rel_tol=1e-9):
+        return "that is what the day spent (cost_usd): sum saved_cost_usd over the cache hits"
+    return 'the sum of saved_cost_usd over the llm_call lines with cache == "hit"'
+
+
+def _parsed(call: Callable[[list[str]], Any], lines: list[str], what: str) -> Any:
+    try:
+        return call(lines)
+    except json.JSONDecodeError as error:
+        expect(False, f"{what} crashed on a line that is not JSON ({error})",
+               hint="the gateway's log holds uvicorn's access lines too: skip lines json.loads cannot read")
+        raise  # not reached: expect(False, ...) raises
+
+
+def _check_gateway_day(cache_savings: Callable[[list[str]], float],
+                       fallback_requests: Callable[[list[str]], dict], lines: list[str], truth: GatewayDayTruth,
+                       label: str) -> None:
+    saved = _parsed(cache_savings, lines, "cache_savings")
+    expect_close(saved, truth.saved_usd, f"cache_savings({label}) with {truth.cache_hits} cache hits", rel=1e-9,
+                 hint=_gateway_hint_for_savings(saved, lines))
+    served = _parsed(fallback_requests, lines, "fallback_requests")
+    expect_type(served, dict, f"fallback_requests({label}) returns a dict request_id -> (requested, served)")
+    unserved = sorted(set(served) & set(truth.never_served))
+    expect(not unserved, f"fallback_requests({label}) holds requests no model served: {unserved[:3]}",
+           hint="only a call with status 'success' served its request; a row with status 'fallback' or 'error' is a "
+                "failed attempt (of the same request_id)")
+    missing = sorted(set(truth.served_by_fallback) - set(served))
+    routed = set(truth.circuit_open_routes)
+    expect(not missing, f"fallback_requests({label}) misses {len(missing)} requests served by a fallback model, "
+                        f"e.g. {missing[:3]}",
+           hint="compare the model that served (model) with requested_model, not the step name: a request routed "
+                "past an open circuit breaker has step 'chat' and no failed attempt"
+           if set(missing) <= routed else "every request whose successful call has a requested_model other than its "
+                                          "model")
+    expect_equal(sorted(served), sorted(truth.served_by_fallback), f"the request ids of fallback_requests({label})",
+                 hint="one entry per request answered by another model than the one asked for")
+    for request_id, pair in truth.served_by_fallback.items():
+        seen = tuple(served[request_id]) if isinstance(served[request_id], (tuple, list)) else served[request_id]
+        expect_equal(seen, pair, f"fallback_requests({label})[{request_id!r}]: (requested, served)",
+                     hint="(requested_model, model) of the call that answered: model is the one that served"
+                     if seen != pair[::-1] else "the requested model first, then the one that served")
+
+
+@reports_stubs
+def check_gateway_log(cache_savings: Callable[[list[str]], float], fallback_requests: Callable[[list[str]], dict],
+                      hidden: bool = False) -> None:
+    lines, truth = gateway_day()
+    _check_gateway_day(cache_savings, fallback_requests, lines, truth, "GATEWAY_LOG_LINES")
+    if not hidden:
+        return
+    other_lines, other_truth = gateway_day(seed=SEED + 8, n=120)
+    _check_gateway_day(cache_savings, fallback_requests, other_lines, other_truth, "another day")
+    quiet = [line for line in other_lines if '"cache": "hit"' not in line and '"requested_model"' not in line]
+    expect_close(_parsed(cache_savings, quiet, "cache_savings"), 0.0, "cache_savings of a log without cache hits")
+    expect_equal(dict(_parsed(fallback_requests, quiet, "fallback_requests")), {},
+                 "fallback_requests of a log where every request was served by the model it asked for")
+    expect_close(_parsed(cache_savings, [], "cache_savings"), 0.0, "cache_savings of an empty log")

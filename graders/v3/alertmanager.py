@@ -1,4 +1,5 @@
-"""Lab V3, exercises 10-11 and the live check: the student's Alertmanager routing, grouping, inhibition and silence,
+"""Lab V3, exercises 10-11 and the live check: the student's Alertmanager routing, grouping, inhibition (and the
+department budget tiers) and silence,
 checked with the real amtool and a real, temporary Alertmanager; and temporary Prometheus/Alertmanager processes for
 the live check (graders/checks/test_v3.py).
 
@@ -24,7 +25,7 @@ from typing import Any, Mapping, Sequence
 import httpx
 import yaml
 
-from graders.labcheck import fail, yaml_value
+from graders.labcheck import fail, reports_stubs, yaml_value
 from graders.v3.rules import TIMING, reject, seconds_of
 from stack import topology
 from stack.alertmanager.config import standalone_config
@@ -348,6 +349,110 @@ def check_inhibition(value: Any, hidden: bool = False) -> None:
             reject(f"{case.what} {verb}", case.hint)
 
 
+# ---------------------------------------------------------------- department budget tiers (exercise 10, budget)
+
+BUDGET_ALERT = "LLMDepartmentBudget"
+NOBODY = ()  # a receiver without integrations: the alert is kept (API, dashboards) but notifies nobody
+
+
+@dataclass(frozen=True)
+class TierCase:
+    what: str
+    labels: Mapping[str, str]
+    receivers: tuple[str, ...]      # NOBODY: a receiver that notifies nobody
+    hidden: bool = False
+
+
+TIER_CASES = (
+    TierCase("research at 80 % of its budget (info)", {"alertname": BUDGET_ALERT, "severity": "info",
+                                                       "department": "research"}, NOBODY),
+    TierCase("marketing at 90 % (warning)", {"alertname": BUDGET_ALERT, "severity": "warning",
+                                             "department": "marketing"}, ("chat",)),
+    TierCase("research at 100 % (critical)", {"alertname": BUDGET_ALERT, "severity": "critical",
+                                              "department": "research"}, ("pager",)),
+    TierCase("departments the catalog does not list, at 80 % (info)",
+             {"alertname": BUDGET_ALERT, "severity": "info", "department": "other"}, NOBODY, hidden=True),
+    TierCase("finance at 100 % (critical)", {"alertname": BUDGET_ALERT, "severity": "critical",
+                                             "department": "finance"}, ("pager",), hidden=True),
+)
+# Posted together: (labels, muted?, hidden). Research is over budget (all three tiers fire), marketing and sales at
+# 90 % (info and warning), finance at 80 %.
+TIER_INHIBITION = (
+    ({"alertname": BUDGET_ALERT, "severity": "critical", "department": "research"}, False, False),
+    ({"alertname": BUDGET_ALERT, "severity": "warning", "department": "research"}, True, False),
+    ({"alertname": BUDGET_ALERT, "severity": "warning", "department": "marketing"}, False, False),
+    ({"alertname": BUDGET_ALERT, "severity": "info", "department": "research"}, False, True),
+    ({"alertname": BUDGET_ALERT, "severity": "warning", "department": "sales"}, False, True),
+    ({"alertname": BUDGET_ALERT, "severity": "info", "department": "finance"}, False, True),
+)
+
+
+def _routes(path: Path, labels: Mapping[str, str]) -> tuple[str, ...]:
+    result = _amtool("config", "routes", "test", f"--config.file={path}", *(f"{k}={v}" for k, v in labels.items()))
+    return tuple(sorted(r.strip() for r in result.stdout.strip().split(",") if r.strip()))
+
+
+def _silent_receivers(config: Mapping) -> set[str]:
+    """Receivers with no integration (no webhook_configs, slack_configs ...): they notify nobody."""
+    return {r.get("name") for r in config.get("receivers") or [] if isinstance(r, Mapping)
+            and not any(key.endswith("_configs") and r[key] for key in r)}
+
+
+_TIER_INHIBITED: dict[str, dict[str, bool]] = {}  # the last config's inhibition states of TIER_INHIBITION
+
+
+@reports_stubs
+def check_budget_tiers(value: Any, hidden: bool = False) -> None:
+    """LLMDepartmentBudget: info notifies nobody, warning chats, critical pages; the critical of a department mutes
+    that department's warning, and nobody else's."""
+    config = load_config(value)
+    check_config(config)
+    silent = _silent_receivers(config)
+    with tempfile.TemporaryDirectory(prefix="v3-am-") as folder:
+        path = Path(folder, "alertmanager.yml")
+        path.write_text(yaml.safe_dump(config, sort_keys=False))
+        for case in [c for c in TIER_CASES if c.hidden == hidden]:
+            got = _routes(path, case.labels)
+            wrong = (not got or not set(got) <= silent) if case.receivers == NOBODY else got != case.receivers
+            if not wrong:
+                continue
+            expected = "a receiver that notifies nobody" if case.receivers == NOBODY else str(list(case.receivers))
+            if "pager" in got:
+                hint = ("budget tiers are not all emergencies: info notifies nobody, warning goes to chat, only the "
+                        "critical step (the money is gone, the gateway refuses or downgrades) pages")
+            elif case.receivers == NOBODY:
+                hint = ("an 80 % budget step is for dashboards: a receiver without integrations (receivers: - name: "
+                        "'null') and a route severity=\"info\" -> 'null', above the default")
+            else:
+                hint = "route on severity, like every other alert"
+            reject(f"{BUDGET_ALERT} for {case.what} goes to {list(got)}, expected {expected}", hint)
+    key = json.dumps(config, sort_keys=True)
+    if key not in _TIER_INHIBITED:
+        alerts = [dict(labels) for labels, _, _ in TIER_INHIBITION]
+        with temporary_alertmanager(config) as am:
+            _post_alerts(am.url, alerts)
+            found = _alerts(am.url, len(alerts))
+        _TIER_INHIBITED.clear()
+        _TIER_INHIBITED[key] = {json.dumps(a["labels"], sort_keys=True): bool(a["status"].get("inhibitedBy"))
+                                for a in found}
+    states = _TIER_INHIBITED[key]
+    for labels, muted, secret in TIER_INHIBITION:
+        if secret != hidden:
+            continue
+        seen = states.get(json.dumps(labels, sort_keys=True))
+        where = f"the {labels['severity']} {BUDGET_ALERT} for {labels['department']}"
+        if seen is None:
+            fail(f"Alertmanager lost {where}", "the alert in /api/v2/alerts", "nothing")
+        if muted and not seen:
+            reject(f"{where} is not muted while its critical fires: the department hears about 90 % and 100 % at "
+                   "once", "inhibit_rules: source severity=\"critical\", target severity=\"warning\", equal "
+                          "including alertname and department")
+        if seen and not muted:
+            reject(f"{where} is muted by research's critical: equal ['alertname', 'model'] matches when both lack "
+                   "the model label, so one department over budget hides every other department's warning",
+                   "add department to `equal`: ['alertname', 'model', 'department']")
+
+
 def maintenance_alerts() -> list[tuple[str, dict, bool]]:
     """(what, labels, should the maintenance silence mute it)."""
     return [
@@ -393,6 +498,7 @@ def _post_silences(make_silence: Callable[[datetime, datetime], Any]) -> dict:
 _SILENCED: dict[int, dict] = {}  # the last silence function's results (the hidden check reuses the visible one's)
 
 
+@reports_stubs
 def check_silence(make_silence: Callable[[datetime, datetime], Any], hidden: bool = False) -> dict:
     """POST the silence `make_silence(start, end)` returns to a temporary Alertmanager (the course's routing) and
     check which alerts it mutes, and that it covers exactly the maintenance window."""

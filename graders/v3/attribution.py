@@ -1,15 +1,19 @@
-"""Lab V3, exercises 1-3: the attribution store, the monthly chargeback and the retention job.
+"""Lab V3, exercises 1-3: the attribution store, the monthly chargeback (2b: with the response cache and fallbacks)
+and the retention job.
 
 The reference data is a seeded quarter of calls written with the gateway's own store (stack/gateway/store.py: the
 llm_calls table, one row per provider call, several per request when the agent workflow runs several steps), priced
 with the catalog. It has the traps real billing data has: failed calls, load-test traffic (synthetic = 1, billed to
-nobody), multi-step requests, and calls right at midnight at the turn of a month. The checks compute what they expect
+nobody), multi-step requests, calls right at midnight at the turn of a month, answers replayed from the response cache
+(cost 0, saved_cost_usd) and requests handed over to a fallback model (a failed attempt with status `fallback`, then
+the answer of the model that served, with requested_model). The checks compute what they expect
 from the rows in Python, never with the SQL under test.
 """
 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import math
 import os
 import random
@@ -26,7 +30,7 @@ from typing import Any
 
 import pandas as pd
 
-from graders.labcheck import LabCheckFailed, expect, expect_equal, fail
+from graders.labcheck import LabCheckFailed, expect, expect_equal, fail, reports_stubs
 from stack import catalog
 from stack.gateway.store import SCHEMA as GATEWAY_SCHEMA
 from stack.gateway.store import CallRecord
@@ -39,6 +43,13 @@ ATTRIBUTION = ("user_id", "department", "application")
 COLUMNS = ("request_id", "step", "ts", "user_id", "department", "application", "model", "input_tokens",
            "output_tokens", "cost_usd", "duration_seconds", "status", "error_type", "synthetic")
 TABLE_COLUMNS = ["requests", "calls", "errors", "input_tokens", "output_tokens", "cost_usd", "share"]
+# What the gateway's store has beyond the columns of exercise 1: the response cache and fallbacks (exercise 2b).
+LLM_COLUMNS = ("cache_hit", "saved_cost_usd", "requested_model")
+ROW_COLUMNS = COLUMNS + LLM_COLUMNS
+BILL_COLUMNS = ["calls", "cache_hits", "fallback_answers", "cost_usd", "saved_cost_usd"]
+BILL_BY = ("department", "model")
+CACHE_HIT_SHARE = 0.08     # of single-call answers, replayed from the gateway's response cache
+FALLBACK_SHARE = 0.06      # of answers from a model with a fallback chain, handed over after a failed call
 
 DAILY_SCHEMA = """
 CREATE TABLE IF NOT EXISTS llm_calls_daily (
@@ -95,6 +106,7 @@ def reference_records(seed: int = SEED) -> list[CallRecord]:
     departments = _departments()
     names, weights = list(departments), [w for w, _ in departments.values()]
     users = {d: [f"{d[:3]}-user-{n:02d}" for n in range(1, 9)] for d in departments}
+    llm_rng = random.Random(seed + 1)   # cache hits and fallbacks: their own stream, the rest stays as it was
     records: list[CallRecord] = []
     number = 0
 
@@ -109,13 +121,14 @@ def reference_records(seed: int = SEED) -> list[CallRecord]:
             input_tokens = 0 if failed else rng.randint(120, 3000)
             output_tokens = 0 if failed else rng.randint(spec.min_output_tokens, spec.max_output_tokens)
             duration = spec.latency.base_seconds + output_tokens * spec.latency.seconds_per_output_token
-            records.append(CallRecord(
+            call = CallRecord(
                 request_id=request_id, step=step, ts=ts + index * 0.75, user_id=user, department=department,
                 application=application, model=model, input_tokens=input_tokens, output_tokens=output_tokens,
                 cost_usd=catalog.cost_usd(model, input_tokens, output_tokens),
                 duration_seconds=round(duration * rng.uniform(0.8, 1.3), 4), status="error" if failed else "success",
                 error_type=rng.choice(("server_error", "rate_limited", "timeout")) if failed else None,
-                synthetic=synthetic))
+                synthetic=synthetic)
+            records.extend(_as_served(call, llm_rng, len(steps) == 1))
 
     for offset in range(DAYS):
         day = datetime.combine(FIRST_DAY + timedelta(days=offset), datetime.min.time(), tzinfo=timezone.utc)
@@ -138,21 +151,43 @@ def reference_records(seed: int = SEED) -> list[CallRecord]:
     return sorted(records, key=lambda r: (r.ts, r.request_id, r.step))
 
 
+def _as_served(call: CallRecord, rng: random.Random, single_call: bool) -> list[CallRecord]:
+    """The rows the gateway writes for `call` now that it caches answers and falls back: the call itself, a cache
+    hit (no tokens, cost 0, saved_cost_usd what the call would have cost), or a failed attempt (status `fallback`)
+    followed by the answer of the next model of the chain (step `<step>:fallback1`, requested_model the model asked
+    for, priced at the model that served)."""
+    if call.status != "success" or call.synthetic:
+        return [call]
+    draw, chain = rng.random(), catalog.load().models[call.model].fallbacks
+    if single_call and draw < CACHE_HIT_SHARE:
+        return [dataclasses.replace(call, input_tokens=0, output_tokens=0, cost_usd=0.0, duration_seconds=0.002,
+                                    cache_hit=True, saved_cost_usd=call.cost_usd)]
+    if chain and draw > 1 - FALLBACK_SHARE:
+        served = chain[0]
+        attempt = dataclasses.replace(call, input_tokens=0, output_tokens=0, cost_usd=0.0, status="fallback",
+                                      error_type="server_error")
+        answer = dataclasses.replace(call, step=f"{call.step}:fallback1", ts=call.ts + 0.5, model=served,
+                                     cost_usd=catalog.cost_usd(served, call.input_tokens, call.output_tokens),
+                                     requested_model=call.model)
+        return [attempt, answer]
+    return [call]
+
+
 def build_reference_db(path: Path, records: list[CallRecord] | None = None) -> Path:
     """The seeded quarter in a SQLite file with the gateway's schema."""
     path.parent.mkdir(parents=True, exist_ok=True)
     path.unlink(missing_ok=True)
     with sqlite3.connect(path) as db:
         db.executescript(GATEWAY_SCHEMA)
-        db.executemany(f"INSERT INTO llm_calls ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})",
-                       [tuple(getattr(r, column) for column in COLUMNS) for r in (records or reference_records())])
+        db.executemany(f"INSERT INTO llm_calls ({', '.join(ROW_COLUMNS)}) VALUES ({', '.join('?' * len(ROW_COLUMNS))})",
+                       [tuple(getattr(r, column) for column in ROW_COLUMNS) for r in (records or reference_records())])
     db.close()
     return path
 
 
 def read_rows(db: sqlite3.Connection) -> list[dict]:
-    cursor = db.execute(f"SELECT {', '.join(COLUMNS)} FROM llm_calls")
-    return [dict(zip(COLUMNS, row)) for row in cursor.fetchall()]
+    cursor = db.execute(f"SELECT {', '.join(ROW_COLUMNS)} FROM llm_calls")
+    return [dict(zip(ROW_COLUMNS, row)) for row in cursor.fetchall()]
 
 
 @contextmanager
@@ -196,6 +231,7 @@ def _index_columns(plan: str) -> list[str]:
     return columns
 
 
+@reports_stubs
 def check_store_schema(create_store: Callable[[Path], sqlite3.Connection], hidden: bool = False) -> None:
     with tempfile.TemporaryDirectory(prefix="v3-store-") as folder:
         path = Path(folder) / "attribution.db"
@@ -242,6 +278,7 @@ def _check_primary_key(db: sqlite3.Connection) -> None:
          "PRIMARY KEY (request_id, step): a retried write must not bill a call twice")
 
 
+@reports_stubs
 def check_record_call(create_store: Callable, record_call: Callable, error_type: type, hidden: bool = False) -> None:
     cat = catalog.load()
     with tempfile.TemporaryDirectory(prefix="v3-store-") as folder:
@@ -391,6 +428,7 @@ def _check_table(table: Any, rows: list[dict], month: str, by: str) -> None:
            "sort_values('cost_usd', ascending=False)")
 
 
+@reports_stubs
 def check_chargeback(chargeback: Callable, write_csv: Callable, db_path: Path, hidden: bool = False) -> None:
     with scratch_copy(db_path) as db:
         rows = read_rows(db)
@@ -443,6 +481,77 @@ def _check_in_other_time_zone(chargeback: Callable, db: sqlite3.Connection, rows
         raise LabCheckFailed(f"on a machine in New Zealand time: {error}".split(". Hint:")[0] +
                              ". Hint: month boundaries in UTC: datetime(year, month, 1, tzinfo=timezone.utc); "
                              "a naive datetime's .timestamp() is local time") from None
+
+
+# ---------------------------------------------------------------- exercise 2b: caches and fallbacks on the bill
+
+def expected_bill(rows: list[dict], month: str, by: str) -> dict[str, dict[str, float]]:
+    start, end = month_bounds(month)
+    table: dict[str, dict[str, float]] = {}
+    for row in rows:
+        if row["synthetic"] or not start <= row["ts"] < end:
+            continue
+        entry = table.setdefault(row[by], dict.fromkeys(BILL_COLUMNS, 0))
+        entry["calls"] += 1
+        entry["cache_hits"] += bool(row["cache_hit"])
+        entry["fallback_answers"] += bool(row["requested_model"]) and row["status"] == "success"
+        entry["cost_usd"] += row["cost_usd"]
+        entry["saved_cost_usd"] += row["saved_cost_usd"]
+    return table
+
+
+def _why_bill_differs(rows: list[dict], month: str, by: str, key: str, column: str, seen: float) -> str:
+    start, end = month_bounds(month)
+    billed = [r for r in rows if not r["synthetic"] and start <= r["ts"] < end]
+    money = column in ("cost_usd", "saved_cost_usd")
+    with_load_tests = sum(r[column] for r in rows if r[by] == key and start <= r["ts"] < end) if money else None
+    if money and with_load_tests != sum(r[column] for r in billed if r[by] == key) and math.isclose(
+            seen, with_load_tests, rel_tol=1e-9):
+        return "load-test traffic (synthetic = 1) is billed to nobody: leave it out"
+    if column == "cost_usd" and by == "model":
+        requested = sum(r["cost_usd"] for r in billed if (r["requested_model"] or r["model"]) == key)
+        if math.isclose(seen, requested, rel_tol=1e-9):
+            return ("that is the cost of the calls requested of it: after a fallback the model that served (column "
+                    "`model`) did the work and is charged; `requested_model` only says what was asked for")
+    if column == "cost_usd":
+        gross = sum(r["cost_usd"] + r["saved_cost_usd"] for r in billed if r[by] == key)
+        if math.isclose(seen, gross, rel_tol=1e-9):
+            return ("cache savings billed as spend: a cache hit cost nothing (cost_usd 0); saved_cost_usd is what "
+                    "it would have cost, a credit shown in its own column")
+    if column == "fallback_answers":
+        attempts = sum(r["status"] == "fallback" for r in billed if r[by] == key)
+        if seen == attempts:
+            return ("those are the failed attempts (status 'fallback') of the model asked for; count the answers "
+                    "the model gave for another model's requests: requested_model set and status 'success'")
+    if column == "cache_hits":
+        return "SUM(cache_hit): a hit is one row with cache_hit = 1"
+    return "non-synthetic calls of the month, UTC boundaries, grouped by the column asked for"
+
+
+@reports_stubs
+def check_bill(llm_bill: Callable, db_path: Path, hidden: bool = False) -> None:
+    cases = [("2026-10", "model")] if not hidden else [("2026-11", "department"), ("2026-09", "model")]
+    with scratch_copy(db_path) as db:
+        rows = read_rows(db)
+        for month, by in cases:
+            what = f"llm_bill(db, {month!r}, {by!r})"
+            table = llm_bill(db, month, by)
+            expect(isinstance(table, pd.DataFrame), f"{what} returned {type(table).__name__}",
+                   "return a pandas DataFrame")
+            expect_equal(list(table.columns), BILL_COLUMNS, f"the columns of {what}", ", ".join(BILL_COLUMNS))
+            expect_equal(table.index.name, by, f"the index name of {what}", f"index_col={by!r}")
+            expected = expected_bill(rows, month, by)
+            expect_equal(sorted(map(str, table.index)), sorted(expected), f"the {by} values of {what}",
+                         "group by the model that served (column `model`), load tests excluded")
+            for column in ("cost_usd", "saved_cost_usd", "fallback_answers", "cache_hits", "calls"):
+                for key, want in expected.items():
+                    seen = float(table.loc[key][column])
+                    if not math.isclose(seen, want[column], rel_tol=1e-9, abs_tol=1e-9):
+                        fail(f"{column} of {by}={key} in {month}", round(want[column], 6), round(seen, 6),
+                             _why_bill_differs(rows, month, by, key, column, seen))
+            costs = list(table["cost_usd"])
+            expect(all(a >= b for a, b in zip(costs, costs[1:])), f"{what} is not sorted by cost_usd, highest first",
+                   "sort_values('cost_usd', ascending=False)")
 
 
 # ---------------------------------------------------------------- exercise 3: retention
@@ -500,6 +609,7 @@ def _detail_state(db: sqlite3.Connection) -> tuple[int, float | None, float]:
     return int(count), oldest, float(cost)
 
 
+@reports_stubs
 def check_retention(apply_retention: Callable, db_path: Path, hidden: bool = False) -> None:
     now, keep = utc(2026, 11, 30, 12), 30
     with scratch_copy(db_path) as db:

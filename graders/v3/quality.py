@@ -14,15 +14,17 @@ import math
 from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
-from graders.v3.rules import BUSY, MODELS, SLACK, TIMING, W, _for
+from graders.v3.rules import BUSY, MIN_RATE as MIN_SCORED, MODELS, SLACK, TIMING, W, _for
 from graders.v3.timelines import Episode, replay
 from stack import catalog
+from stack.gateway.evaluation import RELEVANCE
 from stack.prometheus import alerts as A
 from stack.prometheus.shapes import BALANCED, FAST, HEALTHY_LATENCY, REASONING, SLOW_LATENCY, STRAGGLERS
 from stack.prometheus.world import World
 
 Window = tuple[int, int, float]  # (from second, to second, value)
 LATENCY_MODELS = (FAST, REASONING)
+HEALTHY_RELEVANCE = 0.95
 
 
 @dataclass(frozen=True)
@@ -55,13 +57,20 @@ def _phases(seconds: int, windows: Sequence[Window], default: float) -> list[tup
 def world(seconds: int, errors: Mapping[str, Sequence[Window]] = {}, slow: Mapping[str, Sequence[Window]] = {},
           stragglers: Sequence[str] = (), extra_cost: Sequence[Window] = (), spend: float = 0.6,
           down: Mapping[str, Sequence[tuple[int, int]]] = {}, gaps: Sequence[tuple[str, int, int]] = (),
-          renamed_at: int | None = None, night: Mapping[str, float] = {}) -> World:
-    """The whole gateway for `seconds`: traffic, latency, spend and budget, `up` of every target, with faults."""
+          renamed_at: int | None = None, night: Mapping[str, float] = {},
+          relevance: Mapping[str, tuple[float, Sequence[Window]]] = {},
+          served_by: Mapping[str, Sequence[Window]] = {},
+          department_spent: Mapping[str, Sequence[Window]] = {}, latency: bool = True) -> World:
+    """The whole gateway for `seconds`: traffic, latency, spend and budget, `up` of every target, with faults; and,
+    where given, answer quality (model -> (scored answers/s, windows of mean relevance, 0.95 otherwise)), answers
+    served by the first fallback (requested model -> windows of the share handed over) and departments' month-to-date
+    spend (department -> windows of the share of its monthly budget spent, 0.5 otherwise). `latency`: the latency
+    histograms (most of a timeline's series), left out where no latency rule could matter."""
     w = World(seconds)
     for model in MODELS:
         rate = night.get(model, BUSY)
         w.requests(model, [(s, rate, share) for s, share in _phases(seconds, errors.get(model, ()), 0.0)])
-        if model not in LATENCY_MODELS:
+        if not latency or model not in LATENCY_MODELS:
             continue  # the latency rule is per model: two models' histograms tell as much as three, and cost less
         healthy = STRAGGLERS if model in stragglers else HEALTHY_LATENCY
         latency = [(s, SLOW_LATENCY if value else healthy)
@@ -72,6 +81,16 @@ def world(seconds: int, errors: Mapping[str, Sequence[Window]] = {}, slow: Mappi
     w.budget(catalog.load().daily_budget_usd).up(down)
     for job, start, length in gaps:
         w.gap(job, start, length)
+    for model, (rate, windows) in relevance.items():
+        w.quality(model, RELEVANCE, [(s, rate, mean) for s, mean in _phases(seconds, windows, HEALTHY_RELEVANCE)])
+    for requested, windows in served_by.items():
+        fallback = catalog.load().models[requested].fallbacks[0]
+        w.routed(requested, BUSY, [(s, {requested: 1 - share, fallback: share})
+                                   for s, share in _phases(seconds, windows, 0.0)])
+    budgets = catalog.load().monthly_budgets.monthly_usd
+    for department, windows in department_spent.items():
+        w.department_budget(department, budgets[department],
+                            [(s, share * budgets[department]) for s, share in _phases(seconds, windows, 0.5)])
     if renamed_at is not None:
         w.end("llm_requests_total", renamed_at)
         for model in MODELS:
@@ -83,6 +102,8 @@ def labeled_cases() -> list[LabeledCase]:
     daily = catalog.load().daily_budget_usd
     short, fault, until = 12 * W, 3 * W, 9 * W
     baseline = TIMING.baseline_window.seconds + W       # a full baseline of normal spend before the change
+    # The relevance baseline is a mean (a ratio of two rates): a few rate windows of healthy answers make a baseline.
+    drift = 6 * W
     runaway = A.BUDGET_CRITICAL * 3                     # an agent loop: three times the budget's pace
     budget_seconds = math.ceil(TIMING.budget_window.seconds * A.BUDGET_WARNING / runaway) + _for(
         "LLMDailyBudgetBurn") + 4 * SLACK
@@ -112,6 +133,21 @@ def labeled_cases() -> list[LabeledCase]:
         LabeledCase("metric-renamed", "a deploy renames llm_requests_total", "incident",
                  world(fault + 6 * W, renamed_at=fault), fault, fault + 6 * W, frozenset({"LLMMetricsAbsent"}),
                  deadline(fault, "LLMMetricsAbsent")),
+        LabeledCase("quality-drift", f"{FAST}'s answers drift: mean relevance {HEALTHY_RELEVANCE:.0%} -> 88%, every "
+                 "call still a fast HTTP 200", "incident",
+                 world(drift + 4 * W, relevance={FAST: (BUSY, [(drift, drift + 4 * W, 0.88)])}, latency=False), drift,
+                 drift + 4 * W, frozenset({"LLMAnswerQualityDrop"}), deadline(drift, "LLMAnswerQualityDrop")),
+        LabeledCase("fallback-outage", f"{REASONING}'s provider fails for {4 * W}s: {BALANCED} answers everyone "
+                 "(no error reaches a caller)", "incident",
+                 world(fault + 6 * W, served_by={REASONING: [(fault, fault + 4 * W, 1.0)], BALANCED: []},
+                       latency=False), fault, fault + 4 * W,
+                 frozenset({"LLMFallbackRatioHigh", "LLMCircuitBreakerOpen", "LLMDegradedService"}),
+                 deadline(fault, "LLMFallbackRatioHigh")),
+        LabeledCase("department-budget", "research runs a big evaluation: 70% -> 104% of its monthly budget",
+                 "incident", world(fault + 4 * W, department_spent={"research": [(0, fault, 0.7),
+                                                                                  (fault, fault + 4 * W, 1.04)],
+                                                                     "support": []}, latency=False),
+                 fault, fault + 4 * W, frozenset({"LLMDepartmentBudget"}), fault + _for("LLMDepartmentBudget") + SLACK),
         LabeledCase("gateway-restart", "the gateway restarts: 3 missed scrapes", "noise",
                  world(short, gaps=[("gateway", until, 3)])),
         LabeledCase("background-noise", f"4% of {FAST} requests fail and 3% of its calls take over 15 s", "noise",
@@ -122,6 +158,9 @@ def labeled_cases() -> list[LabeledCase]:
                  world(short, down={"llmsim": [(until, 3)]})),
         LabeledCase("quiet-night", f"night: {REASONING} gets {BUSY / 20:g} requests/s and half of them fail", "noise",
                  world(short, errors={REASONING: [(0, short, 0.5)]}, night={REASONING: BUSY / 20})),
+        LabeledCase("few-ratings", f"night: {REASONING}'s few scored answers ({MIN_SCORED / 2:g}/s) score 80 %",
+                 "noise", world(drift + 4 * W, relevance={REASONING: (MIN_SCORED / 2, [(drift, drift + 4 * W, 0.8)])},
+                                latency=False)),
     ]
 
 

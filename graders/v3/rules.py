@@ -23,6 +23,7 @@ import yaml
 from graders.labcheck import LabCheckFailed, yaml_value
 from graders.v3.timelines import Episode, TimelineError, replay
 from stack import catalog, profiles, topology
+from stack.gateway.evaluation import RELEVANCE
 from stack.prometheus import alerts as A
 from stack.prometheus.shapes import (
     BALANCED, FAST, HEALTHY_LATENCY, REASONING, SLOW_LATENCY, failing_models, latency_near_miss, slow_model,
@@ -138,9 +139,9 @@ def lint(rules: list[dict], spec: RuleExercise, hidden: bool = False) -> None:
     for rule in alerting:
         where = f"{rule.get('alert')} ({(rule.get('labels') or {}).get('severity', 'no severity')})"
         severity = (rule.get("labels") or {}).get("severity")
-        if severity not in ("critical", "warning"):
-            reject(f"{where} has severity {severity!r}",
-                   "labels: {severity: critical} pages, {severity: warning} chats")
+        if severity not in spec.severities:
+            reject(f"{where} has severity {severity!r}", f"one of {', '.join(spec.severities)}: "
+                   "{severity: critical} pages, {severity: warning} chats, {severity: info} notifies nobody")
         annotations = rule.get("annotations") or {}
         for key in ("summary", "description"):
             if not str(annotations.get(key) or "").strip():
@@ -246,6 +247,7 @@ class RuleExercise:
     per_model: bool = False
     runbooks: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     extra_lint: Callable[[list[dict]], None] | None = None
+    severities: tuple[str, ...] = ("critical", "warning")   # the severities its alerts may carry
 
     def for_text(self, alertname: str) -> str:
         return str(TIMING.for_(alertname))
@@ -570,6 +572,129 @@ def burn_rate_cases() -> list[RuleCase]:
     ]
 
 
+def fallback_cases() -> list[RuleCase]:
+    name, lead = "LLMFallbackRatioHigh", 2 * W
+    run = _run(name)
+    total, by, few = lead + run, _by(lead, name), MIN_RATE / 2
+    flaky, near, transient = 0.12, A.FALLBACK_RATIO_MAX * 0.75, 0.02
+    usual = {REASONING: {REASONING: 1 - transient, BALANCED: transient},
+             BALANCED: {BALANCED: 1 - transient, FAST: transient}}
+
+    def answers(reasoning: Mapping[str, float], balanced: Mapping[str, float], rate: float = BUSY) -> World:
+        """Answered requests by requested and served model (llm_routed_requests_total); every answer is a 200."""
+        world = World(total)
+        for model in MODELS:
+            world.requests(model, [(total, BUSY, 0.0)])
+        return (world.routed(REASONING, rate, [(lead, usual[REASONING]), (run, reasoning)])
+                .routed(BALANCED, BUSY, [(lead, usual[BALANCED]), (run, balanced)])
+                .routed(FAST, BUSY, [(total, {FAST: 1.0})]))
+
+    by_requested = ("per requested_model: sum by (requested_model) of the answers served by another model "
+                    "(served_model != requested_model) / sum by (requested_model) of every answer")
+    return [
+        RuleCase("fallback-outage", f"{REASONING}'s provider is down: {BALANCED} answers all its requests (every "
+                 "answer a 200, so the error ratio stays quiet)", answers({BALANCED: 1.0}, usual[BALANCED]),
+                 (Fires(name, "warning", by, {"requested_model": REASONING},
+                        hint=f"{by_requested} > {A.FALLBACK_RATIO_MAX:g}"),)),
+        RuleCase("fallback-near", f"{BALANCED} fails {near:.0%} of its calls, {FAST} answers them",
+                 answers(usual[REASONING], {BALANCED: 1 - near, FAST: near}),
+                 (Quiet(name, hint=f"above {A.FALLBACK_RATIO_MAX:.0%} of a model's answers only"),)),
+        RuleCase("fallback-chain", f"{REASONING} is down and {BALANCED} fails {flaky:.0%} of its calls: {REASONING}'s "
+                 f"answers come from {BALANCED} and {FAST}", answers({BALANCED: 1 - flaky, FAST: flaky},
+                                                                       {BALANCED: 1 - flaky, FAST: flaky}),
+                 (Fires(name, "warning", by, {"requested_model": REASONING},
+                        hint=f"{by_requested}: llm_fallbacks_total counts hand-overs by from_model, so "
+                             f"{REASONING}'s second hand-over ({BALANCED} -> {FAST}) looks like {BALANCED}'s "
+                             "problem; count answers by the model the caller asked for"),), hidden=True),
+        RuleCase("fallback-few", f"{REASONING} is down but gets only {few:g} requests/s, all answered by {BALANCED}",
+                 answers({BALANCED: 1.0}, usual[BALANCED], rate=few),
+                 (Quiet(name, hint=f"`and sum by (requested_model) (rate(llm_routed_requests_total[{W}s])) >= "
+                                   f"{MIN_RATE:g}` (TIMING.min_request_rate)"),), hidden=True),
+    ]
+
+
+
+def quality_drift_cases() -> list[RuleCase]:
+    name = "LLMAnswerQualityDrop"
+    lead = TIMING.baseline_window.seconds + W          # a full baseline before the change
+    run = _run(name)
+    total, by, trickle = lead + run, _by(lead, name), MIN_RATE / 2
+    healthy, drifted, noise, always_lower = 0.95, 0.88, 0.92, 0.7
+    dip = max(1, _for(name) // 2)
+
+    def scores(phases: Sequence[tuple[int, float, float]]) -> World:
+        """FAST's scored answers from phases of (seconds, answers/s, mean relevance); BALANCED always scores lower."""
+        world = World(total)
+        for each in MODELS:
+            world.requests(each, [(total, BUSY, 0.0)])      # every request succeeds: the drift is silent
+        return world.quality(FAST, RELEVANCE, phases).quality(BALANCED, RELEVANCE, [(total, BUSY, always_lower)])
+
+    def change(rate: float, before: float, after: float) -> World:
+        return scores([(lead, rate, before), (run, rate, after)])
+
+    baseline = (f"compare each model with its own past: the mean over {W}s (sum by (model) of rate of "
+                f"llm_quality_score_sum / of llm_quality_score_count) < the same mean over "
+                f"{TIMING.baseline_window} - {A.QUALITY_DROP:g}")
+    return [
+        RuleCase("quality-drift", f"{FAST}'s mean relevance drops from {healthy:.0%} to {drifted:.0%}; every call "
+                 "is still a fast HTTP 200", change(BUSY, healthy, drifted),
+                 (Fires(name, "warning", by, {"model": FAST}, hint=baseline),)),
+        RuleCase("quality-own-baseline", f"{BALANCED} always scores {always_lower:.0%}, well under the others",
+                 change(BUSY, healthy, healthy),
+                 (Quiet(name, hint=f"a fixed threshold pages for a model whose answers are always shorter: {baseline}"),)),
+        RuleCase("quality-trickle", f"the same drop on {trickle:g} scored answers/s (a few answers a window)",
+                 change(trickle, healthy, drifted),
+                 (Quiet(name, hint=f"a mean of a handful of scores is noise: `and sum by (model) "
+                                   f"(rate(llm_quality_score_count{{evaluator=\"relevance\"}}[{W}s])) >= "
+                                   f"{MIN_RATE:g}` (TIMING.min_request_rate)"),), hidden=True),
+        RuleCase("quality-wobble", f"{FAST} wobbles from {healthy:.0%} to {noise:.0%}",
+                 change(BUSY, healthy, noise),
+                 (Quiet(name, hint=f"more than {A.QUALITY_DROP:g} under the baseline only"),), hidden=True),
+        RuleCase("quality-dip", f"{FAST} dips to {drifted - 0.03:.0%} for {dip}s",
+                 scores([(lead, BUSY, healthy), (dip, BUSY, drifted - 0.03), (run - dip, BUSY, healthy)]),
+                 (Quiet(name, hint=f"for: {TIMING.for_(name)}"),), hidden=True),
+    ]
+
+
+def department_budget_cases() -> list[RuleCase]:
+    name = "LLMDepartmentBudget"
+    budgets = catalog.load().monthly_budgets.monthly_usd
+    lead, run = 2 * W, _for(name) + 3 * SLACK
+    total, by = lead + run, lead + _for(name) + SLACK
+
+    def spending(department: str, before: float, after: float) -> World:
+        """`department` has spent `before` of its monthly budget, then `after` (shares); support steadily 30 %."""
+        usd = budgets[department]
+        return (World(total).department_budget(department, usd, [(lead, before * usd), (run, after * usd)])
+                .department_budget("support", budgets["support"], [(total, 0.3 * budgets["support"])]))
+
+    info, warning, critical = (A.DEPARTMENT_BUDGET_STEPS[s] for s in ("info", "warning", "critical"))
+    ratio = ("sum by (department) (llm_budget_spent_usd) / max by (department) (llm_budget_monthly_usd) >= the "
+             "step: the budget comes from the gauge, one per department")
+    return [
+        RuleCase("budget-info", f"engineering goes from 60% to 85% of its {budgets['engineering']:g} USD budget",
+                 spending("engineering", 0.6, 0.85),
+                 (Fires(name, "info", by, {"department": "engineering"}, hint=f"info at {info:.0%}; {ratio}"),
+                  Quiet(name, "warning", hint=f"warning only at {warning:.0%}"), Quiet(name, "critical"))),
+        RuleCase("budget-over", f"research has spent 104% of its {budgets['research']:g} USD budget",
+                 spending("research", 0.95, 1.04),
+                 (Fires(name, "info", by, {"department": "research"},
+                        hint="divide by each department's own llm_budget_monthly_usd: budgets differ"),
+                  Fires(name, "warning", by, {"department": "research"}, hint=f"warning at {warning:.0%}"),
+                  Fires(name, "critical", by, {"department": "research"}, hint=f"critical at {critical:.0%}"))),
+        RuleCase("budget-warning", f"marketing goes from 85% to 93% of its {budgets['marketing']:g} USD budget",
+                 spending("marketing", 0.85, 0.93),
+                 (Fires(name, "warning", by, {"department": "marketing"}),
+                  Quiet(name, "critical", hint=f"critical only at {critical:.0%} of the department's own budget")),
+                 hidden=True),
+        RuleCase("budget-small", f"finance has spent 95% of its {budgets['finance']:g} USD budget (less money than "
+                 "others spend in a day)", spending("finance", 0.5, 0.95),
+                 (Fires(name, "warning", by, {"department": "finance"},
+                        hint="divide by each department's own llm_budget_monthly_usd: budgets differ"),
+                  Quiet(name, "critical")), hidden=True),
+    ]
+
+
 EXERCISES: dict[str, RuleExercise] = {
     "error_ratio": RuleExercise(
         "error-ratio", "ERROR_RATIO_RULES", (("LLMHighErrorRatio", "warning"), ("LLMHighErrorRatio", "critical")),
@@ -591,6 +716,16 @@ EXERCISES: dict[str, RuleExercise] = {
         "burn-rate", "BURN_RATE_RULES", (("LLMErrorBudgetBurn", "critical"), ("LLMErrorBudgetBurn", "warning")),
         burn_rate_cases, {}, runbooks={"LLMErrorBudgetBurn": ("LLMErrorBudgetBurn", "LLMHighErrorRatio")},
         extra_lint=lambda rules: _aggregated_ratio(rules, "LLMErrorBudgetBurn")),
+    "fallback": RuleExercise(
+        "fallback", "FALLBACK_RULES", (("LLMFallbackRatioHigh", "warning"),), fallback_cases,
+        {"LLMFallbackRatioHigh": _for("LLMFallbackRatioHigh")}),
+    "quality_drift": RuleExercise(
+        "quality-drift", "QUALITY_DRIFT_RULES", (("LLMAnswerQualityDrop", "warning"),), quality_drift_cases,
+        {"LLMAnswerQualityDrop": _for("LLMAnswerQualityDrop")}, per_model=True),
+    "department_budget": RuleExercise(
+        "department-budget", "DEPARTMENT_BUDGET_RULES",
+        tuple(("LLMDepartmentBudget", severity) for severity in A.DEPARTMENT_BUDGET_STEPS), department_budget_cases,
+        {"LLMDepartmentBudget": _for("LLMDepartmentBudget")}, severities=tuple(A.DEPARTMENT_BUDGET_STEPS)),
 }
 
 

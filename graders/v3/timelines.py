@@ -31,7 +31,8 @@ from stack.runner.binaries import find as find_binary
 
 STEP = Duration(1)  # the classroom profile scrapes and evaluates every second; so do the timelines
 PROMTOOL_TIMEOUT_SECONDS = 25
-EPISODE_LABELS = ("alertname", "severity", "model", "job")  # what tells one alert of a rule from another
+EPISODE_LABELS = ("alertname", "severity", "model", "job", "requested_model", "served_model", "department")  # what
+# tells one alert of a rule from another
 
 
 class TimelineError(RuntimeError):
