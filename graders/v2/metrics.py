@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.openmetrics.exposition import generate_latest as openmetrics
 
-from graders.labcheck import expect, expect_equal, expect_type, fail, not_attempted
+from graders.labcheck import expect, expect_equal, expect_type, fail, not_attempted, reports_stubs
 from stack import catalog
 from stack.llmsim.app import create_app as create_llmsim
 from stack.llmsim.settings import Settings as LlmsimSettings
@@ -184,6 +184,7 @@ def _series(registry: CollectorRegistry) -> int:
     return sum(len(family.samples) for family in registry.collect())
 
 
+@reports_stubs
 def check_count_series(count_series: Callable[[CollectorRegistry], int],
                        make_leaky_metrics: Callable[[], tuple[CollectorRegistry, Counter]],
                        handle_leaky: Callable[..., None], hidden: bool = False) -> None:
@@ -206,6 +207,7 @@ def check_count_series(count_series: Callable[[CollectorRegistry], int],
     expect_equal(count_series(CollectorRegistry()), 0, "count_series of an empty registry")
 
 
+@reports_stubs
 def check_bounded_labels(make_bounded_metrics: Callable[[], tuple[CollectorRegistry, Counter]],
                          handle_bounded: Callable[..., None], hidden: bool = False) -> int:
     """Series stay bounded however many requests come, and nothing counted is lost. Returns the series count after
