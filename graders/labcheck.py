@@ -22,15 +22,29 @@ def _short(value: Any, limit: int = 120) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+def _raise(message: str) -> None:
+    """A failure is the student's one message: raised inside an `except` it does not chain the caught error's
+    traceback in front of it."""
+    failure = LabCheckFailed(message)
+    failure.__suppress_context__ = True
+    raise failure
+
+
 def fail(what: str, expected: Any, seen: Any, hint: str = "") -> None:
     message = f"{what}: expected {_short(expected)}, got {_short(seen)}"
-    raise LabCheckFailed(message + (f". Hint: {hint}" if hint else ""))
+    _raise(message + (f". Hint: {hint}" if hint else ""))
+
+
+def not_attempted(what: str) -> None:
+    """An untouched stub: one line, "not attempted yet: <what>", with no chained traceback even when called while
+    handling the stub's NotImplementedError."""
+    _raise(f"not attempted yet: {what}")
 
 
 def expect(condition: bool, what: str, hint: str = "") -> None:
     """For checks that are not a comparison ("the log line has no raw user id")."""
     if not condition:
-        raise LabCheckFailed(what + (f". Hint: {hint}" if hint else ""))
+        _raise(what + (f". Hint: {hint}" if hint else ""))
 
 
 def expect_equal(seen: Any, expected: Any, what: str, hint: str = "") -> None:

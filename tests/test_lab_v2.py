@@ -1,19 +1,31 @@
 """Lab V2 graded end to end against the live stack, in one `make grade` run over a class of three: the solutions
-score full marks, the released notebook scores 0 and grading still completes, and a copy of the solutions with
-typical mistakes loses exactly the points of the exercises it breaks, each with a message that names the mistake."""
+score full marks, the released notebook scores 0 with "not attempted" and grading still completes, and a copy of the
+solutions with one typical mistake per broken exercise loses exactly the points of the exercises it breaks, each with
+a message that names the mistake (a wrong exercise 3 query costs exercise 3, not the dashboard that shows it too).
+
+Every wrong answer of tests/wrong_answers/v2.yaml is also planted on its own, in-process: the solutions notebook runs
+once in this process without its check cells (the setup, both known batches, every correct answer), then each wrong
+answer replaces its answer cell and runs its exercise's check cell, whose first line must name the mistake."""
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shutil
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import nbformat
+import prometheus_client
 import pytest
 
 from graders import course
 from stack import promapi, topology
 from tests import live
+from tests import notebook_cells as cells
+from tests import wrong_answers
 from tests.classgrading import grade_class, start_class
 from tests.conftest import LiveStack
 
@@ -21,53 +33,33 @@ pytestmark = pytest.mark.stack
 
 V2 = course.select("v2")[0]
 NOTEBOOK = f"{V2.id}.ipynb"
-GRADING_TIMEOUT_SECONDS = 240
+SOURCE = V2.source / NOTEBOOK
+RELEASED = course.LABS_DIR / V2.id / NOTEBOOK
+GRADING_TIMEOUT_SECONDS = 300
+STACK_CHECKS = 3  # graders/checks/test_v2.py: the dashboard's core panels and queries, the heatmap's query
 
+WRONG = wrong_answers.load(V2.short, SOURCE)  # tests/wrong_answers/v2.yaml
 
-@dataclass(frozen=True)
-class Mutation:
-    cell: str      # the solution cell's id (its nbgrader grade_id)
-    old: str
-    new: str
-    exercise: str  # the graded exercise that must lose its points
-    says: str      # ... with a message containing this
+# Planted together in the graded class's "mistakes" student: one per exercise they break; the others stay right.
+GRADED_MUTATIONS = [
+    "cost per thousand tokens", "scrape target on the wrong port",
+    "exporter serves the notebook's registry, not its argument", "ratio of unaggregated series",
+    "le summed away",  # the dashboard shows this query too: it must cost exercise 3 only
+    "cost per second", "request id kept as a label", "request-latency buckets reused for TPOT",
+    "TTFT measured to the last chunk", "TTFT quantile with le summed away", "average of per-model hit ratios",
+    "output tokens per minute", "heatmap drawn from time series",
+]
 
-
-MUTATIONS = (
-    Mutation("ex1_instrument", "buckets=LATENCY_BUCKETS, ", "", "ex1_metric_definitions", "largest bucket is 10 s"),
-    Mutation("ex1_instrument", "COST.labels(model).inc(catalog.cost_usd(model, input_tokens, output_tokens))",
-             "price = CATALOG.models[model]  # prices per thousand tokens, or so they thought\n"
-             "    COST.labels(model).inc((input_tokens * price.input_price_per_million\n"
-             "                            + output_tokens * price.output_price_per_million) / 1000)",
-             "ex1_recorded_calls", "factor of 1000"),
-    Mutation("ex2_scrape_job_answer", '["{LAB.address}"]', '["{LAB.host}:{LAB.port + 1}"]', "ex2_scrape_job",
-             "the job's targets"),
-    Mutation("ex3_error_ratio_answer",
-             "ERROR_RATIO = ('sum by (model) (rate(llm_requests_total{job=\"gateway\",status=\"error\"}[1m]))\\n'\n"
-             "               '/\\n'\n"
-             "               'sum by (model) (rate(llm_requests_total{job=\"gateway\"}[1m]))')",
-             "ERROR_RATIO = 'rate(llm_requests_total{status=\"error\"}[1m]) / rate(llm_requests_total[1m])'",
-             "ex3_promql_error_ratio", "ratio of unaggregated series"),
-    Mutation("ex3_p95_answer", '(rate(llm_request_duration_seconds_bucket{job="gateway"}[1m])))',
-             '(llm_request_duration_seconds_bucket{job="gateway"}))', "ex3_promql_p95_latency", "raw buckets"),
-    Mutation("ex3_cost_answer", "[1m])) * 3600'", "[1m]))'", "ex3_promql_cost_per_hour", "x 3600"),
-    Mutation("ex4_bounded_answer", '["model", "status"]', '["model", "status", "request_id"]',
-             "ex4_bounded_labels", "series"),
-    Mutation("ex4_bounded_answer",
-             'requests.labels(model=model, status=status).inc(exemplar={"request_id": request_id})',
-             "requests.labels(model=model, status=status, request_id=request_id).inc()",
-             "ex4_bounded_labels", "series"),
-)
+# Answer cells the in-process namespace does not run: the exporter binds the lab port (its wrong answers start and
+# stop their own).
+NOT_IN_NAMESPACE = {"ex2_exporter_answer"}
 
 
 def _mutated_copy(target: Path) -> None:
-    shutil.copytree(V2.source, target)
-    notebook = nbformat.read(V2.source / NOTEBOOK, as_version=4)
-    cells = {cell.id: cell for cell in notebook.cells}
-    for mutation in MUTATIONS:
-        source = cells[mutation.cell].source
-        assert source.count(mutation.old) == 1, f"mutation no longer applies to {mutation.cell}: {mutation.old!r}"
-        cells[mutation.cell].source = source.replace(mutation.old, mutation.new)
+    shutil.copytree(V2.source, target, ignore=shutil.ignore_patterns("student_*", ".ipynb_checkpoints"))
+    notebook = cells.read(SOURCE)
+    for name in GRADED_MUTATIONS:
+        WRONG[name].plant(notebook)
     nbformat.write(notebook, target / NOTEBOOK)
 
 
@@ -90,26 +82,32 @@ def test_solutions_score_full_marks(grades: dict[str, dict]) -> None:
     lost = {name: message for name, (points, most, message) in grades["solutions"]["exercises"].items()
             if points < most}
     assert not lost, lost
-    assert lab["score"] == lab["max_score"] == 24
+    assert lab["score"] == lab["max_score"] == 37
     stack_checks = [e for e in lab["exercises"] if e["source"] == "stack"]
-    assert len(stack_checks) == 2, "the dashboard's stack checks (graders/checks/test_v2.py) did not run"
+    assert len(stack_checks) == STACK_CHECKS, "the stack checks (graders/checks/test_v2.py) did not all run"
 
 
-def test_released_notebook_scores_zero_and_grading_completes(grades: dict[str, dict]) -> None:
+def test_released_notebook_scores_zero_and_says_not_attempted(grades: dict[str, dict]) -> None:
+    cells.assert_released_from(SOURCE, RELEASED, V2.short)
     released = grades["released"]
     assert released["lab"]["problem"] is None
     assert set(released["exercises"]) == set(grades["solutions"]["exercises"]), "every exercise is graded"
     assert released["lab"]["score"] == 0
     assert all(message for _, _, message in released["exercises"].values()), "every lost point says why"
+    for name in cells.points(SOURCE):
+        message = released["exercises"][name][2]
+        assert message.startswith("not attempted yet"), (name, message)
 
 
 def test_each_mistake_costs_its_own_exercise_with_a_message_that_names_it(grades: dict[str, dict]) -> None:
     mistakes = grades["mistakes"]["exercises"]
-    broken = {mutation.exercise for mutation in MUTATIONS}
-    for mutation in MUTATIONS:
-        points, _, message = mistakes[mutation.exercise]
-        assert points == 0, f"{mutation.exercise} kept its points despite {mutation.new!r}"
-        assert mutation.says in message, f"{mutation.exercise}: {message!r} does not say {mutation.says!r}"
+    broken = {WRONG[name].exercise for name in GRADED_MUTATIONS}
+    assert len(broken) == len(GRADED_MUTATIONS), "one planted mistake per exercise"
+    for name in GRADED_MUTATIONS:
+        wrong = WRONG[name]
+        points, _, message = mistakes[wrong.exercise]
+        assert points == 0, f"{wrong.exercise} kept its points despite {name!r}"
+        assert wrong.says in message, f"{wrong.exercise} ({name}): {message!r} does not say {wrong.says!r}"
     kept = {name: message for name, (points, most, message) in mistakes.items()
             if name not in broken and points < most}
     assert not kept, f"mistakes elsewhere cost these exercises points: {kept}"
@@ -127,3 +125,82 @@ def test_lab_target_being_down_never_triggers_target_down(grades: dict[str, dict
     assert promapi.scalar('min_over_time(up{job="lab"}[1h])') == 0.0, "the lab target was never down: no test"
     assert promapi.scalar('max_over_time(up{job="lab"}[1h])') == 1.0, "no graded notebook's exporter was scraped"
     assert promapi.query('count_over_time(ALERTS{alertname="TargetDown",job="lab"}[1h])') == []
+
+
+# --- in-process: every wrong answer against its own check cell --------------------------------------------------
+
+@dataclass
+class LabNamespace:
+    globals: dict[str, Any]
+    folder: Path  # the notebook's working folder (the dashboard files it wrote)
+
+
+def _exec(notebook: nbformat.NotebookNode, cell_id: str, namespace: dict[str, Any]) -> None:
+    exec(compile(cells.cell(notebook, cell_id).source, f"<{cell_id}>", "exec"), namespace)
+
+
+@pytest.fixture(scope="module")
+def lab_namespace(live_stack: LiveStack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabNamespace]:
+    """The solutions notebook run once, top to bottom, without its check cells and demos."""
+    live.heal_faults()
+    folder = tmp_path_factory.mktemp("v2-in-process")
+    notebook = cells.read(SOURCE)
+    namespace: dict[str, Any] = {"__name__": "__main__"}
+    start = Path.cwd()
+    os.chdir(folder)
+    try:
+        for cell in notebook.cells:
+            meta = cell.metadata.get("nbgrader", {})
+            if cell.cell_type == "code" and meta and not meta.get("grade") and meta["grade_id"] not in NOT_IN_NAMESPACE:
+                _exec(notebook, meta["grade_id"], namespace)
+    finally:
+        os.chdir(start)
+    yield LabNamespace(namespace, folder)
+    live.heal_faults()
+
+
+@contextlib.contextmanager
+def _no_leftovers(namespace: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Whatever a wrong answer starts or registers in this process is undone: exporters it started (the lab port is
+    free again for the next test and for graded kernels), metrics it put on the global default registry."""
+    started = []
+    start_http_server = prometheus_client.start_http_server
+
+    def tracked(*args: Any, **kwargs: Any) -> Any:
+        server, thread = start_http_server(*args, **kwargs)
+        started.append(server)
+        return server, thread
+
+    monkeypatch.setattr(prometheus_client, "start_http_server", tracked)
+    registered = set(prometheus_client.REGISTRY._collector_to_names)
+    try:
+        yield
+    finally:
+        for server in started:
+            server.shutdown()
+            server.server_close()
+        namespace.pop("EXPORTER", None)
+        for collector in set(prometheus_client.REGISTRY._collector_to_names) - registered:
+            prometheus_client.REGISTRY.unregister(collector)
+
+
+@pytest.mark.parametrize("name", list(WRONG))
+def test_each_wrong_answer_fails_its_check_with_a_message_that_names_it(
+        name: str, lab_namespace: LabNamespace, monkeypatch: pytest.MonkeyPatch) -> None:
+    wrong = WRONG[name]
+    solutions, planted = cells.read(SOURCE), cells.read(SOURCE)
+    wrong.plant(planted)
+    namespace = lab_namespace.globals
+    monkeypatch.chdir(lab_namespace.folder)
+    with _no_leftovers(namespace, monkeypatch):
+        try:
+            with contextlib.suppress(Exception):  # nbgrader runs the check cell even when the answer cell raised
+                _exec(planted, wrong.cell, namespace)
+            with pytest.raises(AssertionError) as failure:
+                _exec(planted, wrong.exercise, namespace)
+        finally:
+            if wrong.cell not in NOT_IN_NAMESPACE:
+                _exec(solutions, wrong.cell, namespace)  # the right answer again, for the next wrong one
+    line = cells.first_failure_line(failure)
+    assert wrong.says in line, line
+    assert "not attempted" not in line, line

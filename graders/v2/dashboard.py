@@ -9,7 +9,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from graders.labcheck import expect, expect_equal, expect_type
+from graders.labcheck import expect, expect_equal, expect_type, reports_stubs
 
 QUERY_NAMES = ("REQUEST_RATE", "ERROR_RATIO", "P95_LATENCY", "COST_PER_HOUR", "TOKENS_PER_MINUTE")
 UNITS = {"REQUEST_RATE": "reqps", "ERROR_RATIO": "percentunit", "P95_LATENCY": "s", "COST_PER_HOUR": "currencyUSD"}
@@ -21,6 +21,7 @@ def _panels(board: Mapping[str, Any]) -> list[dict]:
     return panels + [p for row in board.get("panels", []) if row.get("type") == "row" for p in row.get("panels") or []]
 
 
+@reports_stubs
 def check_dashboard_json(build_dashboard: Callable[[dict[str, str]], Any], written: tuple[Path, Any] | None = None,
                          hidden: bool = False) -> None:
     """build_dashboard(queries) on vector(1) ... vector(5); hidden: the units and titles, and `written` (the file the
@@ -45,7 +46,9 @@ def check_dashboard_json(build_dashboard: Callable[[dict[str, str]], Any], writt
     units = {(found or [None])[0]: ((p.get("fieldConfig") or {}).get("defaults") or {}).get("unit")
              for p, found in zip(panels, exprs)}
     expect_equal([units.get(queries[name]) for name in UNITS], list(UNITS.values()),
-                 "units of the rate, ratio, latency and cost panels")
+                 "units of the rate, ratio, latency and cost panels",
+                 "the unit says what the query returns: requests per second, a 0-1 ratio (percentunit; percent expects "
+                 "0-100), seconds (Prometheus histograms are in seconds), US dollars")
     expect(len({p.get("title") for p in panels}) == 5, "two panels share a title", "one title per panel")
     if written is not None:
         path, dashboard = written
