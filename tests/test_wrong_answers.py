@@ -29,3 +29,12 @@ def test_every_graded_exercise_has_enough_wrong_answers_that_still_apply(lab) ->
              if per_exercise[exercise] < wrong_answers.MIN_PER_EXERCISE}
     assert not short, f"{wrong_answers.path(lab.short).name}: fewer than {wrong_answers.MIN_PER_EXERCISE} wrong " \
                       f"answers for {short}"
+
+
+def test_a_name_given_twice_is_refused_not_silently_dropped(tmp_path, monkeypatch) -> None:  # noqa: ANN001
+    entry = "  exercise: ex4_cost_by\n  mistake: aggregation\n  replace: [{old: a, new: b}]\n  says: x\n"
+    (tmp_path / "v1.yaml").write_text(f"same name:\n{entry}same name:\n{entry}")
+    monkeypatch.setattr(wrong_answers, "HERE", tmp_path)
+    lab = select("v1")[0]
+    with pytest.raises(Exception, match=r"\['same name'\] given twice"):
+        wrong_answers.load("v1", lab.source / f"{lab.id}.ipynb")

@@ -59,13 +59,24 @@ class WrongAnswer:
             target.source = target.source.replace(old, new)
 
 
+class _UniqueKeys(yaml.SafeLoader):
+    """A YAML loader that refuses a name given twice (plain YAML keeps the last one and drops the other silently)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        names = [self.construct_object(key, deep=deep) for key, _ in node.value]
+        twice = sorted({str(name) for name in names if names.count(name) > 1})
+        if twice:
+            raise yaml.constructor.ConstructorError(None, None, f"{twice} given twice", node.start_mark)
+        return super().construct_mapping(node, deep=deep)
+
+
 def path(lab: str) -> Path:
     return HERE / f"{lab}.yaml"
 
 
 def load(lab: str, source: Path) -> dict[str, WrongAnswer]:
     """Lab `lab`'s wrong answers (v1 ... v4), their default cells taken from the solution notebook `source`."""
-    raw = yaml.safe_load(path(lab).read_text()) or {}
+    raw = yaml.load(path(lab).read_text(), Loader=_UniqueKeys) or {}  # noqa: S506 - a SafeLoader
     answer_of = cells.answer_of(source)
     found = {}
     for name, entry in raw.items():
