@@ -13,7 +13,8 @@ LABS_DIR = REPO_ROOT / "labs"
 # LLMOBS_BUILD_DIR moves grading output (tests grade into temp folders so runs never clobber each other).
 BUILD_DIR = Path(os.environ.get("LLMOBS_BUILD_DIR", REPO_ROOT / "build")).resolve()
 GRADING_DIR = BUILD_DIR / "grading"
-GRADES_JSON = BUILD_DIR / "grades.json"
+GRADES_JSON = BUILD_DIR / "grades.json"   # a copy of the latest run's (graders/runs.py)
+GRADES_CSV = BUILD_DIR / "grades.csv"     # a copy of the latest class run's
 NBGRADER_CONFIG = Path(__file__).with_name("nbgrader_config.py")
 
 

@@ -51,10 +51,12 @@ c.LimitOutput.max_traceback = 50
 # A deleted test cell is put back (and scored); edited locked cells are overwritten from the gradebook.
 c.OverwriteCells.add_missing_cells = True
 
-# Students see why they lost points, never the hidden tests themselves.
+# Students see why they lost points, never the hidden tests themselves; the summary on top lists every check that
+# scored the lab (the stack checks too) with the same total as the terminal table and grades.csv.
 c.GenerateFeedback.preprocessors = [
     "nbgrader.preprocessors.GetGrades",
     "nbgrader.preprocessors.ClearHiddenTests",
+    "graders.feedback.GradeSummary",
     "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor",
 ]
 
