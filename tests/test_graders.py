@@ -14,8 +14,9 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from nbformat.v4 import new_output
 
-from graders import course, notebooks, runs
+from graders import course, notebooks, outputcap, runs
 from graders.release import differences, release
 from graders.results import ExerciseResult
 from stack.paths import REPO_ROOT
@@ -143,3 +144,25 @@ def test_strict_mode_fails_when_points_are_lost_and_grades_json_explains_why() -
     assert grades[0]["score"] == 0 and grades[0]["max_score"] > 0
     assert all(exercise["message"] for exercise in grades[0]["exercises"]), "every lost point needs a reason"
     assert "v1" in result.stdout and "total" in result.stdout
+
+
+def test_output_over_the_byte_limits_is_cut_but_never_what_scores_a_cell() -> None:
+    """Printing megabytes must neither reach the feedback nor hide an error (which scores the check cell 0)."""
+    budget = outputcap.OutputBudget(per_cell=1_000, per_notebook=1_500)
+    budget.start_cell()
+    flood = new_output("stream", name="stdout", text="x" * 5_000)
+    assert budget.admit(flood) and flood.text == "x" * 1_000
+    assert not budget.admit(new_output("stream", name="stdout", text="more")), "a full cell keeps no more output"
+    error = new_output("error", ename="LabCheckFailed", evalue="cost: expected 0.5, got 5.0" + " pad" * 10_000,
+                       traceback=["line"] * 5_000)
+    stderr = new_output("stream", name="stderr", text="oops")
+    assert budget.admit(error) and budget.admit(stderr), "errors and stderr must survive: nbgrader scores them 0"
+    assert error.evalue.startswith("cost: expected 0.5, got 5.0") and outputcap.size(error) <= 4_000
+    assert budget.cell_cut > 50_000
+
+    budget = outputcap.OutputBudget(per_cell=1_000, per_notebook=1_500)
+    for cell_output in ("a" * 900, "b" * 900):
+        budget.start_cell()
+        budget.admit(new_output("stream", name="stdout", text=cell_output))
+    assert budget.notebook_used == 1_500, "the notebook's limit is reached before the second cell's"
+    assert outputcap.cut_marker(budget.cell_cut) == "[output cut: 300 bytes]"
