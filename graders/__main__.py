@@ -114,6 +114,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             api = notebooks.prepare(labs, feedback_dir=run.feedback)
         except notebooks.GradingError as error:
+            runs.discard(run)
             console.print(f"[red]error:[/] {error}")
             return 2
         for student, per_lab in work.items():

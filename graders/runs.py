@@ -6,6 +6,8 @@ copy of the newest run's. Earlier runs are never touched: delete a run's folder 
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import os
 import re
 import shutil
@@ -53,22 +55,30 @@ def _slug(text: str) -> str:
 
 def start(name: str | None, graded: str) -> Run:
     """A new, empty run folder: `name` when given (refused when taken), else <UTC time>-<what is graded>."""
+    RUNS_DIR.mkdir(parents=True, exist_ok=True)
     if name:
         if not RUN_NAME.fullmatch(name):
             raise RunNameProblem(f"RUN={name!r} is not a usable folder name; use letters, digits, '.', '_' or '-' "
                                  "(at most 80), starting with a letter or digit")
-        folder = RUNS_DIR / name
-        if folder.exists():
-            raise RunNameProblem(f"a grading run called {name!r} already exists ({folder}); choose another RUN= "
-                                 "name, or delete that folder if you no longer need it")
-    else:
-        base = f"{datetime.now(UTC):%Y%m%d-%H%M%S}-{_slug(graded)}"
-        folder, copy = RUNS_DIR / base, 1
-        while folder.exists():
-            copy += 1
-            folder = RUNS_DIR / f"{base}-{copy}"
-    folder.mkdir(parents=True)
-    return Run(folder)
+        try:
+            (RUNS_DIR / name).mkdir()
+        except FileExistsError:
+            raise RunNameProblem(f"a grading run called {name!r} already exists ({RUNS_DIR / name}); choose "
+                                 "another RUN= name, or delete that folder if you no longer need it") from None
+        return Run(RUNS_DIR / name)
+    base = f"{datetime.now(UTC):%Y%m%d-%H%M%S}-{_slug(graded)}"
+    for copy in itertools.count(1):
+        folder = RUNS_DIR / (base if copy == 1 else f"{base}-{copy}")
+        with contextlib.suppress(FileExistsError):
+            folder.mkdir()
+            return Run(folder)
+    raise AssertionError("unreachable")
+
+
+def discard(run: Run) -> None:
+    """Remove a run that wrote nothing (grading could not start)."""
+    with contextlib.suppress(OSError):
+        run.folder.rmdir()
 
 
 def _point_latest_at(run: Run) -> None:
