@@ -21,6 +21,9 @@ from traitlets import Float, Integer
 
 from graders.outputcap import OutputBudget, cut_marker
 
+IGNORED_INTERRUPT = ("the code ignored the interrupt (does it catch BaseException or KeyboardInterrupt?), so the "
+                     "kernel was restarted and the cells before this one were run again")
+
 
 class GuardedExecute(Execute):
 
@@ -34,12 +37,10 @@ class GuardedExecute(Execute):
         self._budget = OutputBudget(self.max_cell_output_bytes, self.max_notebook_output_bytes)
         self._timed_out = False
         self._completed_sources: list[str] = []  # code cells run to the end, replayed after a restart
-        self.restarts = 0
 
     def preprocess(self, nb: NotebookNode, resources: Any = None, km: Any = None) -> tuple[NotebookNode, Any]:
         self._budget = OutputBudget(self.max_cell_output_bytes, self.max_notebook_output_bytes)
         self._completed_sources = []
-        self.restarts = 0
         return super().preprocess(nb, resources, km)
 
     def preprocess_cell(self, cell: NotebookNode, resources: Any, index: int) -> tuple[NotebookNode, Any]:
@@ -47,7 +48,10 @@ class GuardedExecute(Execute):
         self._timed_out = False
         cell, resources = super().preprocess_cell(cell, resources, index)
         if self._timed_out:
-            self._recover()
+            if self._recover():
+                for output in cell.outputs:
+                    if output.output_type == "error" and output.ename == "CellTimeoutError":
+                        output.evalue = IGNORED_INTERRUPT
         elif cell.cell_type == "code" and cell.source.strip():
             self._completed_sources.append(cell.source)
         return cell, resources
@@ -77,7 +81,6 @@ class GuardedExecute(Execute):
 
     async def _async_restart(self) -> None:
         assert self.km is not None and self.kc is not None
-        self.restarts += 1
         await ensure_async(self.km.restart_kernel(now=True))
         await ensure_async(self.kc.stop_channels())
         self.kc = self.km.client()
@@ -95,15 +98,17 @@ class GuardedExecute(Execute):
                 return False
         return True
 
-    async def _async_recover(self) -> None:
+    async def _async_recover(self) -> bool:
+        """After a time-out: True when the kernel ignored the interrupt and had to be restarted."""
         if await self._async_answers(self.interrupt_grace_seconds):
-            return
+            return False
         self.log.warning("the kernel ignored the interrupt: restarting it and re-running the cells before")
         await self._async_restart()
         if not await self._async_replay():
             self.log.warning("a re-run cell did not finish in time: going on in a fresh kernel")
             self._completed_sources = []
             await self._async_restart()
+        return True
 
     _recover = run_sync(_async_recover)
 

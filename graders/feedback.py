@@ -21,29 +21,33 @@ def _points(value: float) -> str:
     return f"{value:g}"
 
 
-def _cell_text(text: str) -> str:
-    return html.escape(" ".join(text.split())).replace("|", "\\|")
+CELL_STYLE = 'style="padding: 2px 12px 2px 0; text-align: left; vertical-align: top"'
 
 
-def _exercise_name(exercise: dict[str, Any]) -> str:
-    """A notebook check by its grade id (as the cell below is headed), a stack check by its title."""
-    name = _cell_text(exercise["exercise"])
-    return f"`{name}`" if exercise["source"] == "notebook" else name
+def _cell(text: str, tag: str = "td") -> str:
+    return f"<{tag} {CELL_STYLE}>{text}</{tag}>"
+
+
+def _row(exercise: dict[str, Any]) -> str:
+    name = html.escape(exercise["exercise"])
+    name = f"<code>{name}</code>" if exercise["source"] == "notebook" else name  # as the cell below is headed
+    checked_by = SOURCE_NAMES.get(exercise["source"], exercise["source"])
+    points = f"{_points(exercise['points'])}&nbsp;/&nbsp;{_points(exercise['max_points'])}"
+    return "<tr>" + "".join(_cell(text) for text in (name, checked_by, points, html.escape(exercise["message"]))) \
+        + "</tr>"
 
 
 def summary_markdown(lab: dict[str, Any]) -> str:
-    rows = [f"| {_exercise_name(e)} | {SOURCE_NAMES.get(e['source'], e['source'])} | "
-            f"{_points(e['points'])} / {_points(e['max_points'])} | {_cell_text(e['message'])} |"
-            for e in lab["exercises"]]
+    heading = "".join(_cell(title, "th") for title in ("exercise", "checked by", "points", "why points were lost"))
     return "\n".join([
         f"## Grade for {lab['lab'].upper()}: {_points(lab['score'])} / {_points(lab['max_score'])}",
         "",
         "Every check that scored this lab: the check cells of the notebook below and the checks run against the "
         "stack. The total is the one in `make grade`'s table and in grades.csv.",
         "",
-        "| exercise | checked by | points | why points were lost |",
-        "| --- | --- | --- | --- |",
-        *rows,
+        f"<table><thead><tr>{heading}</tr></thead><tbody>",
+        *(_row(exercise) for exercise in lab["exercises"]),
+        "</tbody></table>",
     ])
 
 

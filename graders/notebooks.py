@@ -85,7 +85,8 @@ def explain(outputs: list) -> str:
             if name == "NotImplementedError":
                 return "not attempted yet: the exercise cell still raises NotImplementedError"
             if name in ("KeyboardInterrupt", "CellTimeoutError"):
-                return "interrupted after the per-cell time limit (an endless loop, or waiting on something?)"
+                why = "interrupted after the per-cell time limit (an endless loop, or waiting on something?)"
+                return f"{why}; {value}" if name == "CellTimeoutError" and value else why
             if name == "SystemExit":
                 return "the code called sys.exit() (or exit()); a notebook must not stop its own kernel"
             if name == "NameError":

@@ -126,6 +126,7 @@ def test_hostile_notebook_costs_only_the_exercises_it_breaks(api, tmp_path: Path
 
     messages = {name: e.message for name, e in graded.items()}
     assert graded["ex1_json_formatter"].points == 0 and "time limit" in messages["ex1_json_formatter"], messages
+    assert "ignored the interrupt" not in messages["ex1_json_formatter"], "a loop that stops must not restart"
     assert graded["ex2_request_cost"].points == 0 and "sys.exit()" in messages["ex2_request_cost"], messages
     assert graded["ex3_logging_client"].points == 0 and "provider calls made" in messages["ex3_logging_client"]
     assert graded["ex4_cost_by"].points == 0 and "failed calls count as requests too" in messages["ex4_cost_by"]
@@ -141,6 +142,7 @@ def test_hostile_notebook_costs_only_the_exercises_it_breaks(api, tmp_path: Path
     assert "debug line 0" in flood and "debug line 99999" not in flood and len(flood.splitlines()) <= 250
     stuck = [o for o in cells.cell(autograded, "scratch_loop").outputs if o.output_type == "error"]
     assert [o.ename for o in stuck] == ["CellTimeoutError"], cells.cell(autograded, "scratch_loop").outputs
+    assert "ignored the interrupt" in notebooks.explain(stuck), "the student must learn why the kernel restarted"
 
     huge = cells.cell(autograded, "ex6_request_story_answer").outputs
     shown = "".join(o.get("text", "") for o in huge)
