@@ -80,9 +80,9 @@ bench-streaming: $(STAMP) ## the gateway's added time to first token and a cache
 bench-tests: ## time `bash .ci/run` on a clean clone of HEAD (~8 min) and write it into docs/performance.md
 	@$(PY) -m bench.testsuite
 
-grade: $(STAMP) ## grade the labs: LAB=v1 NOTEBOOKS=labs|solutions|DIR SUBMISSIONS=DIR STRICT=1
+grade: $(STAMP) ## grade the labs: LAB=v1 NOTEBOOKS=labs|solutions|DIR SUBMISSIONS=DIR STRICT=1 RUN=name
 	@$(PY) -m graders $(if $(LAB),--lab $(LAB)) $(if $(NOTEBOOKS),--notebooks $(NOTEBOOKS)) \
-		$(if $(SUBMISSIONS),--submissions $(SUBMISSIONS)) $(if $(STRICT),--strict)
+		$(if $(SUBMISSIONS),--submissions $(SUBMISSIONS)) $(if $(STRICT),--strict) $(if $(RUN),--run $(RUN))
 
 release: $(STAMP) ## regenerate labs/ from solutions/ (nbgrader generate_assignment)
 	@$(PY) -m graders.release $(if $(LAB),--lab $(LAB))

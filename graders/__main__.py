@@ -5,6 +5,11 @@
     python -m graders --notebooks solutions   # the instructor's sources (should score 100 %)
     python -m graders --submissions DIR       # a class: DIR/<student>/<lab>/ (or DIR/submitted/<student>/<lab>/)
     python -m graders --strict                # exit 1 when any point is lost
+    python -m graders --run midterm           # name this run's folder (default: <UTC time>-<what is graded>)
+
+Each run keeps its results in build/grading/runs/<run>/ (grades.json, grades.csv for a class, feedback HTML);
+earlier runs are never touched. build/grading/latest points at the newest; build/grades.json (and build/grades.csv
+after a class) is a copy of the newest run's.
 
 Exit status: 0 graded (points lost or not), 1 --strict and points lost, 2 bad arguments or grading broken.
 """
@@ -12,8 +17,6 @@ Exit status: 0 graded (points lost or not), 1 --strict and points lost, 2 bad ar
 from __future__ import annotations
 
 import argparse
-import contextlib
-import io
 import logging
 import sys
 import warnings
@@ -22,8 +25,8 @@ from pathlib import Path
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
 
-from graders import notebooks, report, stackchecks
-from graders.course import BUILD_DIR, GRADES_JSON, GRADING_DIR, LABS_DIR, REPO_ROOT, SOLUTIONS_DIR, Lab, UnknownLab, select
+from graders import notebooks, report, runs
+from graders.course import GRADES_CSV, GRADES_JSON, LABS_DIR, REPO_ROOT, SOLUTIONS_DIR, Lab, UnknownLab, select
 from graders.results import LabResult
 from stack import topology
 from stack.runner.processes import port_in_use
@@ -72,22 +75,14 @@ def _shown(path: Path) -> str:
 
 
 def grade_one(api, lab: Lab, student: str, folder: Path) -> LabResult:
-    if not folder.is_dir():
-        result = LabResult(lab.short, student)
-        result.problem = f"no folder {folder}: nothing submitted for {lab.id}"
-        return result
-    missing = notebooks.missing_notebooks(lab, folder)
-    if missing:
-        result = LabResult(lab.short, student)
-        result.problem = f"{folder} lacks {', '.join(missing)} (restore it from labs/{lab.id}/ or git)"
-        return result
-    notebooks.submit(lab, student, folder)
-    result = notebooks.autograde(api, lab, student)
-    if result.problem is None:
-        autograded = GRADING_DIR / "autograded" / student / lab.id
-        with contextlib.redirect_stdout(io.StringIO()):
-            result.exercises.extend(stackchecks.run(lab, autograded))
-    return result
+    """One student's lab: the notebook, then the stack checks (graders.notebooks.grade)."""
+    return notebooks.grade(api, lab, student, folder)
+
+
+def _what_is_graded(args: argparse.Namespace) -> str:
+    if args.submissions:
+        return f"class-{Path(args.submissions).resolve().name}"
+    return "solutions" if args.notebooks == "solutions" else args.student
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -97,6 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--submissions", help="grade a class: a folder with one sub-folder per student")
     parser.add_argument("--student", default="you", help="the name your own grades are filed under")
     parser.add_argument("--strict", action="store_true", help="exit 1 when any point is lost")
+    parser.add_argument("--run", help="name of this run's folder under build/grading/runs/ (must be new)")
     args = parser.parse_args(argv)
     warnings.filterwarnings("ignore")
     logging.getLogger("traitlets").setLevel(logging.ERROR)
@@ -105,7 +101,8 @@ def main(argv: list[str] | None = None) -> int:
         if not labs:
             raise UsageProblem("no labs found under solutions/")
         work = plan(args, labs)
-    except (UnknownLab, UsageProblem) as error:
+        run = runs.start(args.run, _what_is_graded(args))
+    except (UnknownLab, UsageProblem, runs.RunNameProblem) as error:
         console.print(f"[red]error:[/] {error}")
         return 2
     _warn_about_busy_lab_ports(labs)
@@ -115,8 +112,9 @@ def main(argv: list[str] | None = None) -> int:
                   console=console, transient=True) as progress:
         task = progress.add_task("reading solutions/ into the gradebook", total=total)
         try:
-            api = notebooks.prepare(labs)
+            api = notebooks.prepare(labs, feedback_dir=run.feedback)
         except notebooks.GradingError as error:
+            runs.discard(run)
             console.print(f"[red]error:[/] {error}")
             return 2
         for student, per_lab in work.items():
@@ -125,12 +123,11 @@ def main(argv: list[str] | None = None) -> int:
                 results.append(grade_one(api, lab, student, folder))
                 progress.advance(task)
     report.print_results(console, results, show_student=len(work) > 1)
-    report.write_json(results, GRADES_JSON)
-    console.print(f"grades: {_shown(GRADES_JSON)}")
-    if args.submissions:
-        csv_path = BUILD_DIR / "grades.csv"
-        report.write_csv(results, csv_path)
-        console.print(f"class grades: {_shown(csv_path)}; feedback HTML in {_shown(GRADING_DIR / 'feedback')}/")
+    written = runs.finish(run, results, class_grades=bool(args.submissions))
+    console.print(f"this run: {_shown(run.folder)}/ ({', '.join(p.name for p in written)}, feedback HTML in "
+                  f"feedback/<student>/<lab>/); {_shown(runs.LATEST)} points to it, earlier runs are kept")
+    copies = [GRADES_JSON] + ([GRADES_CSV] if args.submissions else [])
+    console.print(f"copied to {' and '.join(_shown(p) for p in copies)}")
     lost = any(r.problem or r.score < r.max_score for r in results)
     return 1 if args.strict and lost else 0
 

@@ -13,7 +13,8 @@ LABS_DIR = REPO_ROOT / "labs"
 # LLMOBS_BUILD_DIR moves grading output (tests grade into temp folders so runs never clobber each other).
 BUILD_DIR = Path(os.environ.get("LLMOBS_BUILD_DIR", REPO_ROOT / "build")).resolve()
 GRADING_DIR = BUILD_DIR / "grading"
-GRADES_JSON = BUILD_DIR / "grades.json"
+GRADES_JSON = BUILD_DIR / "grades.json"   # a copy of the latest run's (graders/runs.py)
+GRADES_CSV = BUILD_DIR / "grades.csv"     # a copy of the latest class run's
 NBGRADER_CONFIG = Path(__file__).with_name("nbgrader_config.py")
 
 
@@ -46,13 +47,14 @@ class UnknownLab(ValueError):
 
 
 def select(names: str | None) -> list[Lab]:
-    """Labs by short name or folder name; several separated by commas (`v1,v2`); all when empty."""
+    """Labs by short name or folder name in any case (`v1`, `V1`, `v1_logging_cost`); several separated by commas
+    (`v1,V2`); all when empty."""
     labs = existing_labs()
     if not names:
         return labs
     chosen = []
     for name in (part.strip() for part in names.split(",") if part.strip()):
-        match = next((lab for lab in labs if name in (lab.short, lab.id)), None)
+        match = next((lab for lab in labs if name.lower() in (lab.short.lower(), lab.id.lower())), None)
         if match is None:
             known = ", ".join(f"{lab.short} ({lab.id})" for lab in labs)
             raise UnknownLab(f"no lab called {name!r}; choose one of: {known}")

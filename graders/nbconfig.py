@@ -55,10 +55,10 @@ def _venv_on_path() -> None:
         os.environ["PATH"] = bin_dir + os.pathsep + os.environ.get("PATH", "")
 
 
-def api(release_directory: str | None = None, quiet: bool = True) -> NbGraderAPI:
+def api(quiet: bool = True, **directories: str) -> NbGraderAPI:
+    """directories: CourseDirectory settings to override (release_directory=..., feedback_directory=...)."""
     _venv_on_path()
-    overrides = {"release_directory": release_directory} if release_directory else {}
-    config = load_config(**overrides)
+    config = load_config(**directories)
     log = logging.getLogger("nbgrader")
     log.setLevel(logging.ERROR if quiet else logging.INFO)
     coursedir = CourseDirectory(config=config)

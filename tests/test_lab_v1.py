@@ -1,6 +1,7 @@
 """Lab V1 (structured JSON logging and per-request cost): the solutions score 100 %, the released stubs score 0,
 plausible mistakes lose their exercise's points with a message that helps, and hostile notebooks (endless loop,
-sys.exit, a flood of output, deleted or emptied check cells) cost only the exercises they touch.
+sys.exit, a loop that swallows the interrupt, 50 MB printed at once, a flood of lines, deleted or emptied check
+cells) cost only the exercises they touch.
 
 Grading goes through graders.notebooks (nbgrader, into build/grading/) exactly as `make grade` does; the gradebook
 is prepared once for the module and each notebook is graded once. The cheaper in-process tests run the notebook's
@@ -15,7 +16,7 @@ import pytest
 
 from graders import notebooks
 from graders.course import LABS_DIR, select
-from graders.results import ExerciseResult
+from graders.results import ExerciseResult, LabResult
 from tests import notebook_cells as cells, wrong_answers
 from tests.classgrading import short_cell_timeout
 
@@ -30,6 +31,7 @@ ANSWER_OF = cells.answer_of(SOURCE)  # check cell -> the answer cell it checks
 WRONG = wrong_answers.load(LAB.short, SOURCE)  # tests/wrong_answers/v1.yaml
 
 HOSTILE_TIMEOUT_SECONDS = 8
+SWALLOWS_INTERRUPTS = "import time\nwhile True:\n    try:\n        time.sleep(1)\n    except BaseException:\n        pass\n"
 
 # One mutation per exercise for the nbgrader run; ex4 stays correct (its check cell is deleted) and keeps its points.
 GRADED_MUTATIONS = ["raw user id logged", "cost per thousand tokens", "failed calls not recorded in the CSV",
@@ -51,13 +53,16 @@ def api():
     return notebooks.prepare([LAB])
 
 
-def _grade(api, student: str, folder: Path) -> dict[str, ExerciseResult]:
+def _autograde(api, student: str, folder: Path) -> LabResult:
     notebooks.submit(LAB, student, folder)
     result = notebooks.autograde(api, LAB, student)
     assert result.problem is None, result.problem
-    graded = {e.exercise: e for e in result.exercises}
-    assert {name: e.max_points for name, e in graded.items()} == POINTS
-    return graded
+    assert {e.exercise: e.max_points for e in result.exercises} == POINTS
+    return result
+
+
+def _grade(api, student: str, folder: Path) -> dict[str, ExerciseResult]:
+    return {e.exercise: e for e in _autograde(api, student, folder).exercises}
 
 
 def test_solutions_score_full_marks(api) -> None:
@@ -108,14 +113,22 @@ def test_hostile_notebook_costs_only_the_exercises_it_breaks(api, tmp_path: Path
     notebook.cells.remove(cells.cell(notebook, "ex4_cost_by"))
     _mutate(notebook, "error rate over successful calls only")         # ex5: wrong answer, check cell emptied
     cells.cell(notebook, "ex5_top_and_error_rate").source = "pass"
-    # ex6 to ex8 are left alone and must keep their points.
+    # A scratch cell of the student's own that swallows the interrupt: the kernel must be restarted, and every
+    # later exercise still graded on the state the cells before it built.
+    scratch = nbformat.v4.new_code_cell(SWALLOWS_INTERRUPTS, id="scratch_loop")
+    notebook.cells.insert(notebook.cells.index(cells.cell(notebook, "ex1_json_formatter")) + 1, scratch)
+    cells.replace_once(notebook, "ex6_request_story_answer", "def request_story(",  # ex6: right, but 50 MB printed
+                       "print('x' * 50_000_000)\n\n\ndef request_story(")
+    # ex7 and ex8 are left alone and must keep their points.
     folder = cells.write(notebook, tmp_path / "hostile", NOTEBOOK)
 
     with short_cell_timeout(api, HOSTILE_TIMEOUT_SECONDS):
-        graded = _grade(api, "test-v1-hostile", folder)
+        result = _autograde(api, "test-v1-hostile", folder)
+    graded = {e.exercise: e for e in result.exercises}
 
     messages = {name: e.message for name, e in graded.items()}
     assert graded["ex1_json_formatter"].points == 0 and "time limit" in messages["ex1_json_formatter"], messages
+    assert "ignored the interrupt" not in messages["ex1_json_formatter"], "a loop that stops must not restart"
     assert graded["ex2_request_cost"].points == 0 and "sys.exit()" in messages["ex2_request_cost"], messages
     assert graded["ex3_logging_client"].points == 0 and "provider calls made" in messages["ex3_logging_client"]
     assert graded["ex4_cost_by"].points == 0 and "failed calls count as requests too" in messages["ex4_cost_by"]
@@ -130,6 +143,18 @@ def test_hostile_notebook_costs_only_the_exercises_it_breaks(api, tmp_path: Path
     assert cells.cell(autograded, emptied).source == cells.cell(_source(), emptied).source
     flood = "".join(o.get("text", "") for o in cells.cell(autograded, "ex3_logging_client").outputs)
     assert "debug line 0" in flood and "debug line 99999" not in flood and len(flood.splitlines()) <= 250
+    stuck = [o for o in cells.cell(autograded, "scratch_loop").outputs if o.output_type == "error"]
+    assert [o.ename for o in stuck] == ["CellTimeoutError"], cells.cell(autograded, "scratch_loop").outputs
+    assert "ignored the interrupt" in notebooks.explain(stuck), "the student must learn why the kernel restarted"
+
+    huge = cells.cell(autograded, "ex6_request_story_answer").outputs
+    shown = "".join(o.get("text", "") for o in huge)
+    assert shown.startswith("xxxx") and len(shown) <= 100_000, len(shown)
+    assert any("[output cut: " in o.get("data", {}).get("text/plain", "") for o in huge), huge
+    graded_file = notebooks.GRADING_DIR / "autograded" / "test-v1-hostile" / LAB.id / NOTEBOOK
+    assert graded_file.stat().st_size < 3_000_000, "the 50 MB print reached the autograded notebook"
+    feedback = Path(result.feedback_html)
+    assert feedback.stat().st_size < 3_000_000 and "[output cut: " in feedback.read_text()
 
 
 # --- in-process: the check cells against many wrong answers, without nbgrader ------------------------------------
