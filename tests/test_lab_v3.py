@@ -38,7 +38,9 @@ NOTEBOOK = f"{LAB.id}.ipynb"
 SOURCE = LAB.source / NOTEBOOK
 RELEASED = LABS_DIR / LAB.id / NOTEBOOK
 GRADING_TIMEOUT_SECONDS = 240
-HOSTILE_TIMEOUT_SECONDS = 12  # the alert-quality replay (fifteen timelines) must fit in it on a busy machine
+# the alert-quality replay (fifteen timelines through promtool) must fit in it on a busy machine: measured 12+ s
+# with the load of a whole `make test`
+HOSTILE_TIMEOUT_SECONDS = 20
 LIVE = "live: a provider fault pages through your rules and routing"
 
 POINTS = cells.points(SOURCE)        # grade id -> points, from the notebook's nbgrader metadata
@@ -181,7 +183,7 @@ def test_hostile_notebook_costs_only_the_exercise_it_breaks(tmp_path: Path) -> N
     notebook = _source()
     notebook.cells = [c for c in notebook.cells if not c.id.endswith("_try")]  # demos would call it again
     cells.replace_once(notebook, "ex3_retention_answer", "    today = datetime",
-                       "    while True:\n        pass\n    today = datetime")
+                       "    while True:\n        __import__('time').sleep(0.05)\n    today = datetime")  # idle, not busy
     api = notebooks.prepare([LAB])
     with short_cell_timeout(api, HOSTILE_TIMEOUT_SECONDS):
         notebooks.submit(LAB, "test-v3-hostile", cells.write(notebook, tmp_path / "hostile", NOTEBOOK))
