@@ -28,9 +28,11 @@ def _log_tail(result: dict, lines: int = 25) -> str:
     return "\n".join(text.strip().splitlines()[-lines:])
 
 
-def prepare(labs: list[Lab]) -> NbGraderAPI:
-    """A fresh gradebook holding every lab's grade cells, built from solutions/."""
-    shutil.rmtree(GRADING_DIR, ignore_errors=True)
+def prepare(labs: list[Lab], fresh: bool = True) -> NbGraderAPI:
+    """A gradebook holding every lab's grade cells, built from solutions/ (a fresh one unless `fresh` is False:
+    then `labs` are added to the existing gradebook and its graded submissions are kept)."""
+    if fresh:
+        shutil.rmtree(GRADING_DIR, ignore_errors=True)
     api = nbconfig.api(release_directory=RELEASE_FOR_GRADING)
     for lab in labs:
         result = api.generate_assignment(lab.id, force=True)
