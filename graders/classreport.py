@@ -23,13 +23,16 @@ def _points(value: float) -> str:
 
 
 def write_lms_csv(results: list[LabResult], path: Path) -> None:
-    """One row per student and lab: what an LMS gradebook imports (a lab that could not be graded scores 0)."""
+    """One row per student and lab: what an LMS gradebook imports (a lab that could not be graded scores 0 of the
+    lab's points)."""
+    maxima = _lab_maxima(results)
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", newline="") as out:
         writer = csv.writer(out)
         writer.writerow(LMS_COLUMNS)
         for result in results:
-            writer.writerow([result.student, result.lab, _points(result.score), _points(result.max_score)])
+            writer.writerow([result.student, result.lab, _points(result.score),
+                             _points(maxima.get(result.lab, result.max_score))])
 
 
 def _lab_maxima(results: list[LabResult]) -> dict[str, float]:
