@@ -153,6 +153,10 @@ def main(argv: list[str] | None = None) -> int:
     except notebooks.GradingError as error:
         console.print(f"[red]error:[/] {error}")
         return 2
+    except KeyboardInterrupt:
+        kept = " (a class run keeps what it graded: run it again to grade the rest)" if args.submissions else ""
+        console.print(f"[yellow]interrupted[/]{kept}")
+        return 130
     report.write_json(results, GRADES_JSON)
     console.print(f"grades: {_shown(GRADES_JSON)}")
     if args.submissions:
