@@ -20,7 +20,7 @@ TRACES_VENV := .venv-traces
 TRACES_STAMP := $(TRACES_VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 TRACES_ON := $(filter-out 0 no false,$(TRACES))
 
-.PHONY: help up down status logs test generate check-generated bench bench-streaming bench-tests os-deps venv grade release traces-backend
+.PHONY: help up down status logs test generate check-generated bench bench-class bench-streaming bench-tests os-deps venv grade release traces-backend
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -70,19 +70,25 @@ test: $(STAMP) ## run every test (installs what is missing first; TEST_WORKERS=1
 	@bash $(OS_PACKAGES) $(TEST_OS_PACKAGES)
 	@$(PY) -m pytest $(if $(filter-out 1,$(TEST_WORKERS)),-n $(TEST_WORKERS) --dist loadgroup) $(PYTEST_ARGS)
 
-bench: $(STAMP) ## run the benchmarks (~10 min, stack must be down) and rewrite docs/performance.md
+bench: $(STAMP) ## run the benchmarks (~40 min with a class of 40 graded, stack must be down) and rewrite docs/performance.md
 	@bash $(OS_PACKAGES) wrk:wrk
 	@$(PY) -m bench
 
 bench-streaming: $(STAMP) ## the gateway's added time to first token and a cache hit's latency (~1 min) into docs/performance.md
 	@$(PY) -m bench.streaming
 
+bench-class: $(STAMP) ## grade a generated class of 40 students x every lab (~30 min, stack must be down) into docs/performance.md
+	@bash $(OS_PACKAGES)
+	@$(PY) -m bench.classgrading
+
 bench-tests: ## time `bash .ci/run` on a clean clone of HEAD (~8 min) and write it into docs/performance.md
 	@$(PY) -m bench.testsuite
 
-grade: $(STAMP) ## grade the labs: LAB=v1 NOTEBOOKS=labs|solutions|DIR SUBMISSIONS=DIR STRICT=1 RUN=name
+grade: $(STAMP) ## grade the labs: LAB=v1 NOTEBOOKS=labs|solutions|DIR SUBMISSIONS=DIR STRICT=1 RUN=name (a class: WORKERS=n FRESH=1 BELOW=50 TIMEOUT=s)
 	@$(PY) -m graders $(if $(LAB),--lab $(LAB)) $(if $(NOTEBOOKS),--notebooks $(NOTEBOOKS)) \
-		$(if $(SUBMISSIONS),--submissions $(SUBMISSIONS)) $(if $(STRICT),--strict) $(if $(RUN),--run $(RUN))
+		$(if $(SUBMISSIONS),--submissions $(SUBMISSIONS)) $(if $(STRICT),--strict) $(if $(RUN),--run $(RUN)) \
+		$(if $(WORKERS),--workers $(WORKERS)) $(if $(filter-out 0 no false,$(FRESH)),--fresh) $(if $(BELOW),--below $(BELOW)) \
+		$(if $(TIMEOUT),--timeout $(TIMEOUT))
 
 release: $(STAMP) ## regenerate labs/ from solutions/ (nbgrader generate_assignment)
 	@$(PY) -m graders.release $(if $(LAB),--lab $(LAB))

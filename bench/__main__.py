@@ -9,7 +9,7 @@ import subprocess
 
 from rich.console import Console
 
-from bench import grading, loadgen, scenarios, stackbench, streaming, testsuite, throughput
+from bench import classgrading, grading, loadgen, scenarios, stackbench, streaming, testsuite, throughput
 from stack.paths import DOCS_DIR
 
 console = Console()
@@ -169,13 +169,15 @@ def main() -> None:
     with console.status("benchmarking the embedded stack…") as status:
         sn = stackbench.measure(progress=lambda m: status.update(m), on_running_stack={
             # scenarios before the load test: its traffic would inflate the 3 min cost baseline of cost-runaway
-            "grading": grading.measure, "scenarios": scenarios.measure,
+            "grading": grading.measure, "class": classgrading.measure, "scenarios": scenarios.measure,
             "loadgen": lambda progress: loadgen.measure_running_stack(progress)})
     with console.status("benchmarking streaming and the response cache…") as status:
         stream_numbers = streaming.measure(progress=lambda m: status.update(m))
     kept = testsuite.SECTION.kept(REPORT.read_text()) if REPORT.exists() else ""  # `make bench-tests` writes it
+    class_numbers = sn.extras["class"]
+    assert isinstance(class_numbers, classgrading.ClassNumbers)
     REPORT.write_text(render(tp, sn, when, _machine()) + "\n" + streaming.section(stream_numbers, when)
-                      + ("\n" + kept if kept else ""))
+                      + "\n" + classgrading.section(class_numbers, when) + ("\n" + kept if kept else ""))
     console.print(f"wrote {REPORT}")
     console.print(REPORT.read_text())
 

@@ -7,9 +7,14 @@
     python -m graders --strict                # exit 1 when any point is lost
     python -m graders --run midterm           # name this run's folder (default: <UTC time>-<what is graded>)
 
-Each run keeps its results in build/grading/runs/<run>/ (grades.json, grades.csv for a class, feedback HTML);
-earlier runs are never touched. build/grading/latest points at the newest; build/grades.json (and build/grades.csv
-after a class) is a copy of the newest run's.
+Each run keeps its results in build/grading/runs/<run>/ (grades.json, grades.csv and lms-grades.csv for a class,
+feedback HTML); earlier runs are never touched. build/grading/latest points at the newest; build/grades.json (and
+build/grades.csv, build/lms-grades.csv after a class) is a copy of the newest run's.
+
+A class (--submissions) is graded in parallel (--workers, one per core by default), only the submissions that
+changed since the last run (--fresh grades all again), with a progress bar and a summary at the end (--below 50:
+the students under 50 %); nbgrader's course folder build/grading/ (autograded/, feedback/, gradebook.db) is what
+the next class run compares against.
 
 Exit status: 0 graded (points lost or not), 1 --strict and points lost, 2 bad arguments or grading broken.
 """
@@ -18,18 +23,24 @@ from __future__ import annotations
 
 import argparse
 import logging
+import shutil
 import sys
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
 
-from graders import notebooks, report, runs
-from graders.course import GRADES_CSV, GRADES_JSON, LABS_DIR, REPO_ROOT, SOLUTIONS_DIR, Lab, UnknownLab, select
+from graders import classreport, classrun, notebooks, report, runs
+from graders.course import (BUILD_DIR, GRADES_CSV, GRADES_JSON, GRADING_DIR, LABS_DIR, REPO_ROOT, SOLUTIONS_DIR, Lab,
+                            UnknownLab, select)
 from graders.results import LabResult
+from graders.submission import grade_one
 from stack import topology
 from stack.runner.processes import port_in_use
+
+LMS_CSV = BUILD_DIR / "lms-grades.csv"  # student, lab, points, max: what an LMS gradebook imports
 
 console = Console(stderr=False)
 
@@ -74,15 +85,64 @@ def _shown(path: Path) -> str:
     return str(path.relative_to(REPO_ROOT)) if path.is_relative_to(REPO_ROOT) else str(path)
 
 
-def grade_one(api, lab: Lab, student: str, folder: Path) -> LabResult:
-    """One student's lab: the notebook, then the stack checks (graders.notebooks.grade)."""
-    return notebooks.grade(api, lab, student, folder)
-
-
 def _what_is_graded(args: argparse.Namespace) -> str:
     if args.submissions:
         return f"class-{Path(args.submissions).resolve().name}"
     return "solutions" if args.notebooks == "solutions" else args.student
+
+
+def _grade_alone(work: dict[str, dict[Lab, Path]], labs: list[Lab], run: runs.Run) -> list[LabResult]:
+    """One student after another in this process, a table line per exercise; feedback into the run's folder."""
+    results: list[LabResult] = []
+    total = sum(len(per_lab) for per_lab in work.values())
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  console=console, transient=True) as progress:
+        task = progress.add_task("reading solutions/ into the gradebook", total=total)
+        api = notebooks.prepare(labs, feedback_dir=run.feedback)
+        for student, per_lab in work.items():
+            for lab, folder in per_lab.items():
+                progress.update(task, description=f"grading {lab.id} ({student})")
+                results.append(grade_one(api, lab, student, folder))
+                progress.advance(task)
+    report.print_results(console, results, show_student=len(work) > 1)
+    return results
+
+
+def _grade_class(args: argparse.Namespace, work: dict[str, dict[Lab, Path]], run: runs.Run) -> list[LabResult]:
+    """In parallel, only what changed since the last run, a summary at the end (graders/classrun.py); the class's
+    feedback (nbgrader's feedback/ tree) copied into the run's folder, so a later run cannot take it away."""
+    outcome = classrun.run(work, console, workers=args.workers, timeout=args.timeout, fresh=args.fresh)
+    classreport.print_summary(console, outcome, args.below / 100)
+    for result in outcome.results:
+        if result.feedback_html:
+            html = Path(result.feedback_html)
+            kept = run.feedback / html.relative_to(GRADING_DIR / "feedback")
+            kept.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(html, kept)
+            result.feedback_html = str(kept)
+    return outcome.results
+
+
+def _positive(kind: type[int] | type[float]) -> Callable[[str], int | float]:
+    def parse(text: str) -> int | float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"{text} must be more than 0")
+        return value
+    return parse
+
+
+def _percent(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number (a percentage like 50)") from None
+    if not 0 <= value <= 100:
+        raise argparse.ArgumentTypeError(f"{text} is not a percentage between 0 and 100")
+    return value
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -93,6 +153,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--student", default="you", help="the name your own grades are filed under")
     parser.add_argument("--strict", action="store_true", help="exit 1 when any point is lost")
     parser.add_argument("--run", help="name of this run's folder under build/grading/runs/ (must be new)")
+    parser.add_argument("--workers", type=_positive(int), help="a class run's grading processes (default: one per "
+                        "core)")
+    parser.add_argument("--timeout", type=_positive(float), default=classrun.DEFAULT_TIMEOUT_SECONDS,
+                        help="a class run stops one student's lab after this many seconds (default: %(default)s)")
+    parser.add_argument("--fresh", action="store_true", help="a class run grades every submission again, changed or not")
+    parser.add_argument("--below", type=_percent, default=50, help="a class run lists the students under this "
+                        "percentage of the points (default: %(default)s)")
     args = parser.parse_args(argv)
     warnings.filterwarnings("ignore")
     logging.getLogger("traitlets").setLevel(logging.ERROR)
@@ -106,28 +173,31 @@ def main(argv: list[str] | None = None) -> int:
         console.print(f"[red]error:[/] {error}")
         return 2
     _warn_about_busy_lab_ports(labs)
-    results: list[LabResult] = []
-    total = sum(len(per_lab) for per_lab in work.values())
-    with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  console=console, transient=True) as progress:
-        task = progress.add_task("reading solutions/ into the gradebook", total=total)
-        try:
-            api = notebooks.prepare(labs, feedback_dir=run.feedback)
-        except notebooks.GradingError as error:
-            runs.discard(run)
-            console.print(f"[red]error:[/] {error}")
-            return 2
-        for student, per_lab in work.items():
-            for lab, folder in per_lab.items():
-                progress.update(task, description=f"grading {lab.id} ({student})")
-                results.append(grade_one(api, lab, student, folder))
-                progress.advance(task)
-    report.print_results(console, results, show_student=len(work) > 1)
+    try:
+        results = _grade_class(args, work, run) if args.submissions else _grade_alone(work, labs, run)
+    except notebooks.GradingError as error:
+        runs.discard(run)
+        console.print(f"[red]error:[/] {error}")
+        return 2
+    except KeyboardInterrupt:
+        runs.discard(run)
+        kept = " (a class run keeps what it graded: run it again to grade the rest)" if args.submissions else ""
+        console.print(f"[yellow]interrupted[/]{kept}")
+        return 130
     written = runs.finish(run, results, class_grades=bool(args.submissions))
+    copies = [GRADES_JSON]
+    if args.submissions:
+        lms = run.folder / LMS_CSV.name
+        classreport.write_lms_csv(results, lms)
+        shutil.copy2(lms, LMS_CSV)
+        written.append(lms)
+        copies += [GRADES_CSV, LMS_CSV]
     console.print(f"this run: {_shown(run.folder)}/ ({', '.join(p.name for p in written)}, feedback HTML in "
                   f"feedback/<student>/<lab>/); {_shown(runs.LATEST)} points to it, earlier runs are kept")
-    copies = [GRADES_JSON] + ([GRADES_CSV] if args.submissions else [])
-    console.print(f"copied to {' and '.join(_shown(p) for p in copies)}")
+    console.print(f"copied to {', '.join(_shown(p) for p in copies)}")
+    if args.submissions:
+        console.print(f"nbgrader course (autograded/, feedback/, gradebook.db; what the next class run compares "
+                      f"against): {_shown(GRADING_DIR)}/")
     lost = any(r.problem or r.score < r.max_score for r in results)
     return 1 if args.strict and lost else 0
 

@@ -23,6 +23,9 @@ class Lab:
     id: str          # folder name under solutions/ and labs/, and nbgrader's assignment id
     short: str       # what `make grade LAB=...` accepts
     title: str
+    # its notebook drives the live stack (traffic through the gateway, provider faults) while it is graded, so a
+    # class run grades it on one student at a time (graders/classrun.py)
+    live_notebook: bool = False
 
     @property
     def source(self) -> Path:
@@ -31,9 +34,9 @@ class Lab:
 
 LABS = (
     Lab("v1_logging_cost", "v1", "V1 - structured logging and cost tracking"),
-    Lab("v2_prometheus", "v2", "V2 - Prometheus metrics, PromQL and dashboards"),
+    Lab("v2_prometheus", "v2", "V2 - Prometheus metrics, PromQL and dashboards", live_notebook=True),
     Lab("v3_cost_alerting", "v3", "V3 - cost attribution, alert rules and Alertmanager routing"),
-    Lab("v4_tracing", "v4", "V4 - tracing, exemplars and cost optimization"),
+    Lab("v4_tracing", "v4", "V4 - tracing, exemplars and cost optimization", live_notebook=True),
 )
 
 

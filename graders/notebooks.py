@@ -49,10 +49,12 @@ def _clear_scratch() -> None:
             path.unlink(missing_ok=True)
 
 
-def prepare(labs: list[Lab], feedback_dir: Path | None = None) -> NbGraderAPI:
-    """A fresh gradebook holding every lab's grade cells, built from solutions/. Feedback HTML goes to
-    feedback_dir (default: build/grading/feedback, rebuilt each run)."""
-    _clear_scratch()
+def prepare(labs: list[Lab], feedback_dir: Path | None = None, fresh: bool = True) -> NbGraderAPI:
+    """A gradebook holding every lab's grade cells, built from solutions/: a fresh one unless `fresh` is False (then
+    `labs` are added to the existing gradebook and its graded submissions are kept: a class run's incremental
+    re-run). Feedback HTML goes to feedback_dir (default: build/grading/feedback)."""
+    if fresh:
+        _clear_scratch()
     overrides = {"release_directory": RELEASE_FOR_GRADING}
     if feedback_dir is not None:
         overrides["feedback_directory"] = str(feedback_dir)

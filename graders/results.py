@@ -39,3 +39,9 @@ class LabResult:
         return {"lab": self.lab, "student": self.student, "score": self.score, "max_score": self.max_score,
                 "feedback_html": self.feedback_html, "problem": self.problem,
                 "exercises": [asdict(e) for e in self.exercises]}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> LabResult:
+        """The inverse of as_dict (a class run keeps its results between runs as JSON)."""
+        return cls(data["lab"], data["student"], [ExerciseResult(**e) for e in data["exercises"]],
+                   data.get("feedback_html"), data.get("problem"))
