@@ -28,7 +28,7 @@ from stack.paths import REPO_ROOT
 from tests import live
 from tests.otlp_collector import OtlpCollector
 
-pytest_plugins = ["tests.xdist_groups"]  # keeps the tests of a shared fixture on one worker
+pytest_plugins = ["tests.xdist_groups", "tests.wrong_answers.tally"]  # shared fixtures on one worker; catch rate
 
 MAKE_TIMEOUT_SECONDS = 120
 TEST_PORT_OFFSET = 1000

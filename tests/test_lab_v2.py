@@ -184,6 +184,7 @@ def _no_leftovers(namespace: dict[str, Any], monkeypatch: pytest.MonkeyPatch) ->
             prometheus_client.REGISTRY.unregister(collector)
 
 
+@pytest.mark.wrong_answer
 @pytest.mark.parametrize("name", list(WRONG))
 def test_each_wrong_answer_fails_its_check_with_a_message_that_names_it(
         name: str, lab_namespace: LabNamespace, monkeypatch: pytest.MonkeyPatch) -> None:

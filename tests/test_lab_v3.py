@@ -214,6 +214,7 @@ def test_each_exercise_passes_with_only_the_setup_and_its_own_answer(exercise: s
     assert not list(in_lab_folder.iterdir()), "check cells must write only to temporary folders"
 
 
+@pytest.mark.wrong_answer
 @pytest.mark.parametrize("name", list(WRONG))
 def test_check_cells_catch_a_realistic_wrong_answer(name: str, in_lab_folder: Path) -> None:
     wrong = WRONG[name]

@@ -182,6 +182,7 @@ def test_each_offline_check_passes_with_only_the_setup_and_its_own_answer(check:
     assert not list(in_lab_folder.iterdir()), "check cells must write only to temporary folders"
 
 
+@pytest.mark.wrong_answer
 @pytest.mark.parametrize("name", [n for n, m in WRONG.items() if not m.exercise.startswith("ex3")])
 def test_check_cells_catch_a_plausible_mistake(name: str, in_lab_folder: Path) -> None:
     mutation = WRONG[name]
@@ -229,9 +230,14 @@ def test_live_check_awards_its_points_when_the_trace_reaches_phoenix(
         processes.stop(stack.run, "phoenix")
 
 
-def test_request_story_check_catches_matching_the_trace_id_as_text(tmp_path: Path) -> None:
+STORY_WRONG = [name for name, wrong in WRONG.items() if wrong.exercise == "ex3_request_story"]
+
+
+@pytest.mark.wrong_answer
+@pytest.mark.parametrize("name", STORY_WRONG)
+def test_request_story_check_catches_its_wrong_answers(name: str, tmp_path: Path) -> None:
     """Exercise 3's hidden log (several interleaved traces, non-JSON lines, a message naming another trace), run
-    without the stack: a right answer passes, a substring match fails with a message that names the mistake."""
+    without the stack: a right answer passes, each wrong answer fails with a message that names the mistake."""
     trace = "ab" * 16
     steps = [("classify", 80.0), ("answer", 1900.0), ("format", 95.0)]
     lines = [json.dumps({"event": "llm_call", "step": step, "duration_ms": ms, "trace_id": trace, "span_id": f"{n:016x}",
@@ -246,6 +252,7 @@ def test_request_story_check_catches_matching_the_trace_id_as_text(tmp_path: Pat
 
     v4_traces.check_request_story(request_story(_source()), batch, log, hidden=True)
     wrong = _source()
-    _mutate(wrong, "trace id matched as text")
-    with pytest.raises(LabCheckFailed, match="trace_id FIELD"):
+    WRONG[name].plant(wrong)
+    with pytest.raises(LabCheckFailed) as failure:
         v4_traces.check_request_story(request_story(wrong), batch, log, hidden=True)
+    assert WRONG[name].says in str(failure.value), str(failure.value)

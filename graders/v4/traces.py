@@ -689,12 +689,23 @@ def _story_log(folder: Path) -> tuple[Path, str, list[dict]]:
 
 
 @reports_stubs
+def _story(request_story: Callable, log_path: Path, trace_id: str) -> object:
+    try:
+        return request_story(log_path, trace_id)
+    except ValueError as error:  # json.JSONDecodeError included
+        raise LabCheckFailed(f"request_story crashed on a log line that is not JSON ({error}). Hint: real logs hold "
+                             "tracebacks and startup lines: skip what json.loads cannot read") from None
+
+
 def check_request_story(request_story: Callable, batch: Batch | None, log_path: Path, hidden: bool = False) -> None:
     expect(batch is not None, "the exercise 3 batch did not run (is the stack up? run `make up`, then the batch cell)")
-    story = request_story(log_path, batch.slow_trace_id)
+    story = _story(request_story, log_path, batch.slow_trace_id)
     expect(isinstance(story, list) and all(isinstance(e, dict) for e in story),
            f"request_story returned {type(story).__name__}, not a list of dicts", "one dict per JSON log line")
-    expect_equal([e.get("step") for e in story], list(STEPS), "steps of the slow request's log lines, in time order",
+    steps = [e.get("step") for e in story]
+    shuffled = sorted(map(str, steps)) == sorted(STEPS) and steps != list(STEPS)
+    expect_equal(steps, list(STEPS), "steps of the slow request's log lines, in time order" +
+                 (" (the right lines, out of order)" if shuffled else ""),
                  "keep the lines whose trace_id field equals the trace id, sorted by their timestamp")
     expect(all(e.get("trace_id") == batch.slow_trace_id for e in story), "a line of another trace is in the story")
     slowest = max(story, key=lambda e: e.get("duration_ms") or 0)
@@ -702,11 +713,7 @@ def check_request_story(request_story: Callable, batch: Batch | None, log_path: 
     if hidden:
         with tempfile.TemporaryDirectory() as folder:
             path, trace, expected = _story_log(Path(folder))
-            try:
-                story = request_story(path, trace)
-            except ValueError as error:
-                raise LabCheckFailed(f"request_story crashed on a log line that is not JSON ({error}). Hint: real "
-                                     "logs hold tracebacks and startup lines: skip what json.loads cannot read")
+            story = _story(request_story, path, trace)
             expect(isinstance(story, list), f"request_story returned {type(story).__name__}")
             if [e.get("span_id") for e in story] != [e["span_id"] for e in expected]:
                 others = [e for e in story if e.get("trace_id") != trace]
