@@ -10,8 +10,9 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 PROFILE ?= classroom
-# pytest-xdist workers of `make test`; each starts its own stack (tests/conftest.py)
-TEST_WORKERS ?= 3
+# pytest-xdist workers of `make test`; each starts its own stack (tests/conftest.py). Four on two cores: much of the
+# suite waits (alert `for` durations, notebook cell limits, scenario warm-ups), so a fourth worker fills the cores.
+TEST_WORKERS ?= 4
 OS_PACKAGES := stack/runner/os-packages.sh
 # chromium (Debian's, /usr/bin/chromium): the headless browser of the instructor-console test (tests/test_console.py)
 TEST_OS_PACKAGES := docker-compose:docker-compose chromium:chromium

@@ -62,12 +62,18 @@ def run_clean_clone() -> SuiteRun:
     return SuiteRun(commit, wall, float(summary["seconds"]), summary["counts"], slowest)
 
 
+def test_workers() -> int:
+    """`make test`'s number of pytest-xdist workers (TEST_WORKERS in the Makefile, where it is set)."""
+    found = re.search(r"^TEST_WORKERS \?= (\d+)$", (REPO_ROOT / "Makefile").read_text(), re.M)
+    return int(found.group(1)) if found else 1
+
+
 def section(run: SuiteRun, when: str) -> str:
     verdict = "met" if run.wall_seconds <= GOAL_SECONDS else "**not met**"
     lines = [BEGIN, "## Test suite", "",
              f"`bash .ci/run` on a clean clone of {run.commit} ({when}; it creates its own virtualenv, OS packages "
              f"already installed): **{run.wall_seconds / 60:.1f} min** wall clock, of which pytest "
-             f"{run.pytest_seconds:.0f} s on three pytest-xdist workers; {run.counts}. Goal ≤ "
+             f"{run.pytest_seconds:.0f} s on {test_workers()} pytest-xdist workers; {run.counts}. Goal ≤ "
              f"{GOAL_SECONDS // 60} min: {verdict}.", "",
              f"The {len(run.slowest)} slowest test phases (`--durations`):", "",
              "| seconds | phase | test |", "| ---: | --- | --- |"]

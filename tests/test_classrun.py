@@ -26,11 +26,10 @@ LAB = course.select("v1")[0]
 NOTEBOOK = f"{LAB.id}.ipynb"
 SOURCE = LAB.source / NOTEBOOK
 WRONG = wrong_answers.load(LAB.short, SOURCE)
-HANG_TIMEOUT_SECONDS = 60  # the class run's per-lab limit in this test: above a V1 grading on a loaded machine
-NEVER_ENDS = "import time\nwhile True:\n    try:\n        time.sleep(0.2)\n    except KeyboardInterrupt:\n        pass\n"
+HANG_TIMEOUT_SECONDS = 40  # the class run's per-lab limit in this test: above a V1 grading on a loaded machine
 KERNEL_DIES = "import os\nos._exit(3)\n"
 # three cells each under the 30 s cell limit: nothing to interrupt, but the lab outlasts the class run's limit
-SLOW_CELL = "import time\ntime.sleep(25)\n"
+SLOW_CELL = "import time\ntime.sleep(18)\n"
 
 
 def _submit(course_dir: Path, student: str, notebook: nbformat.NotebookNode) -> Path:
@@ -66,13 +65,12 @@ def _scores(lab: dict) -> dict[str, tuple[float, str]]:
 
 @pytest.fixture(scope="module")
 def graded_class(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, subprocess.CompletedProcess[str]]:
-    """(course folder, build folder, the first run) for ada (solution), bob (a wrong answer), cyd (a cell that
-    swallows interrupts forever: its kernel is restarted and the rest graded), dan (a cell that kills its kernel) and
-    eve (a notebook slower than the class run's limit), graded on two processes."""
+    """(course folder, build folder, the first run) for ada (solution), bob (a wrong answer), dan (a cell that kills
+    its kernel) and eve (a notebook slower than the class run's limit), graded on two processes. (A cell that swallows
+    interrupts costs only its own cell, in a class run as alone: tests/test_lab_v1.py's hostile notebook.)"""
     course_dir, build = tmp_path_factory.mktemp("course"), tmp_path_factory.mktemp("build")
     _submit(course_dir, "ada", cells.read(SOURCE))
     _submit(course_dir, "bob", _wrong("cost per thousand tokens"))
-    _submit(course_dir, "cyd", _with_cell(NEVER_ENDS))
     _submit(course_dir, "dan", _with_cell(KERNEL_DIES))
     _submit(course_dir, "eve", _with_cell(SLOW_CELL, copies=3))
     first = _grade(build, "--submissions", str(course_dir), "--workers", "2", "--timeout", str(HANG_TIMEOUT_SECONDS))
@@ -95,7 +93,6 @@ def test_parallel_class_scores_are_those_of_grading_each_alone(graded_class, tmp
 def test_summary_says_which_submissions_failed_and_why_without_a_line_per_check(graded_class) -> None:
     _, build, first = graded_class
     grades = _grades(build)
-    assert grades["cyd"]["problem"] is None and grades["cyd"]["score"] == grades["cyd"]["max_score"], grades["cyd"]
     assert f"stopped after {HANG_TIMEOUT_SECONDS} s" in grades["eve"]["problem"]
     assert grades["dan"]["problem"] and grades["dan"]["score"] == 0
     summary = " ".join(first.stdout.split())
@@ -134,7 +131,7 @@ def test_a_rerun_grades_only_the_submission_that_changed(graded_class) -> None:
     shutil.copy(SOURCE, course_dir / "submitted" / "bob" / LAB.id / NOTEBOOK)  # bob fixes his answer
     rerun = _grade(build, "--submissions", str(course_dir), "--workers", "2", "--timeout", str(HANG_TIMEOUT_SECONDS))
     assert rerun.returncode == 0, rerun.stdout[-3000:]
-    assert "graded 1 submission(s)" in rerun.stdout and "4 unchanged" in rerun.stdout, rerun.stdout[-1500:]
+    assert "graded 1 submission(s)" in rerun.stdout and "3 unchanged" in rerun.stdout, rerun.stdout[-1500:]
     grades = _grades(build)
     assert grades["bob"]["score"] == grades["bob"]["max_score"]
     assert ada_autograded.stat().st_mtime_ns == ada_graded_at, "ada's unchanged submission was graded again"
