@@ -30,7 +30,8 @@ $(STAMP): pyproject.toml
 	@command -v $(PYTHON_BASE) >/dev/null || { echo "error: $(PYTHON_BASE) not found; install Python 3.11 or run make PYTHON_BASE=/path/to/python3.11" >&2; exit 1; }
 	@test -x $(PY) || $(PYTHON_BASE) -m venv $(VENV)
 	@echo "Installing Python dependencies into $(VENV) (pinned in pyproject.toml)..."
-	@$(PY) -m pip install -q --disable-pip-version-check -e '.[dev]'
+	@# --no-compile: Python compiles what it imports on first use; compiling every installed package up front took 20 s
+	@$(PY) -m pip install -q --disable-pip-version-check --no-compile -e '.[dev]'
 	@rm -f $(VENV)/.installed-* && touch $@
 
 venv: $(STAMP) ## create/refresh the Python virtualenv
