@@ -22,8 +22,6 @@ from graders import course
 from stack.paths import REPO_ROOT
 from tests import notebook_cells as cells, wrong_answers
 
-pytestmark = pytest.mark.schedule_first  # its graded class takes minutes
-
 LAB = course.select("v1")[0]
 NOTEBOOK = f"{LAB.id}.ipynb"
 SOURCE = LAB.source / NOTEBOOK

@@ -29,7 +29,7 @@ from tests import wrong_answers
 from tests.classgrading import grade_class, start_class
 from tests.conftest import LiveStack
 
-pytestmark = [pytest.mark.stack, pytest.mark.schedule_first]  # its graded class takes minutes
+pytestmark = pytest.mark.stack
 
 V2 = course.select("v2")[0]
 NOTEBOOK = f"{V2.id}.ipynb"

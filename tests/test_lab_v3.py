@@ -33,8 +33,6 @@ from tests import wrong_answers
 from tests.classgrading import grade_class, short_cell_timeout, start_class
 from tests.conftest import LiveStack
 
-pytestmark = pytest.mark.schedule_first  # its graded class takes minutes
-
 LAB = select("v3")[0]
 NOTEBOOK = f"{LAB.id}.ipynb"
 SOURCE = LAB.source / NOTEBOOK

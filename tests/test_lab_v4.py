@@ -32,8 +32,6 @@ from tests import notebook_cells as cells, wrong_answers
 from tests.classgrading import grade_class, start_class
 from tests.conftest import LiveStack
 
-pytestmark = pytest.mark.schedule_first  # its graded class takes minutes
-
 V4 = course.select("v4")[0]
 NOTEBOOK = f"{V4.id}.ipynb"
 GRADING_TIMEOUT_SECONDS = 240

@@ -75,11 +75,8 @@ groups_file()  # chosen at import, before pytest-xdist starts its workers, so th
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Tests marked `schedule_first` (a shared fixture that takes minutes, such as a graded class) move to the front,
-    so the scheduler hands them out first and no worker starts one at the end; within that, tests marked
-    `first_in_group` first (stable and the same on every worker, so in their group too)."""
-    items.sort(key=lambda item: (item.get_closest_marker("schedule_first") is None,
-                                 item.get_closest_marker("first_in_group") is None))
+    """Tests marked `first_in_group` move to the front (stable, the same on every worker, so in their group too)."""
+    items.sort(key=lambda item: item.get_closest_marker("first_in_group") is None)
     if os.environ.get("PYTEST_XDIST_WORKER"):
         record(items)
 
