@@ -18,9 +18,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 import httpx
-from prometheus_client.parser import text_string_to_metric_families
 
 from stack import catalog, topology
+from stack.exposition import current_values
 from stack.grafana import variables as gv
 from stack.promapi import Prometheus, QueryError
 from stack.traffic import BackgroundWork, SteadyTraffic
@@ -171,16 +171,8 @@ def _short_chat(model: str, number: int, department: str = "support") -> dict:
 
 def breaker_state(client: httpx.Client, model: str) -> float | None:
     """llm_circuit_breaker_state of `model` as the gateway exports it now (None: no breaker, or no answer)."""
-    try:
-        text = client.get(f"{_gateway_url()}/metrics", timeout=5).text
-    except httpx.HTTPError:
-        return None
-    for family in text_string_to_metric_families(text):
-        if family.name == "llm_circuit_breaker_state":
-            for sample in family.samples:
-                if sample.labels.get("model") == model:
-                    return sample.value
-    return None
+    found = current_values(f"{_gateway_url()}/metrics", ["llm_circuit_breaker_state"], {"model": model}, client)
+    return (found or {}).get("llm_circuit_breaker_state")
 
 
 @dataclass

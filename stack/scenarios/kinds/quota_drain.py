@@ -22,10 +22,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import httpx
-from prometheus_client.parser import text_string_to_metric_families
-
 from stack import catalog
+from stack.exposition import current_values
 from stack.prometheus.alerts import RATELIMIT_HEADROOM_MIN
 from stack.scenarios.kinds.base import (
     Context, check_keys, check_rate, heal_services, set_faults, url, validate_traffic, validate_traffic_entry,
@@ -38,6 +36,7 @@ SPIKE_AT_RANGE = (10, 600)
 LIMIT_KIND = "requests"  # the job watches the requests limit; the tokens limit is sized so requests bind first
 MIN_JOB_RATE = 0.2  # requests/s: a throttled job still trickles
 SCRAPE_TIMEOUT = 5.0
+REMAINING, LIMIT = "llmsim_ratelimit_remaining", "llmsim_ratelimit_limit"  # llmsim's view of the headers
 SECONDS_PER_MINUTE = 60.0
 
 
@@ -76,19 +75,11 @@ def validate(params: Mapping[str, Any]) -> None:
 
 def headroom(model: str) -> tuple[float, float] | None:
     """(remaining, limit) of `model`'s requests limit as llmsim reports it now, or None if llmsim does not answer."""
-    try:
-        text = httpx.get(f"{url(SERVICE)}/metrics", timeout=SCRAPE_TIMEOUT).text
-    except httpx.HTTPError:
+    found = current_values(f"{url(SERVICE)}/metrics", [REMAINING, LIMIT], {"model": model, "kind": LIMIT_KIND},
+                           timeout=SCRAPE_TIMEOUT)
+    if not found or not found.get(LIMIT) or REMAINING not in found:
         return None
-    found: dict[str, float] = {}
-    for family in text_string_to_metric_families(text):
-        if family.name in ("llmsim_ratelimit_remaining", "llmsim_ratelimit_limit"):
-            for sample in family.samples:
-                if sample.labels.get("model") == model and sample.labels.get("kind") == LIMIT_KIND:
-                    found[family.name] = sample.value
-    if len(found) < 2 or not found["llmsim_ratelimit_limit"]:
-        return None
-    return found["llmsim_ratelimit_remaining"], found["llmsim_ratelimit_limit"]
+    return found[REMAINING], found[LIMIT]
 
 
 def _job_rate(ctx: Context, remaining: float, limit: float) -> float:
